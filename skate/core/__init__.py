@@ -1,0 +1,1 @@
+"""Skate's runtime. Nothing here imports a library (tune, serve, ...)."""

@@ -1,0 +1,276 @@
+"""``@skate.remote`` on a class: actors, their handles and their methods."""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+from skate.core import call_args, ids, options as opts, serialization
+from skate.core.object_ref import ObjectRef, current_worker
+from skate.core.worker.actor_submitter import ActorCall
+
+
+def method(*, num_returns: int = 1, **_ignored):
+    """Set per-method options on an actor method.
+
+    >>> import skate
+    >>> @skate.remote
+    ... class Pair:
+    ...     @skate.method(num_returns=2)
+    ...     def two(self):
+    ...         return 1, 2
+    """
+    if not isinstance(num_returns, int) or num_returns < 0:
+        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}.")
+
+    def deco(fn):
+        fn.__skate_num_returns__ = num_returns
+        return fn
+
+    return deco
+
+
+def _method_meta(cls) -> dict:
+    meta = {}
+    for name, m in inspect.getmembers(cls, lambda x: inspect.isfunction(x) or inspect.ismethod(x)):
+        meta[name] = getattr(m, "__skate_num_returns__", getattr(m, "__ray_num_returns__", 1))
+    return meta
+
+
+class ActorClass:
+    """A class whose instances live in their own worker process.
+
+    >>> import skate
+    >>> @skate.remote
+    ... class Counter:
+    ...     def __init__(self):
+    ...         self.n = 0
+    ...     def incr(self):
+    ...         self.n += 1
+    ...         return self.n
+    >>> c = Counter.remote()
+    >>> skate.get(c.incr.remote())
+    1
+    """
+
+    def __init__(self, cls, options: dict):
+        self._cls = cls
+        self._options = opts.validate(dict(options), opts.ACTOR_OPTIONS, "actors")
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+        self._meta = None
+        self._blob = None
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Use {self.__name__}.remote(...) instead of "
+            f"{self.__name__}(...).")
+
+    def options(self, **options) -> "_BoundActorClass":
+        opts.validate(options, opts.ACTOR_OPTIONS, "actors")
+        return _BoundActorClass(self, {**self._options, **options})
+
+    def remote(self, *args, **kwargs) -> "ActorHandle":
+        return self._create(args, kwargs, self._options)
+
+    def _create(self, args, kwargs, options) -> "ActorHandle":
+        from skate.core import api
+
+        core = api._core()
+        cls = self._cls
+        if self._meta is None:
+            self._meta = {
+                "class_name": cls.__name__,
+                "methods": _method_meta(cls),
+                "is_async": any(inspect.iscoroutinefunction(m)
+                                for _, m in inspect.getmembers(cls, inspect.isfunction)),
+            }
+            self._blob = serialization.dumps_inband(cls, f"actor class {cls.__name__}")
+        meta = dict(self._meta, max_task_retries=options.get("max_task_retries", 0))
+        name = options.get("name")
+        namespace = options.get("namespace") or core.namespace
+        detached = options.get("lifetime") == "detached"
+        if detached and name is None:
+            pass  # Ray allows anonymous detached actors
+        args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {cls.__name__}")
+        max_concurrency = options.get("max_concurrency") or (1000 if meta["is_async"] else 1)
+        payload = serialization.dumps_inband(
+            (_ClassBlob(self._blob), args_blob, call_args.resolve_now(core, deps), max_concurrency,
+             cls.__name__), "actor creation")
+        spec = {
+            "class_name": cls.__name__, "payload": payload, "meta": meta,
+            "resources": opts.resource_request(options, 0),
+            "max_restarts": options.get("max_restarts", 0),
+            "env_vars": opts.env_vars(options),
+        }
+        actor_id = ids.random_id(16)
+        result = core.gcs.call("create_actor", actor_id, spec, core.job_id, name, namespace,
+                               detached, bool(options.get("get_if_exists")))
+        if result[0] == "exists":
+            info, existing_meta = result[1], result[2]
+            return ActorHandle(info["actor_id"], existing_meta)
+        handle = ActorHandle(actor_id, meta, original=not (detached or name))
+        core.actor_held = getattr(core, "actor_held", {})
+        core.actor_held[actor_id] = held  # creation args stay alive for restarts
+        return handle
+
+
+class _ClassBlob:
+    """The class, pickled once per ActorClass and unpickled in the worker."""
+
+    def __init__(self, blob):
+        self.blob = blob
+
+    def __reduce__(self):
+        return (serialization.loads, (self.blob,))
+
+
+class _BoundActorClass:
+    def __init__(self, actor_class: ActorClass, options: dict):
+        self._actor_class = actor_class
+        self._options = options
+
+    def remote(self, *args, **kwargs) -> "ActorHandle":
+        return self._actor_class._create(args, kwargs, self._options)
+
+    def options(self, **options):
+        opts.validate(options, opts.ACTOR_OPTIONS, "actors")
+        return _BoundActorClass(self._actor_class, {**self._options, **options})
+
+
+class ActorHandle:
+    """A reference to an actor; its methods are called with ``handle.method.remote(...)``.
+
+    Handles can be passed to tasks and other actors. When the handle that
+    created an unnamed, non-detached actor is garbage collected (and was never
+    passed elsewhere), the actor ends after finishing the calls sent to it.
+    """
+
+    def __init__(self, actor_id: bytes, meta: dict, original: bool = False):
+        self._actor_id_bytes = actor_id
+        self._meta = meta
+        self._original = original
+        self._shared = False
+        self._lock = threading.Lock()
+
+    @property
+    def _actor_id(self):
+        return _ActorID(self._actor_id_bytes)
+
+    def _submitter(self):
+        from skate.core import api
+
+        core = api._core()
+        return core.actor_submitter(self._actor_id_bytes, self._meta.get("max_task_retries", 0),
+                                    self._meta["class_name"])
+
+    def __getattr__(self, name):
+        if name.startswith("__") and name not in ("__ray_terminate__",):
+            raise AttributeError(name)
+        methods = self.__dict__.get("_meta", {}).get("methods", {})
+        if name == "__ray_terminate__":
+            return ActorMethod(self, "__skate_terminate__", 1)
+        if name not in methods:
+            raise AttributeError(
+                f"The actor {self._meta.get('class_name')} has no method {name!r}.")
+        return ActorMethod(self, name, methods[name])
+
+    def __reduce__(self):
+        self._shared = True
+        return (ActorHandle, (self._actor_id_bytes, self._meta))
+
+    def __repr__(self):
+        return f"Actor({self._meta.get('class_name')}, {self._actor_id_bytes.hex()})"
+
+    def __hash__(self):
+        return hash(self._actor_id_bytes)
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and other._actor_id_bytes == self._actor_id_bytes
+
+    def __del__(self):
+        if not self._original or self._shared:
+            return
+        core = current_worker()
+        if core is None or not core.connected:
+            return
+        try:
+            self._submitter().submit(ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [],
+                                               [], 0))
+            getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
+        except Exception:
+            pass
+
+
+class _ActorID:
+    def __init__(self, b: bytes):
+        self._b = b
+
+    def hex(self) -> str:
+        return self._b.hex()
+
+    def binary(self) -> bytes:
+        return self._b
+
+    def __eq__(self, other):
+        return isinstance(other, _ActorID) and other._b == self._b
+
+    def __hash__(self):
+        return hash(self._b)
+
+    def __repr__(self):
+        return f"ActorID({self._b.hex()})"
+
+
+class ActorMethod:
+    """``handle.method``: call it with ``.remote(...)``."""
+
+    def __init__(self, handle: ActorHandle, name: str, num_returns: int):
+        self._handle = handle
+        self._name = name
+        self._num_returns = num_returns
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(f"Actor methods cannot be called directly. Use "
+                        f"{self._name}.remote(...) instead.")
+
+    def options(self, **options) -> "ActorMethod":
+        opts.validate(options, opts.METHOD_OPTIONS, "actor methods")
+        m = ActorMethod(self._handle, self._name, options.get("num_returns", self._num_returns))
+        return m
+
+    def remote(self, *args, **kwargs):
+        from skate.core import api
+
+        core = api._core()
+        sub = self._handle._submitter()
+        args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
+        task_id = ids.task_id()
+        n = self._num_returns
+        return_ids = [ids.object_id(task_id, i + 1) for i in range(n)]
+        refs = []
+        for oid in return_ids:
+            core.objects.create_owned(oid)
+            refs.append(ObjectRef(oid, core.address))
+        sub.submit(ActorCall(task_id, self._name, args_blob, call_args.resolve_now(core, deps),
+                             held, return_ids, sub.max_task_retries))
+        if n == 1:
+            return refs[0]
+        if n == 0:
+            return None
+        return refs
+
+
+def exit_actor() -> None:
+    """End the current actor after this call; it is not restarted.
+
+    Calls made afterwards fail with ActorDiedError.
+    """
+    from skate.core.worker.executor import ActorExit
+
+    core = current_worker()
+    if core is None or core.current_actor_id is None:
+        raise TypeError("exit_actor() can only be called inside an actor method.")
+    raise ActorExit()

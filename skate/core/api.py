@@ -1,0 +1,292 @@
+"""The public core API: init, shutdown, get, put, wait, cancel, kill, ... (Ray 2.x names)."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+
+from skate import exceptions as exc
+from skate.core.object_ref import ObjectRef
+
+log = logging.getLogger("skate")
+
+_lock = threading.RLock()
+_core_worker = None
+_node = None  # the LocalNode this driver started, if any
+_atexit_registered = False
+
+_IGNORED_INIT_ARGS = {
+    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "logging_level",
+    "logging_format", "log_style", "_system_config", "_temp_dir", "_metrics_export_port",
+    "job_config", "_enable_object_reconstruction", "runtime_env", "storage", "_node_ip_address",
+    "local_mode", "_plasma_directory", "labels", "enable_resource_isolation",
+}
+
+
+class InitContext:
+    """What ``skate.init`` returns; also a context manager that shuts down on exit."""
+
+    def __init__(self, info: dict):
+        self.address_info = info
+        self.dashboard_url = None
+
+    def __getitem__(self, key):
+        return self.address_info[key]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        shutdown()
+
+
+def _detect_gpus() -> int:
+    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if vis is not None:
+        return len([g for g in vis.split(",") if g.strip() and g.strip() != "-1"])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: int | None = None,
+         resources: dict | None = None, object_store_memory: int | None = None,
+         namespace: str | None = None, ignore_reinit_error: bool = False,
+         log_to_driver: bool = True, **kwargs) -> InitContext:
+    """Start a private Skate node on this machine (or join one) and connect to it.
+
+    >>> import skate
+    >>> ctx = skate.init(num_cpus=2)
+    >>> skate.is_initialized()
+    True
+    >>> skate.shutdown()
+    """
+    global _core_worker, _node, _atexit_registered
+    unknown = set(kwargs) - _IGNORED_INIT_ARGS
+    if unknown:
+        raise TypeError(f"skate.init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}.")
+    with _lock:
+        if _core_worker is not None:
+            if ignore_reinit_error:
+                log.info("skate.init() called again; ignoring (ignore_reinit_error=True)")
+                return InitContext(_address_info())
+            raise RuntimeError(
+                "Maybe you called skate.init twice by accident? This error can be suppressed by "
+                "passing in 'ignore_reinit_error=True' or by calling 'skate.shutdown()' first.")
+        if address not in (None, "local"):
+            raise ConnectionError(
+                f"Joining an existing cluster (address={address!r}) needs a running head started "
+                f"with `skate start --head`; none was found. Call skate.init() without an address "
+                f"to start a private one.")
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError("namespace must be a str")
+        for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0):
+                raise ValueError(f"{name} must be a non-negative number, got {v!r}")
+        if resources is not None:
+            if not isinstance(resources, dict):
+                raise TypeError("resources must be a dict of name -> amount")
+            for k in ("CPU", "GPU"):
+                if k in resources:
+                    raise ValueError(f"Use num_{k.lower()}s= instead of resources={{{k!r}: ...}}.")
+        from skate.core.config import default_object_store_memory
+        from skate.core.node import start_head
+        from skate.core.worker.core_worker import CoreWorker
+        import psutil
+
+        cpus = os.cpu_count() or 1 if num_cpus is None else num_cpus
+        gpus = _detect_gpus() if num_gpus is None else num_gpus
+        store = object_store_memory or default_object_store_memory()
+        total = {"CPU": cpus, "GPU": gpus, **(resources or {})}
+        total["memory"] = int(max(psutil.virtual_memory().available * 0.7 - store, 1 << 30))
+        total["object_store_memory"] = store
+        total["node:127.0.0.1"] = 1
+        total["node:__internal_head__"] = 1
+        total = {k: v for k, v in total.items() if v}
+        node = start_head(total, store, owner_pid=os.getpid())
+        try:
+            core = CoreWorker(mode="driver", session_dir=node.session_dir,
+                              raylet_address=node.raylet_address, gcs_address=node.gcs_address,
+                              node_id=node.node_id, node_ip="127.0.0.1",
+                              worker_id="driver-" + os.urandom(6).hex(),
+                              namespace=namespace or "anon-" + os.urandom(4).hex(),
+                              log_to_driver=log_to_driver)
+        except BaseException:
+            node.stop()
+            raise
+        core.namespace_explicit = namespace is not None
+        _core_worker, _node = core, node
+        if not _atexit_registered:
+            atexit.register(shutdown)
+            _atexit_registered = True
+        return InitContext(_address_info())
+
+
+def _address_info() -> dict:
+    core = _core_worker
+    return {"node_id": core.node_id, "session_dir": core.session_dir,
+            "gcs_address": _node.gcs_address if _node else None,
+            "raylet_socket_name": _node.raylet_address if _node else None,
+            "node_ip_address": core.node_ip, "address": _node.gcs_address if _node else None}
+
+
+def shutdown(_exiting_interpreter: bool = False) -> None:
+    """Disconnect, and stop every process ``init`` started (and their shared memory)."""
+    global _core_worker, _node
+    with _lock:
+        core, node = _core_worker, _node
+        _core_worker = _node = None
+        if core is not None:
+            try:
+                core.disconnect()
+            except Exception:
+                log.exception("disconnect failed")
+        if node is not None:
+            node.stop()
+
+
+def is_initialized() -> bool:
+    """Whether this process is connected to Skate."""
+    from skate.core.object_ref import current_worker
+
+    return current_worker() is not None
+
+
+def _core():
+    from skate.core.object_ref import current_worker
+
+    core = current_worker()
+    if core is None:
+        with _lock:
+            core = current_worker()
+            if core is None:
+                init()
+                core = current_worker()
+    return core
+
+
+def put(value, *, _owner=None) -> ObjectRef:
+    """Store ``value`` in the object store and return a reference to it.
+
+    >>> import skate
+    >>> skate.get(skate.put([1, 2]))
+    [1, 2]
+    """
+    return _core().put(value)
+
+
+def get(object_refs, *, timeout: float | None = None):
+    """The value(s) of one ObjectRef or a list of them, waiting until they exist.
+
+    Raises the task's exception if it failed, GetTimeoutError after ``timeout`` s.
+    """
+    return _core().get(object_refs, timeout)
+
+
+def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
+         fetch_local: bool = True):
+    """``(ready, not_ready)``: the first ``num_returns`` refs that are ready, in input order."""
+    return _core().wait(object_refs, num_returns, timeout, fetch_local)
+
+
+def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
+    """Stop the task that makes ``object_ref``; its ``get`` raises TaskCancelledError.
+
+    A queued task is dropped; a running one is interrupted (``force=True``
+    kills its worker process). Actor tasks cannot be cancelled this way.
+    """
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"skate.cancel() takes an ObjectRef, got {type(object_ref).__name__}.")
+    core = _core()
+    core.submitter.cancel(object_ref.id[:12], force)
+
+
+def kill(actor, *, no_restart: bool = True) -> None:
+    """Kill an actor's process now; pending calls fail with ActorDiedError.
+
+    With ``no_restart=False`` the actor restarts if its ``max_restarts`` allows.
+    """
+    from skate.core.actor import ActorHandle
+
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"skate.kill() takes an actor handle, got {type(actor).__name__}.")
+    _core().gcs.call("kill_actor", actor._actor_id_bytes, no_restart)
+
+
+def get_actor(name: str, namespace: str | None = None):
+    """The handle of the named actor ``name``; ValueError if there is none."""
+    from skate.core.actor import ActorHandle
+
+    if not isinstance(name, str) or not name:
+        raise ValueError("get_actor() needs the actor's name as a non-empty str.")
+    core = _core()
+    ns = namespace if namespace is not None else core.namespace
+    found = core.gcs.call("get_named_actor", name, ns)
+    if found is None:
+        raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: no "
+                         f"such actor (it was never created, or it died).")
+    info, meta = found
+    return ActorHandle(info["actor_id"], meta)
+
+
+def _resources():
+    core = _core()
+    return core.raylet.call("resources")
+
+
+def cluster_resources() -> dict:
+    """Total resources of every live node: {"CPU": 4.0, "GPU": 0, "memory": ..., ...}."""
+    total, _ = _resources()
+    return {k: float(v) for k, v in total.items()}
+
+
+def available_resources() -> dict:
+    """Resources not held by running tasks and actors right now."""
+    _, avail = _resources()
+    return {k: float(v) for k, v in avail.items()}
+
+
+def nodes() -> list:
+    """One dict per node: NodeID, Alive, NodeManagerAddress, Resources, ..."""
+    return _core().gcs.call("get_nodes")
+
+
+def get_gpu_ids() -> list:
+    """The GPU ids assigned to the current task or actor."""
+    return list(_core().gpu_ids)
+
+
+def list_named_actors(all_namespaces: bool = False) -> list:
+    core = _core()
+    found = core.gcs.call("list_named_actors", core.namespace, all_namespaces)
+    return found if all_namespaces else [a["name"] for a in found]
+
+
+def remote(*args, **options):
+    """Make a function a task, or a class an actor.
+
+    >>> import skate
+    >>> @skate.remote(num_cpus=1)
+    ... def f(x):
+    ...     return x * 2
+    >>> skate.get(f.remote(4))
+    8
+    """
+    from skate.core.actor import ActorClass
+    from skate.core.remote_function import RemoteFunction
+
+    def make(obj, options):
+        if isinstance(obj, type):
+            return ActorClass(obj, options)
+        if callable(obj):
+            return RemoteFunction(obj, options)
+        raise TypeError(f"@skate.remote must decorate a function or a class, got {type(obj).__name__}.")
+
+    if len(args) == 1 and not options and callable(args[0]):
+        return make(args[0], {})
+    if args:
+        raise TypeError("@skate.remote takes keyword options only, e.g. @skate.remote(num_cpus=2).")
+    return lambda obj: make(obj, options)

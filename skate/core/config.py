@@ -1,0 +1,69 @@
+"""Typed configuration of a node, and the one place environment variables are read."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+#: Values up to this size stay in their owner's memory and travel inline in
+#: messages; larger ones go to the shared-memory store.
+INLINE_THRESHOLD = int(os.environ.get("SKATE_INLINE_THRESHOLD", 100 * 1024))
+#: Seconds a node manager lets an idle worker above the pool's size live.
+IDLE_WORKER_TIMEOUT_S = float(os.environ.get("SKATE_IDLE_WORKER_TIMEOUT_S", 10.0))
+#: Where session directories go.
+TEMP_DIR = os.environ.get("SKATE_TEMP_DIR", "/tmp/skate-sessions")
+#: Shared-memory directory for object store arenas.
+SHM_DIR = os.environ.get("SKATE_SHM_DIR", "/dev/shm")
+
+
+def default_object_store_memory() -> int:
+    """30% of RAM, capped by what /dev/shm can hold."""
+    import psutil
+
+    total = int(psutil.virtual_memory().total * 0.3)
+    try:
+        st = os.statvfs(SHM_DIR)
+        total = min(total, int(st.f_bavail * st.f_frsize * 0.8))
+    except OSError:
+        pass
+    return max(total, 64 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node manager needs to start."""
+
+    session_dir: str
+    """The session's folder: sockets, logs, spill files."""
+    node_id: str
+    """Hex id of this node."""
+    gcs_address: str
+    """Where the control store listens."""
+    resources: dict = field(default_factory=dict)
+    """Total resources, in natural units: {"CPU": 2, "GPU": 0, "memory": ..., custom...}."""
+    object_store_memory: int = 0
+    """Bytes of shared memory for the object store arena."""
+    arena_path: str = ""
+    """The arena file (under /dev/shm)."""
+    node_ip: str = "127.0.0.1"
+    """The address this node reports; also what processes bind to."""
+    owner_pid: int = 0
+    """For a private head: the driver's pid; the node exits when it does."""
+    prestart_workers: int = 0
+    """How many task workers to start right away."""
+    is_head: bool = True
+
+    def __post_init__(self):
+        if self.object_store_memory < 1024 * 1024:
+            raise ValueError("object_store_memory must be at least 1 MiB")
+        for k, v in self.resources.items():
+            if not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"resource {k!r} must be a non-negative number, got {v!r}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "NodeConfig":
+        return cls(**json.loads(text))

@@ -1,0 +1,3 @@
+from skate.core.control_store.server import main
+
+main()

@@ -1,0 +1,333 @@
+"""The control store process.
+
+It keeps the cluster's tables and runs the actor lifecycle: an actor is
+created by leasing a dedicated worker from a node manager and sending it the
+class; when that worker dies the actor restarts (``max_restarts``) or is
+marked dead. Callers watch an actor's record with ``wait_actor`` (a long
+poll answered when its version changes) and talk to the actor directly.
+
+Actors die with the job that made them unless detached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from skate.core import rpc
+
+log = logging.getLogger("skate.control_store")
+
+PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
+
+
+@dataclass
+class ActorRecord:
+    actor_id: bytes
+    spec: dict  # class_name, creation payload, resources, max_restarts, ...
+    job_id: str
+    name: str | None
+    namespace: str
+    detached: bool
+    state: str = PENDING
+    address: str | None = None
+    worker_id: str | None = None
+    pid: int | None = None
+    node_id: str | None = None
+    lease_id: int | None = None
+    num_restarts: int = 0
+    death_cause: str | None = None
+    version: int = 0
+    watchers: list = field(default_factory=list)  # (conn, rid)
+    killed_no_restart: bool = False
+
+    def info(self) -> dict:
+        return {
+            "actor_id": self.actor_id, "state": self.state, "address": self.address,
+            "version": self.version, "death_cause": self.death_cause, "pid": self.pid,
+            "num_restarts": self.num_restarts, "name": self.name, "namespace": self.namespace,
+            "class_name": self.spec.get("class_name"), "node_id": self.node_id,
+            "job_id": self.job_id, "detached": self.detached,
+        }
+
+
+class ControlStore:
+    def __init__(self, address: str, owner_pid: int = 0):
+        self.lock = threading.RLock()
+        self.owner_pid = owner_pid
+        self.nodes: dict[str, dict] = {}
+        self.raylets: dict[str, rpc.Connection] = {}
+        self.actors: dict[bytes, ActorRecord] = {}
+        self.named: dict[tuple, bytes] = {}
+        self.by_worker: dict[str, bytes] = {}
+        self.kv: dict[tuple, bytes] = {}
+        self.jobs: dict[str, dict] = {}
+        self._next_job = 1
+        self.stopping = threading.Event()
+        self.listener = rpc.Listener(address, self._handle, on_close=self._on_close, name="gcs")
+        self.address = self.listener.address
+
+    def _handle(self, conn, method, args, rid):
+        fn = getattr(self, "h_" + method, None)
+        if fn is None:
+            raise ValueError(f"control store has no method {method!r}")
+        with self.lock:
+            return fn(conn, rid, *args)
+
+    def _on_close(self, conn) -> None:
+        with self.lock:
+            job = conn.peer_info.get("job_id")
+            if job is not None:
+                self.jobs[job]["alive"] = False
+                self.jobs[job]["end_time"] = time.time()
+                for rec in list(self.actors.values()):
+                    if rec.job_id == job and not rec.detached and rec.state != DEAD:
+                        self._kill(rec, "the job (driver) that created it exited")
+            node = conn.peer_info.get("node_id")
+            if node is not None:
+                self.nodes[node]["Alive"] = False
+                self.raylets.pop(node, None)
+
+    # -- nodes and jobs --------------------------------------------------
+    def h_register_node(self, conn, rid, node_id, info):
+        conn.peer_info["node_id"] = node_id
+        self.nodes[node_id] = dict(info, NodeID=node_id, Alive=True)
+        self.raylets[node_id] = rpc.connect(info["raylet_address"], name="gcs->raylet")
+        return True
+
+    def h_get_nodes(self, conn, rid):
+        return list(self.nodes.values())
+
+    def h_register_job(self, conn, rid, driver_address, namespace):
+        job_id = f"{self._next_job:08x}"
+        self._next_job += 1
+        conn.peer_info["job_id"] = job_id
+        self.jobs[job_id] = {"job_id": job_id, "driver": driver_address, "namespace": namespace,
+                             "alive": True, "start_time": time.time()}
+        return job_id
+
+    # -- kv ----------------------------------------------------------------
+    def h_kv_put(self, conn, rid, ns, key, value, overwrite=True):
+        k = (ns, key)
+        if not overwrite and k in self.kv:
+            return False
+        self.kv[k] = value
+        return True
+
+    def h_kv_get(self, conn, rid, ns, key):
+        return self.kv.get((ns, key))
+
+    def h_kv_del(self, conn, rid, ns, key):
+        return self.kv.pop((ns, key), None) is not None
+
+    def h_kv_keys(self, conn, rid, ns, prefix):
+        return [k for (n, k) in self.kv if n == ns and k.startswith(prefix)]
+
+    # -- actors ------------------------------------------------------------
+    def h_create_actor(self, conn, rid, actor_id, spec, job_id, name, namespace, detached,
+                       get_if_exists):
+        if name is not None:
+            existing = self.named.get((namespace, name))
+            if existing is not None and self.actors[existing].state != DEAD:
+                if get_if_exists:
+                    return ("exists", self.actors[existing].info(), self.actors[existing].spec["meta"])
+                raise ValueError(
+                    f"An actor named {name!r} already exists in namespace {namespace!r}. "
+                    f"Use get_if_exists=True to reuse it, skate.get_actor({name!r}) to look it "
+                    f"up, or pick another name.")
+        rec = ActorRecord(actor_id, spec, job_id, name, namespace, detached)
+        self.actors[actor_id] = rec
+        if name is not None:
+            self.named[(namespace, name)] = actor_id
+        self._schedule(rec)
+        return ("created", rec.info(), None)
+
+    def _schedule(self, rec: ActorRecord) -> None:
+        raylet = next(iter(self.raylets.values()), None)
+        if raylet is None:
+            self._set_dead(rec, "no node is alive to run the actor")
+            return
+        spec = rec.spec
+        attempt = rec.num_restarts
+
+        def granted(ok, value):
+            with self.lock:
+                if rec.state == DEAD or rec.num_restarts != attempt:
+                    if ok and value:
+                        raylet.notify("return_lease", value[0], True)
+                    return
+                if not ok or value is None:
+                    self._set_dead(rec, f"could not get a worker for the actor: {value}")
+                    return
+                lease_id, worker_id, address, gpu_ids, node_id = value
+                rec.lease_id, rec.worker_id, rec.node_id = lease_id, worker_id, node_id
+                self.by_worker[worker_id] = rec.actor_id
+            try:
+                wconn = rpc.connect(address, name="gcs->actor")
+            except OSError as e:
+                with self.lock:
+                    self._on_worker_gone(worker_id, f"its worker could not be reached: {e}")
+                return
+
+            def created(ok2, value2):
+                wconn.close()
+                with self.lock:
+                    if rec.state == DEAD or rec.num_restarts != attempt:
+                        return
+                    if not ok2:
+                        self._set_dead(rec, f"the actor's constructor raised: {value2}",
+                                       cause=value2)
+                        raylet.notify("return_lease", lease_id, True)
+                        return
+                    rec.state = ALIVE
+                    rec.address = address
+                    rec.pid = value2
+                    self._bump(rec)
+
+            wconn.call_async("create_actor", rec.actor_id, spec["payload"], gpu_ids,
+                             spec["resources"], rec.num_restarts, callback=created)
+
+        raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
+                          callback=granted)
+
+    def _bump(self, rec: ActorRecord) -> None:
+        rec.version += 1
+        watchers, rec.watchers = rec.watchers, []
+        info = rec.info()
+        for c, r in watchers:
+            c.reply(r, info)
+
+    def _set_dead(self, rec: ActorRecord, cause: str, cause_exc=None, cause_obj=None, **kw) -> None:
+        rec.state = DEAD
+        rec.address = None
+        rec.death_cause = cause
+        if rec.name is not None and self.named.get((rec.namespace, rec.name)) == rec.actor_id:
+            del self.named[(rec.namespace, rec.name)]
+        self._bump(rec)
+
+    def _kill(self, rec: ActorRecord, cause: str) -> None:
+        wid = rec.worker_id
+        self._set_dead(rec, cause)
+        if wid is not None:
+            for raylet in self.raylets.values():
+                raylet.notify("kill_worker", wid)
+
+    def _on_worker_gone(self, worker_id: str, why: str) -> None:
+        actor_id = self.by_worker.pop(worker_id, None)
+        rec = self.actors.get(actor_id) if actor_id else None
+        if rec is None or rec.state == DEAD or rec.worker_id != worker_id:
+            return
+        max_restarts = rec.spec.get("max_restarts", 0)
+        if rec.killed_no_restart or not (max_restarts == -1 or rec.num_restarts < max_restarts):
+            self._set_dead(rec, rec.death_cause if rec.killed_no_restart and rec.death_cause
+                           else f"the actor's worker process died ({why}) and max_restarts="
+                                f"{max_restarts} restarts were used")
+            return
+        rec.num_restarts += 1
+        rec.state = RESTARTING
+        rec.address = None
+        rec.worker_id = None
+        self._bump(rec)
+        self._schedule(rec)
+
+    def h_worker_died(self, conn, rid, worker_id):
+        self._on_worker_gone(worker_id, "the process exited")
+
+    def h_actor_exited(self, conn, rid, actor_id, why):
+        """The actor ended itself (exit_actor): dead, never restarted."""
+        rec = self.actors.get(actor_id)
+        if rec is not None and rec.state != DEAD:
+            rec.killed_no_restart = True
+            self._set_dead(rec, why)
+
+    def h_kill_actor(self, conn, rid, actor_id, no_restart):
+        rec = self.actors.get(actor_id)
+        if rec is None:
+            raise ValueError(f"no actor with id {actor_id.hex()}")
+        if rec.state == DEAD:
+            return False
+        if no_restart:
+            rec.killed_no_restart = True
+            rec.death_cause = "the actor was killed by skate.kill()"
+            self._kill(rec, rec.death_cause)
+        elif rec.worker_id is not None:
+            for raylet in self.raylets.values():
+                raylet.notify("kill_worker", rec.worker_id)
+        return True
+
+    def h_get_actor_info(self, conn, rid, actor_id):
+        rec = self.actors.get(actor_id)
+        return None if rec is None else rec.info()
+
+    def h_wait_actor(self, conn, rid, actor_id, version):
+        """Answer with the actor's record once its version is above ``version``."""
+        rec = self.actors.get(actor_id)
+        if rec is None:
+            return None
+        if rec.version > version or rec.state == DEAD:
+            return rec.info()
+        rec.watchers.append((conn, rid))
+        return rpc.DEFER
+
+    def h_get_named_actor(self, conn, rid, name, namespace):
+        aid = self.named.get((namespace, name))
+        if aid is None:
+            return None
+        rec = self.actors[aid]
+        return rec.info(), rec.spec["meta"]
+
+    def h_list_named_actors(self, conn, rid, namespace, all_namespaces):
+        return [{"name": n, "namespace": ns} for (ns, n), aid in self.named.items()
+                if all_namespaces or ns == namespace]
+
+    def h_list_actors(self, conn, rid):
+        return [r.info() for r in self.actors.values()]
+
+    def h_ping(self, conn, rid):
+        return "pong"
+
+    def h_shutdown(self, conn, rid):
+        self.stopping.set()
+        return True
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.5):
+            if self.owner_pid and not _alive(self.owner_pid):
+                break
+        self.listener.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="skate-control-store")
+    p.add_argument("--address", required=True)
+    p.add_argument("--session-dir", required=True)
+    p.add_argument("--owner-pid", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
+                        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cs = ControlStore(args.address, args.owner_pid)
+    signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    cs.run()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Identifiers: small random bytes, hex for display.
+
+Object ids are ``task_id + return index`` so an owner can name a task's
+returns before it runs; a process makes ids from a random prefix and a counter
+so making one costs no syscall.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+
+_PREFIX = os.urandom(8)
+_COUNTER = itertools.count(1)
+_PACK = struct.Struct("<8sII").pack
+
+
+def reseed() -> None:
+    """Give this process a fresh id prefix (after fork)."""
+    global _PREFIX, _COUNTER
+    _PREFIX = os.urandom(8)
+    _COUNTER = itertools.count(1)
+
+
+def task_id() -> bytes:
+    """A 12-byte task id; its returns are ``object_id(task, i)``."""
+    return _PREFIX + next(_COUNTER).to_bytes(4, "little")
+
+
+def object_id(task: bytes, index: int) -> bytes:
+    """The id of return ``index`` of ``task`` (index 0 is used for ``put``)."""
+    return task + index.to_bytes(4, "little")
+
+
+def random_id(n: int = 16) -> bytes:
+    return os.urandom(n)

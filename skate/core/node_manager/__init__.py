@@ -1,0 +1,1 @@
+"""The node manager ("raylet"): resources, the worker pool, leases and the object store's books."""

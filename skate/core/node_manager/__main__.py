@@ -1,0 +1,3 @@
+from skate.core.node_manager.server import main
+
+main()

@@ -1,0 +1,452 @@
+"""The node manager process: grants worker leases and keeps the object store's books.
+
+Leases follow Ray's direct-call design: a submitter asks for a worker with
+some resources (``request_lease``); once one is granted it pushes tasks
+straight to that worker and gives the lease back when its queue is empty.
+The node manager is therefore off the per-task path. A worker blocked in
+``get`` gives its CPUs back (``blocked``) so nested tasks cannot deadlock.
+
+Requests that can never fit this node are reported as infeasible (a warning
+to the requester) and stay queued, as in Ray.
+
+All state is guarded by ``self.lock``; handlers run on connection reader
+threads and must not block (long waits answer later via DEFER).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from skate.core import rpc
+from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
+from skate.core.ids import random_id
+from skate.core.node_manager import resources as res
+from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
+from skate.core.object_store.store import ObjectStore
+
+log = logging.getLogger("skate.node_manager")
+
+
+@dataclass
+class Lease:
+    lease_id: int
+    units: dict  # resources held, fixed point
+    env_key: str
+    env_vars: dict | None
+    dedicated: bool
+    holder: rpc.Connection  # who asked
+    rid: int  # the request to answer
+    created: float = field(default_factory=time.monotonic)
+    worker: WorkerProc | None = None
+    gpu_ids: list = field(default_factory=list)
+    blocked: bool = False
+    warned: bool = False
+
+
+class NodeManager:
+    def __init__(self, cfg: NodeConfig):
+        self.cfg = cfg
+        self.lock = threading.RLock()
+        self.address = f"unix:{os.path.join(cfg.session_dir, 'raylet.sock')}"
+        self.total = res.to_units(cfg.resources)
+        self.available = dict(self.total)
+        n_gpus = int(cfg.resources.get("GPU", 0))
+        self.gpu_free = {i: res.UNIT for i in range(n_gpus)}  # gpu id -> free fraction
+        self.store = ObjectStore(cfg.arena_path, cfg.object_store_memory,
+                                 os.path.join(cfg.session_dir, "spill"))
+        self.pending: list[Lease] = []
+        self.leases: dict[int, Lease] = {}
+        self._next_lease = 1
+        self.store_waiters: dict[bytes, list] = {}  # oid -> [(conn, rid)] waiting for seal
+        self.log_subscribers: set[rpc.Connection] = set()
+        self.num_task_workers_target = max(1, int(cfg.resources.get("CPU", 1)))
+        argv = worker_argv(self.address, cfg.gcs_address, cfg.session_dir, cfg.node_id,
+                           cfg.arena_path, self.store.capacity, cfg.node_ip)
+        self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines)
+        self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
+        self.starting: dict[str, int] = {}  # env key -> workers started, not yet registered
+        self.stopping = threading.Event()
+        self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_close, name="raylet")
+        self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
+        self.gcs.call("register_node", cfg.node_id, {
+            "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
+            "Resources": cfg.resources, "object_store_memory": self.store.capacity,
+            "arena_path": cfg.arena_path, "is_head": cfg.is_head,
+        })
+        for _ in range(cfg.prestart_workers):
+            self._start_worker("", None)
+
+    # -- dispatch --------------------------------------------------------
+    def _handle(self, conn, method, args, rid):
+        fn = getattr(self, "h_" + method, None)
+        if fn is None:
+            raise ValueError(f"node manager has no method {method!r}")
+        with self.lock:
+            return fn(conn, rid, *args)
+
+    def _on_close(self, conn) -> None:
+        if self.stopping.is_set():
+            return
+        with self.lock:
+            self.log_subscribers.discard(conn)
+            self.store.release_reader(id(conn))
+            role = conn.peer_info.get("role")
+            if role == "worker":
+                w = self.pool.workers.get(conn.peer_info["worker_id"])
+                if w is not None:
+                    self._worker_died(w)
+            # leases held by a departed submitter return to the pool
+            for lease in list(self.leases.values()):
+                if lease.holder is conn:
+                    self._return(lease, kill=True)
+            self.pending = [p for p in self.pending if p.holder is not conn]
+            if role in ("driver", "worker"):
+                self.store.free_owner(conn.peer_info.get("address"))
+        self._schedule()
+
+    # -- registration ----------------------------------------------------
+    def h_register_worker(self, conn, rid, worker_id, pid, address):
+        w = self.pool.workers.get(worker_id)
+        if w is None:
+            raise ValueError(f"unknown worker {worker_id}")
+        conn.peer_info.update(role="worker", worker_id=worker_id, address=address)
+        w.conn = conn
+        w.address = address
+        self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 1) - 1)
+        self._make_idle(w)
+        threading.Thread(target=self._schedule, daemon=True).start()
+        return {"node_id": self.cfg.node_id}
+
+    def h_register_driver(self, conn, rid, address, log_to_driver):
+        conn.peer_info.update(role="driver", address=address)
+        if log_to_driver:
+            self.log_subscribers.add(conn)
+        return {
+            "node_id": self.cfg.node_id, "arena_path": self.cfg.arena_path,
+            "capacity": self.store.capacity, "node_ip": self.cfg.node_ip,
+        }
+
+    def h_set_worker_name(self, conn, rid, name):
+        w = self.pool.workers.get(conn.peer_info.get("worker_id"))
+        if w is not None:
+            w.name = name
+
+    # -- leases ----------------------------------------------------------
+    def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated):
+        units = res.to_units(request)
+        env_key = _env_key(env_vars)
+        lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid)
+        self._next_lease += 1
+        if not res.fits(units, self.total) or not self._gpus_could_fit(units):
+            lease.warned = True
+            msg = (f"A task or actor needs {{{res.describe(units)}}} but this node only has "
+                   f"{{{res.describe(self.total)}}} in total, so it cannot be scheduled. It stays "
+                   f"pending until a node with enough resources joins; lower its resource request "
+                   f"or start Skate with more resources (skate.init(num_cpus=..., resources=...)).")
+            log.warning(msg)
+            try:
+                conn.notify("warning", msg)
+            except rpc.ConnectionClosed:
+                pass
+        self.pending.append(lease)
+        self._schedule_locked()
+        return rpc.DEFER
+
+    def h_cancel_lease_request(self, conn, rid, count):
+        """Drop up to ``count`` of this requester's unanswered lease requests."""
+        dropped = 0
+        keep = []
+        for p in reversed(self.pending):
+            if p.holder is conn and dropped < count:
+                dropped += 1
+                p.holder.reply(p.rid, None)
+            else:
+                keep.append(p)
+        self.pending = list(reversed(keep))
+        return dropped
+
+    def h_return_lease(self, conn, rid, lease_id, kill=False):
+        lease = self.leases.get(lease_id)
+        if lease is not None:
+            self._return(lease, kill)
+        self._schedule_locked()
+
+    def h_blocked(self, conn, rid, blocked: bool):
+        """A leased worker waits in ``get`` (True) or resumes (False): lend out its CPUs meanwhile."""
+        w = self.pool.workers.get(conn.peer_info.get("worker_id"))
+        lease = w.lease if w else None
+        if lease is None or lease.blocked == blocked:
+            return
+        cpu = {"CPU": lease.units["CPU"]} if "CPU" in lease.units else {}
+        lease.blocked = blocked
+        if blocked:
+            res.add(self.available, cpu)
+            self._schedule_locked()
+        else:
+            res.subtract(self.available, cpu)
+
+    def h_kill_worker(self, conn, rid, worker_id):
+        w = self.pool.workers.get(worker_id)
+        if w is not None:
+            self.pool.kill(w)
+        return w is not None
+
+    def _gpus_could_fit(self, units) -> bool:
+        need = units.get("GPU", 0)
+        return need <= res.UNIT or need % res.UNIT == 0
+
+    def _take_gpus(self, need: int) -> list | None:
+        if need == 0:
+            return []
+        if need < res.UNIT:
+            for gid, free in sorted(self.gpu_free.items()):
+                if free >= need:
+                    self.gpu_free[gid] -= need
+                    return [gid]
+            return None
+        k = need // res.UNIT
+        whole = [g for g, free in sorted(self.gpu_free.items()) if free == res.UNIT][:k]
+        if len(whole) < k:
+            return None
+        for g in whole:
+            self.gpu_free[g] = 0
+        return whole
+
+    def _give_gpus(self, lease: Lease) -> None:
+        need = lease.units.get("GPU", 0)
+        per = need if need < res.UNIT else res.UNIT
+        for g in lease.gpu_ids:
+            self.gpu_free[g] += per
+
+    def _schedule(self) -> None:
+        with self.lock:
+            self._schedule_locked()
+
+    def _schedule_locked(self) -> None:
+        if self.stopping.is_set():
+            return
+        waiting_for_worker: dict[str, int] = {}
+        still = []
+        for lease in self.pending:
+            if lease.holder.closed:
+                continue
+            if not res.fits(lease.units, self.available):
+                still.append(lease)
+                continue
+            idle = self.idle.get(lease.env_key)
+            if lease.dedicated or not idle:
+                # dedicated (actor) leases always get a fresh worker
+                if idle and lease.dedicated:
+                    w = idle.pop()
+                else:
+                    waiting_for_worker[lease.env_key] = waiting_for_worker.get(lease.env_key, 0) + 1
+                    still.append(lease)
+                    continue
+            else:
+                w = idle.pop()
+            gpus = self._take_gpus(lease.units.get("GPU", 0))
+            if gpus is None:
+                idle.append(w) if idle is not None else None
+                still.append(lease)
+                continue
+            res.subtract(self.available, lease.units)
+            lease.gpu_ids = gpus
+            lease.worker = w
+            w.lease = lease
+            w.dedicated = lease.dedicated
+            self.leases[lease.lease_id] = lease
+            lease.holder.reply(lease.rid, (lease.lease_id, w.worker_id, w.address, gpus, self.cfg.node_id))
+        self.pending = still
+        for env_key, n in waiting_for_worker.items():
+            have = self.starting.get(env_key, 0)
+            env_vars = next((p.env_vars for p in still if p.env_key == env_key), None)
+            for _ in range(n - have):
+                self._start_worker(env_key, env_vars)
+
+    def _start_worker(self, env_key: str, env_vars) -> None:
+        self.starting[env_key] = self.starting.get(env_key, 0) + 1
+        self.pool.start(random_id(8).hex(), env_key, env_vars)
+
+    def _make_idle(self, w: WorkerProc) -> None:
+        w.lease = None
+        w.idle_since = time.monotonic()
+        self.idle.setdefault(w.env_key, []).append(w)
+
+    def _return(self, lease: Lease, kill: bool) -> None:
+        self.leases.pop(lease.lease_id, None)
+        units = dict(lease.units)
+        if lease.blocked:
+            units.pop("CPU", None)
+        res.add(self.available, units)
+        self._give_gpus(lease)
+        w = lease.worker
+        if w is None or w.dead:
+            return
+        if kill or lease.dedicated:
+            w.dead = True
+            self.pool.kill(w)
+        else:
+            self._make_idle(w)
+
+    def _worker_died(self, w: WorkerProc) -> None:
+        w.dead = True
+        lst = self.idle.get(w.env_key)
+        if lst and w in lst:
+            lst.remove(w)
+        lease = w.lease
+        if lease is not None and lease.lease_id in self.leases:
+            self._return(lease, kill=False)
+        try:
+            self.gcs.notify("worker_died", w.worker_id)
+        except rpc.ConnectionClosed:
+            pass
+        self.pool.reap()
+
+    def _cull_idle(self) -> None:
+        """Stop idle workers beyond the pool's size, and ones with a runtime_env nobody uses."""
+        now = time.monotonic()
+        with self.lock:
+            total_idle = sum(len(v) for v in self.idle.values())
+            for env_key, lst in self.idle.items():
+                for w in list(lst):
+                    too_many = total_idle > self.num_task_workers_target or env_key != ""
+                    if too_many and now - w.idle_since > IDLE_WORKER_TIMEOUT_S:
+                        lst.remove(w)
+                        total_idle -= 1
+                        w.dead = True
+                        self.pool.kill(w)
+            self.pool.reap()
+
+    # -- object store ----------------------------------------------------
+    def h_store_create(self, conn, rid, oid, size, owner):
+        return self.store.create(oid, size, owner)
+
+    def h_store_seal(self, conn, rid, oid):
+        self.store.seal(oid)
+        for c, r in self.store_waiters.pop(oid, []):
+            c.reply(r, self.store.get(oid, id(c)))
+
+    def h_store_abort(self, conn, rid, oid):
+        self.store.abort(oid)
+        for c, r in self.store_waiters.pop(oid, []):
+            c.reply(r, None)
+
+    def h_store_get(self, conn, rid, oid):
+        status = self.store.status(oid)
+        if status == "unsealed":
+            self.store_waiters.setdefault(oid, []).append((conn, rid))
+            return rpc.DEFER
+        return self.store.get(oid, id(conn))
+
+    def h_store_release_free(self, conn, rid, releases, frees):
+        for oid in releases:
+            self.store.release(oid, id(conn))
+        for oid in frees:
+            self.store.free(oid)
+
+    def h_store_stats(self, conn, rid):
+        return self.store.stats()
+
+    # -- info --------------------------------------------------------------
+    def h_resources(self, conn, rid):
+        avail = dict(self.available)
+        return res.from_units(self.total), res.from_units({k: v for k, v in avail.items() if v > 0})
+
+    def h_ping(self, conn, rid):
+        return "pong"
+
+    def h_shutdown(self, conn, rid):
+        threading.Thread(target=self.shutdown, daemon=True).start()
+        return True
+
+    # -- logs --------------------------------------------------------------
+    def _on_worker_lines(self, w: WorkerProc, stream: str, lines: list) -> None:
+        subs = list(self.log_subscribers)
+        if not subs:
+            return
+        for c in subs:
+            try:
+                c.notify("worker_output", w.pid, w.name, self.cfg.node_ip, stream, lines)
+            except rpc.ConnectionClosed:
+                pass
+
+    # -- life --------------------------------------------------------------
+    def run(self) -> None:
+        owner = self.cfg.owner_pid
+        while not self.stopping.wait(0.5):
+            if owner and not _alive(owner):
+                log.info("driver %d is gone; stopping the private node", owner)
+                break
+            if self.gcs.closed:
+                log.info("control store is gone; stopping")
+                break
+            self._cull_idle()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.stopping.is_set() and getattr(self, "_shut", False):
+            return
+        self.stopping.set()
+        self._shut = True
+        self.pool.stop()
+        self.listener.close()
+        self.store.close()
+        try:
+            os.unlink(self.address[5:])
+        except OSError:
+            pass
+
+
+def _connect_retry(address: str, name: str, timeout: float = 15.0) -> rpc.Connection:
+    """The control store may still be starting (they start side by side)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return rpc.connect(address, name=name)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
+def _env_key(env_vars) -> str:
+    if not env_vars:
+        return ""
+    return repr(sorted(env_vars.items()))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="skate-node-manager")
+    p.add_argument("--config", required=True)
+    args = p.parse_args(argv)
+    cfg = NodeConfig.from_json(args.config)
+    logging.basicConfig(
+        filename=os.path.join(cfg.session_dir, "logs", f"raylet-{cfg.node_id[:8]}.log"),
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, lambda *a: nm.stopping.set())
+    nm = NodeManager(cfg)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    nm.run()
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

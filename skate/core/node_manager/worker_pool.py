@@ -1,0 +1,161 @@
+"""Starting worker processes and forwarding their output.
+
+Workers are started with ``python -m skate.core.worker``; each connects back
+and registers. Their stdout/stderr are pipes read by one thread (selectors),
+which hands whole lines to ``on_lines(worker, stream, lines)`` for the
+drivers (Ray's ``log_to_driver``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerProc:
+    worker_id: str
+    env_key: str
+    proc: subprocess.Popen
+    started: float = field(default_factory=time.monotonic)
+    conn: object = None  # its connection, once registered
+    address: str = ""
+    lease: object = None  # the lease it serves, or None when idle
+    dedicated: bool = False  # actor workers are never reused
+    name: str = ""  # actor class name, for log prefixes
+    idle_since: float = 0.0
+    dead: bool = False
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+class WorkerPool:
+    def __init__(self, argv_base: list, session_dir: str, on_lines):
+        self.argv_base = argv_base
+        self.session_dir = session_dir
+        self.on_lines = on_lines
+        self.workers: dict[str, WorkerProc] = {}
+        self._sel = selectors.DefaultSelector()
+        self._sel_lock = threading.Lock()
+        self._partial: dict = {}
+        self._wake_r, self._wake_w = os.pipe()
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._pump, name="skate-worker-logs", daemon=True)
+        self._thread.start()
+
+    def start(self, worker_id: str, env_key: str, env_vars: dict | None) -> WorkerProc:
+        env = dict(os.environ)
+        env["PYTHONUNBUFFERED"] = "1"
+        if env_vars:
+            env.update({k: str(v) for k, v in env_vars.items()})
+        proc = subprocess.Popen(
+            self.argv_base + ["--worker-id", worker_id],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        w = WorkerProc(worker_id, env_key, proc)
+        self.workers[worker_id] = w
+        with self._sel_lock:
+            self._sel.register(proc.stdout, selectors.EVENT_READ, (w, "stdout"))
+            self._sel.register(proc.stderr, selectors.EVENT_READ, (w, "stderr"))
+        os.write(self._wake_w, b"x")
+        return w
+
+    def _pump(self) -> None:
+        while not self._stopped:
+            try:
+                events = self._sel.select(timeout=1.0)
+            except (OSError, ValueError):
+                if self._stopped:
+                    return
+                continue
+            for key, _ in events:
+                if key.data is None:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except OSError:
+                        pass
+                    continue
+                w, stream = key.data
+                try:
+                    chunk = os.read(key.fd, 65536)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    with self._sel_lock:
+                        try:
+                            self._sel.unregister(key.fileobj)
+                        except (KeyError, ValueError):
+                            pass
+                    rest = self._partial.pop((w.worker_id, stream), b"")
+                    if rest:
+                        self._emit(w, stream, [rest])
+                    try:
+                        key.fileobj.close()
+                    except OSError:
+                        pass
+                    continue
+                buf = self._partial.pop((w.worker_id, stream), b"") + chunk
+                *lines, tail = buf.split(b"\n")
+                if tail:
+                    self._partial[(w.worker_id, stream)] = tail
+                if lines:
+                    self._emit(w, stream, lines)
+
+    def _emit(self, w: WorkerProc, stream: str, lines: list) -> None:
+        text = [ln.decode("utf-8", "replace") for ln in lines]
+        try:
+            self.on_lines(w, stream, text)
+        except Exception:
+            log.exception("forwarding worker output failed")
+
+    def kill(self, w: WorkerProc) -> None:
+        try:
+            w.proc.kill()
+        except OSError:
+            pass
+
+    def reap(self) -> None:
+        for w in list(self.workers.values()):
+            if w.dead and w.proc.poll() is not None:
+                self.workers.pop(w.worker_id, None)
+
+    def stop(self) -> None:
+        for w in list(self.workers.values()):
+            try:
+                w.proc.kill()
+            except OSError:
+                pass
+        deadline = time.monotonic() + 5
+        for w in list(self.workers.values()):
+            try:
+                w.proc.wait(max(0.01, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        self._stopped = True
+        os.write(self._wake_w, b"x")
+        self._thread.join(timeout=2)
+
+
+def worker_argv(raylet_address: str, gcs_address: str, session_dir: str, node_id: str,
+                arena_path: str, capacity: int, node_ip: str) -> list:
+    return [
+        sys.executable, "-m", "skate.core.worker",
+        "--raylet", raylet_address, "--gcs", gcs_address, "--session-dir", session_dir,
+        "--node-id", node_id, "--arena", arena_path, "--capacity", str(capacity),
+        "--node-ip", node_ip,
+    ]

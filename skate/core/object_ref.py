@@ -1,0 +1,88 @@
+"""``ObjectRef``: a name for a value that exists (or will) somewhere in the cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+
+from skate.core import serialization
+
+_worker = None  # the process's CoreWorker, set by connect()
+
+
+def set_worker(worker) -> None:
+    global _worker
+    _worker = worker
+
+
+def current_worker():
+    return _worker
+
+
+class ObjectRef:
+    """A reference to an object owned by some process (its ``owner``).
+
+    Pass it to tasks, ``skate.get`` it, ``await`` it, or store it in other
+    objects; the value lives as long as any reference does, anywhere.
+
+    >>> import skate
+    >>> ref = skate.put(42)
+    >>> skate.get(ref)
+    42
+    """
+
+    __slots__ = ("id", "owner", "__weakref__")
+
+    def __init__(self, oid: bytes, owner: str, _counted: bool = False):
+        self.id = oid
+        self.owner = owner
+        if not _counted and _worker is not None:
+            _worker.objects.add_local(oid)
+
+    def __del__(self):
+        w = _worker
+        if w is not None and w.connected:
+            try:
+                w.objects.remove_local(self.id)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __reduce__(self):
+        serialization.note_ref(self)
+        return (_rebuild_ref, (self.id, self.owner))
+
+    def binary(self) -> bytes:
+        return self.id
+
+    def hex(self) -> str:
+        return self.id.hex()
+
+    def task_id(self):
+        return self.id[:12].hex()
+
+    def __hash__(self):
+        return hash(self.id)
+
+    def __eq__(self, other):
+        return isinstance(other, ObjectRef) and other.id == self.id
+
+    def __repr__(self):
+        return f"ObjectRef({self.id.hex()})"
+
+    def future(self) -> concurrent.futures.Future:
+        """A ``concurrent.futures.Future`` that completes with the value (or its error)."""
+        return _worker.future_for(self)
+
+    def __await__(self):
+        return asyncio.wrap_future(self.future()).__await__()
+
+    def as_future(self):
+        return asyncio.wrap_future(self.future())
+
+
+def _rebuild_ref(oid: bytes, owner: str) -> ObjectRef:
+    w = _worker
+    ref = ObjectRef(oid, owner)
+    if w is not None and owner != w.address:
+        w.borrow(ref)
+    return ref

@@ -1,0 +1,115 @@
+"""A process's access to its node's object store: write large objects, map them back.
+
+Writes go through one mapping of the whole arena that lives as long as the
+process, so a block that is reused is already mapped (no page faults).
+Reads map just the object's pages read-only; values built on them (numpy
+arrays) are zero-copy read-only views, and the object stays pinned until the
+last of them is garbage collected (a finalizer on the mapping unpins it).
+"""
+
+from __future__ import annotations
+
+import collections
+import mmap
+import os
+import threading
+import weakref
+
+from skate.core.object_store import layout
+
+_POPULATE = getattr(mmap, "MAP_POPULATE", 0)
+
+
+class StoreClient:
+    def __init__(self, arena_path: str, capacity: int, conn):
+        self.conn = conn  # connection to the node manager
+        self._fd = os.open(arena_path, os.O_RDWR)
+        self._capacity = capacity
+        self._arena: mmap.mmap | None = None
+        self._arena_view: memoryview | None = None
+        self._releases: collections.deque = collections.deque()
+        self._frees: collections.deque = collections.deque()
+        self._lock = threading.Lock()
+
+    def _writable(self) -> memoryview:
+        if self._arena_view is None:
+            with self._lock:
+                if self._arena_view is None:
+                    self._arena = mmap.mmap(self._fd, self._capacity)
+                    self._arena_view = memoryview(self._arena)
+        return self._arena_view
+
+    def put(self, oid: bytes, kind: int, meta: bytes, buffers: list, owner: str) -> int:
+        """Store a serialized object under ``oid``; returns its size in bytes."""
+        self.flush()
+        size = layout.total_size(meta, buffers)
+        where = self.conn.call("store_create", oid, size, owner)
+        try:
+            if where[0] == "arena":
+                off = where[1]
+                layout.write(self._writable()[off:off + size], kind, meta, buffers)
+            else:
+                _write_file(where[1], size, kind, meta, buffers)
+        except BaseException:
+            self.conn.notify("store_abort", oid)
+            raise
+        self.conn.notify("store_seal", oid)
+        return size
+
+    def get(self, oid: bytes, timeout: float | None = None):
+        """``(kind, meta, buffers)`` of a sealed object, or None if the store lacks it."""
+        self.flush()
+        where = self.conn.call("store_get", oid, timeout=timeout)
+        if where is None:
+            return None
+        if where[0] == "file":
+            with open(where[1], "rb") as f:
+                data = memoryview(f.read()).toreadonly()
+            return layout.read(data)
+        _, off, size = where
+        try:
+            mm = mmap.mmap(self._fd, size, flags=mmap.MAP_SHARED | _POPULATE,
+                           prot=mmap.PROT_READ, offset=off)
+        except BaseException:
+            self._releases.append(oid)
+            raise
+        weakref.finalize(mm, self._releases.append, oid)
+        return layout.read(memoryview(mm))
+
+    def free_later(self, oid: bytes) -> None:
+        """Called from finalizers: queue a free; it is sent with the next store call."""
+        self._frees.append(oid)
+
+    def flush(self) -> None:
+        """Send queued unpins and frees (they are queued because finalizers cannot send)."""
+        if not self._releases and not self._frees:
+            return
+        rel, frees = [], []
+        while self._releases:
+            rel.append(self._releases.popleft())
+        while self._frees:
+            frees.append(self._frees.popleft())
+        try:
+            self.conn.notify("store_release_free", rel, frees)
+        except ConnectionError:
+            pass
+
+    def close(self) -> None:
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+
+
+def _write_file(path: str, size: int, kind: int, meta: bytes, buffers: list) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        with mmap.mmap(fd, size) as mm:
+            view = memoryview(mm)
+            try:
+                layout.write(view, kind, meta, buffers)
+            finally:
+                view.release()
+    finally:
+        os.close(fd)

@@ -1,0 +1,216 @@
+"""The node manager's bookkeeping for the shared-memory arena.
+
+An object's life: ``create`` (a block is reserved; the writer copies into it)
+-> ``seal`` (readers may map it) -> ``free`` (its owner dropped the last
+reference). Readers ``pin`` it while they hold zero-copy views; a pinned
+block is never reused or spilled. When the arena is full, sealed unpinned
+objects are spilled to files (least recently used first) and restored into
+the arena on the next read; an object that cannot fit in the arena at all is
+written straight to a file. So a put fails only when the disk is full too.
+
+Not thread-safe: the node manager calls it under its lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import time
+from dataclasses import dataclass, field
+
+from skate.core.object_store.allocator import Allocator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Entry:
+    size: int
+    owner: object  # key of the owner's connection; objects die with their owner
+    offset: int | None = None  # in the arena, or None when in a file
+    path: str | None = None  # spill file, when not in the arena
+    sealed: bool = False
+    deleted: bool = False
+    pins: dict = field(default_factory=dict)  # reader key -> count
+    last_used: float = 0.0
+
+
+class ObjectStore:
+    def __init__(self, arena_path: str, capacity: int, spill_dir: str):
+        self.arena_path = arena_path
+        self.spill_dir = spill_dir
+        os.makedirs(spill_dir, exist_ok=True)
+        fd = os.open(arena_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.ftruncate(fd, capacity)
+            self._mm = mmap.mmap(fd, capacity)
+        finally:
+            os.close(fd)
+        self.alloc = Allocator(capacity)
+        self.capacity = self.alloc.capacity
+        self.objects: dict[bytes, _Entry] = {}
+        self.spilled_bytes_total = 0
+        self.restored_bytes_total = 0
+
+    # -- writer side -----------------------------------------------------
+    def create(self, oid: bytes, size: int, owner) -> tuple:
+        if oid in self.objects:
+            raise ValueError(f"object {oid.hex()} already exists in the store")
+        e = _Entry(size=size, owner=owner, last_used=time.monotonic())
+        off = self._reserve(size)
+        if off is None:
+            e.path = self._spill_path(oid)
+            self.objects[oid] = e
+            return ("file", e.path)
+        e.offset = off
+        self.objects[oid] = e
+        return ("arena", off)
+
+    def seal(self, oid: bytes) -> None:
+        e = self.objects.get(oid)
+        if e is not None:
+            e.sealed = True
+
+    def abort(self, oid: bytes) -> None:
+        """The writer failed half way: drop the reservation."""
+        e = self.objects.pop(oid, None)
+        if e is not None:
+            self._release_space(e)
+
+    # -- reader side -----------------------------------------------------
+    def status(self, oid: bytes) -> str:
+        e = self.objects.get(oid)
+        if e is None or e.deleted:
+            return "missing"
+        return "sealed" if e.sealed else "unsealed"
+
+    def get(self, oid: bytes, reader) -> tuple | None:
+        """Pin and locate a sealed object: ("arena", offset, size) or ("file", path, size)."""
+        e = self.objects.get(oid)
+        if e is None or e.deleted or not e.sealed:
+            return None
+        e.last_used = time.monotonic()
+        if e.offset is None:
+            self._restore(oid, e)
+        if e.offset is None:
+            return ("file", e.path, e.size)
+        e.pins[reader] = e.pins.get(reader, 0) + 1
+        return ("arena", e.offset, e.size)
+
+    def release(self, oid: bytes, reader) -> None:
+        e = self.objects.get(oid)
+        if e is None:
+            return
+        n = e.pins.get(reader, 0) - 1
+        if n > 0:
+            e.pins[reader] = n
+        else:
+            e.pins.pop(reader, None)
+        if e.deleted and not e.pins:
+            self._drop(oid, e)
+
+    def release_reader(self, reader) -> None:
+        for oid, e in list(self.objects.items()):
+            if reader in e.pins:
+                del e.pins[reader]
+                if e.deleted and not e.pins:
+                    self._drop(oid, e)
+
+    # -- owner side ------------------------------------------------------
+    def free(self, oid: bytes) -> None:
+        e = self.objects.get(oid)
+        if e is None:
+            return
+        e.deleted = True
+        if not e.pins:
+            self._drop(oid, e)
+
+    def free_owner(self, owner) -> None:
+        for oid, e in list(self.objects.items()):
+            if e.owner == owner:
+                self.free(oid)
+
+    # -- space -----------------------------------------------------------
+    def _reserve(self, size: int) -> int | None:
+        if size > self.capacity:
+            return None
+        off = self.alloc.alloc(size)
+        while off is None and self._spill_one():
+            off = self.alloc.alloc(size)
+        return off
+
+    def _spill_one(self) -> bool:
+        victims = [(e.last_used, oid) for oid, e in self.objects.items()
+                   if e.offset is not None and e.sealed and not e.pins and not e.deleted]
+        if not victims:
+            return False
+        _, oid = min(victims)
+        e = self.objects[oid]
+        path = self._spill_path(oid)
+        with open(path, "wb") as f:
+            f.write(self._mm[e.offset:e.offset + e.size])
+        self.alloc.free(e.offset)
+        e.offset = None
+        e.path = path
+        self.spilled_bytes_total += e.size
+        log.debug("spilled %s (%d bytes)", oid.hex(), e.size)
+        return True
+
+    def _restore(self, oid: bytes, e: _Entry) -> None:
+        off = self._reserve(e.size)
+        if off is None:
+            return  # stays in its file; readers read it from there
+        with open(e.path, "rb") as f:
+            f.readinto(memoryview(self._mm)[off:off + e.size])
+        os.unlink(e.path)
+        e.path = None
+        e.offset = off
+        self.restored_bytes_total += e.size
+
+    def _spill_path(self, oid: bytes) -> str:
+        return os.path.join(self.spill_dir, oid.hex())
+
+    def _release_space(self, e: _Entry) -> None:
+        if e.offset is not None:
+            self.alloc.free(e.offset)
+            e.offset = None
+        if e.path is not None:
+            try:
+                os.unlink(e.path)
+            except FileNotFoundError:
+                pass
+            e.path = None
+
+    def _drop(self, oid: bytes, e: _Entry) -> None:
+        self.objects.pop(oid, None)
+        self._release_space(e)
+
+    def stats(self) -> dict:
+        in_arena = sum(1 for e in self.objects.values() if e.offset is not None)
+        return {
+            "capacity": self.capacity,
+            "used": self.alloc.used_bytes,
+            "num_objects": len(self.objects),
+            "num_in_memory": in_arena,
+            "num_spilled": len(self.objects) - in_arena,
+            "spilled_bytes_total": self.spilled_bytes_total,
+            "restored_bytes_total": self.restored_bytes_total,
+        }
+
+    def close(self) -> None:
+        for e in self.objects.values():
+            if e.path:
+                try:
+                    os.unlink(e.path)
+                except FileNotFoundError:
+                    pass
+        self.objects.clear()
+        try:
+            self._mm.close()
+        except BufferError:
+            pass
+        try:
+            os.unlink(self.arena_path)
+        except FileNotFoundError:
+            pass

@@ -1,0 +1,114 @@
+"""Validating the options of ``@remote`` and ``.options()``, with Ray's names.
+
+Unknown option names raise ValueError listing the valid ones; values of the
+wrong type raise TypeError or ValueError naming the option, at decoration or
+``.options()`` time, before anything is sent.
+"""
+
+from __future__ import annotations
+
+_COMMON = {
+    "num_cpus", "num_gpus", "resources", "memory", "object_store_memory", "accelerator_type",
+    "scheduling_strategy", "runtime_env", "name", "placement_group",
+    "placement_group_bundle_index", "placement_group_capture_child_tasks", "_metadata",
+    "label_selector", "enable_task_events", "_labels", "fallback_strategy",
+}
+TASK_OPTIONS = _COMMON | {"num_returns", "max_retries", "retry_exceptions", "max_calls",
+                          "_generator_backpressure_num_objects"}
+ACTOR_OPTIONS = _COMMON | {"namespace", "lifetime", "max_restarts", "max_task_retries",
+                           "max_concurrency", "get_if_exists", "max_pending_calls",
+                           "concurrency_groups", "_max_pending_calls"}
+METHOD_OPTIONS = {"num_returns", "concurrency_group", "max_task_retries", "retry_exceptions",
+                  "_generator_backpressure_num_objects", "enable_task_events", "tensor_transport"}
+
+
+def _number(name, v, allow_none=True):
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"The option {name!r} must be a number, got {type(v).__name__} {v!r}.")
+    if v < 0:
+        raise ValueError(f"The option {name!r} must be >= 0, got {v}.")
+
+
+def _int(name, v, minimum=0, allow_none=True):
+    if v is None and allow_none:
+        return
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise TypeError(f"The option {name!r} must be an int, got {type(v).__name__} {v!r}.")
+    if v < minimum:
+        raise ValueError(f"The option {name!r} must be >= {minimum}, got {v}.")
+
+
+def validate(options: dict, valid: set, what: str) -> dict:
+    for k in options:
+        if k not in valid:
+            raise ValueError(
+                f"Invalid option keyword {k!r} for {what}. Valid ones are: "
+                f"{', '.join(sorted(o for o in valid if not o.startswith('_')))}.")
+    for k in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
+        if k in options:
+            _number(k, options[k])
+    if "num_gpus" in options and options["num_gpus"] and options["num_gpus"] > 1 \
+            and options["num_gpus"] != int(options["num_gpus"]):
+        raise ValueError(f"num_gpus above 1 must be a whole number, got {options['num_gpus']}.")
+    res = options.get("resources")
+    if res is not None:
+        if not isinstance(res, dict):
+            raise TypeError(f"The option 'resources' must be a dict, got {type(res).__name__}.")
+        for name, amount in res.items():
+            if name in ("CPU", "GPU"):
+                raise ValueError(f"Use num_cpus/num_gpus instead of resources={{{name!r}: ...}}.")
+            _number(f"resources[{name!r}]", amount, allow_none=False)
+    if "num_returns" in options:
+        nr = options["num_returns"]
+        if nr not in ("dynamic", "streaming"):
+            _int("num_returns", nr)
+    for k in ("max_retries", "max_restarts", "max_task_retries"):
+        if k in options:
+            _int(k, options[k], minimum=-1)
+    if "max_calls" in options:
+        _int("max_calls", options["max_calls"])
+    if "max_concurrency" in options:
+        _int("max_concurrency", options["max_concurrency"], minimum=1)
+    rx = options.get("retry_exceptions")
+    if rx is not None and not isinstance(rx, bool):
+        if not isinstance(rx, (list, tuple)) or not all(
+                isinstance(c, type) and issubclass(c, BaseException) for c in rx):
+            raise TypeError("retry_exceptions must be a bool or a list of exception classes.")
+    lt = options.get("lifetime")
+    if lt is not None and lt not in ("detached", "non_detached"):
+        raise ValueError(f"lifetime must be 'detached', 'non_detached' or None, got {lt!r}.")
+    for k in ("name", "namespace"):
+        v = options.get(k)
+        if v is not None and not isinstance(v, str):
+            raise TypeError(f"The option {k!r} must be a str, got {type(v).__name__}.")
+    env = options.get("runtime_env")
+    if env is not None:
+        if not isinstance(env, dict):
+            raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}.")
+        ev = env.get("env_vars")
+        if ev is not None and (not isinstance(ev, dict) or not all(
+                isinstance(a, str) and isinstance(b, str) for a, b in ev.items())):
+            raise TypeError("runtime_env['env_vars'] must be a dict of str to str.")
+    return options
+
+
+def resource_request(options: dict, default_cpus: float) -> dict:
+    """The resources a task or actor asks for, in natural units."""
+    req = {}
+    cpus = options.get("num_cpus")
+    req["CPU"] = default_cpus if cpus is None else cpus
+    if options.get("num_gpus"):
+        req["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        req["memory"] = options["memory"]
+    for k, v in (options.get("resources") or {}).items():
+        req[k] = v
+    return {k: v for k, v in req.items() if v}
+
+
+def env_vars(options: dict):
+    env = options.get("runtime_env") or {}
+    ev = env.get("env_vars")
+    return dict(ev) if ev else None

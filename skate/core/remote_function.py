@@ -1,0 +1,96 @@
+"""``@skate.remote`` on a function: ``f.remote(...)`` submits a task and returns ObjectRefs."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+
+from skate.core import call_args, ids, options as opts, serialization
+from skate.core.object_ref import ObjectRef
+
+
+class RemoteFunction:
+    """A function that runs as a task somewhere in the cluster.
+
+    >>> import skate
+    >>> @skate.remote
+    ... def add(a, b):
+    ...     return a + b
+    >>> skate.get(add.remote(1, 2))
+    3
+    """
+
+    def __init__(self, fn, options: dict):
+        if not callable(fn):
+            raise TypeError(f"@skate.remote needs a function or class, got {type(fn).__name__}.")
+        self._function = fn
+        self._options = opts.validate(dict(options), opts.TASK_OPTIONS, "remote functions")
+        self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
+        self._blob = None
+        self._key = None
+        functools.update_wrapper(self, fn)
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Remote functions cannot be called directly. Use {self._name}.remote(...) to run it "
+            f"as a task, or call the original function {self._name}._function(...).")
+
+    def options(self, **options) -> "_BoundFunction":
+        """A copy of this function with some options overridden (same names as ``@remote``)."""
+        opts.validate(options, opts.TASK_OPTIONS, "remote functions")
+        return _BoundFunction(self, {**self._options, **options})
+
+    def remote(self, *args, **kwargs):
+        return self._submit(args, kwargs, self._options)
+
+    def _export(self):
+        if self._blob is None:
+            self._blob = serialization.dumps_inband(self._function, f"function {self._name}")
+            self._key = hashlib.sha1(self._blob).digest()[:12]
+        return self._key, self._blob
+
+    def _submit(self, args, kwargs, options):
+        from skate.core import api
+        from skate.core.worker.task_submitter import TaskRecord
+
+        core = api._core()
+        key, blob = self._export()
+        num_returns = options.get("num_returns", 1)
+        if num_returns in ("dynamic", "streaming"):
+            raise ValueError(f"num_returns={num_returns!r} (generators) is not supported yet; "
+                             f"return a list or use a fixed num_returns.")
+        args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
+        task_id = ids.task_id()
+        return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
+        resources = opts.resource_request(options, 1)
+        env_vars = opts.env_vars(options)
+        task = TaskRecord(
+            task_id=task_id, key=(tuple(sorted(resources.items())), repr(env_vars)),
+            resources=resources, env_vars=env_vars, fn_key=key, fn_blob=blob, fn_name=self._name,
+            args_blob=args_blob, deps=deps, held=held, return_ids=return_ids,
+            max_retries=options.get("max_retries", 3),
+            retry_exceptions=options.get("retry_exceptions", False),
+            max_calls=options.get("max_calls", 0) or 0)
+        refs = []
+        for oid in return_ids:
+            core.objects.create_owned(oid, task)
+            refs.append(ObjectRef(oid, core.address))
+        core.submitter.submit(task)
+        if num_returns == 1:
+            return refs[0]
+        if num_returns == 0:
+            return None
+        return refs
+
+
+class _BoundFunction:
+    def __init__(self, fn: RemoteFunction, options: dict):
+        self._fn = fn
+        self._options = options
+
+    def remote(self, *args, **kwargs):
+        return self._fn._submit(args, kwargs, self._options)
+
+    def options(self, **options):
+        opts.validate(options, opts.TASK_OPTIONS, "remote functions")
+        return _BoundFunction(self._fn, {**self._options, **options})

@@ -1,0 +1,291 @@
+"""Framed, multiplexed request/reply connections over stream sockets.
+
+Design: one reader thread per connection reads frames through a buffered file
+(few syscalls) and either completes the waiter of a reply or calls the
+handler with a request. Handlers run on the reader thread, so they must be
+quick; one that must wait (a lease that is not free yet, an object not yet
+made) returns :data:`DEFER` and answers later with ``conn.reply(id, value)``.
+Writers hold a lock and send header and body in one ``sendmsg``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import socket
+import struct
+import threading
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+REQUEST, REPLY, NOTIFY = 0, 1, 2
+DEFER = object()
+_HEADER = struct.Struct("<I")
+_dumps = pickle.dumps
+_loads = pickle.loads
+MAX_FRAME = 1 << 31
+
+
+class ConnectionClosed(ConnectionError):
+    """The peer went away before answering."""
+
+
+class _Waiter:
+    __slots__ = ("_lock", "ok", "value", "callback")
+
+    def __init__(self, callback=None):
+        self.callback = callback
+        self._lock = None
+        if callback is None:
+            self._lock = threading.Lock()
+            self._lock.acquire()
+        self.ok = None
+        self.value = None
+
+    def set(self, ok, value):
+        self.ok = ok
+        self.value = value
+        if self.callback is not None:
+            try:
+                self.callback(ok, value)
+            except Exception:  # a callback bug must not kill the reader thread
+                log.exception("reply callback failed")
+        else:
+            self._lock.release()
+
+    def wait(self, timeout=None):
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError("no reply in time")
+        if self.ok:
+            return self.value
+        raise self.value
+
+
+Handler = Callable[["Connection", str, tuple, int], Any]
+
+
+class Connection:
+    """One side of a socket connection; thread-safe for senders."""
+
+    def __init__(self, sock: socket.socket, handler: Handler | None = None,
+                 on_close: Callable[["Connection"], None] | None = None, name: str = ""):
+        self.sock = sock
+        self.handler = handler
+        self.on_close = on_close
+        self.name = name
+        self.closed = False
+        self.peer_info: dict = {}  # what the peer said about itself (worker id, role, ...)
+        self._rfile = sock.makefile("rb", buffering=1 << 16)
+        self._send_lock = threading.Lock()
+        self._waiters: dict[int, _Waiter] = {}
+        self._ids = itertools.count(1)
+        self._close_lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read_loop, name=f"skate-conn-{name}", daemon=True)
+        self._reader.start()
+
+    # -- sending ---------------------------------------------------------
+    def _send(self, msg) -> None:
+        body = _dumps(msg, 5)
+        header = _HEADER.pack(len(body))
+        with self._send_lock:
+            if self.closed:
+                raise ConnectionClosed(f"connection {self.name} is closed")
+            try:
+                if len(body) < 65536:
+                    self.sock.sendall(header + body)
+                else:
+                    self.sock.sendall(header)
+                    self.sock.sendall(body)
+            except OSError as e:
+                raise ConnectionClosed(f"connection {self.name} broke: {e}") from e
+
+    def call(self, method: str, *args, timeout: float | None = None):
+        """Send a request and wait for its reply; the peer's exception re-raises here."""
+        w = _Waiter()
+        rid = next(self._ids)
+        self._waiters[rid] = w
+        try:
+            self._send((REQUEST, rid, method, args))
+        except ConnectionClosed:
+            self._waiters.pop(rid, None)
+            raise
+        try:
+            return w.wait(timeout)
+        except TimeoutError:
+            self._waiters.pop(rid, None)
+            raise
+
+    def call_async(self, method: str, *args, callback: Callable[[bool, Any], None]) -> None:
+        """Send a request; ``callback(ok, value)`` runs on the reader thread."""
+        w = _Waiter(callback)
+        rid = next(self._ids)
+        self._waiters[rid] = w
+        try:
+            self._send((REQUEST, rid, method, args))
+        except ConnectionClosed as e:
+            self._waiters.pop(rid, None)
+            w.set(False, e)
+
+    def notify(self, method: str, *args) -> None:
+        self._send((NOTIFY, 0, method, args))
+
+    def reply(self, rid: int, value=None, ok: bool = True) -> None:
+        try:
+            self._send((REPLY, rid, ok, value))
+        except ConnectionClosed:
+            pass  # the asker is gone; nobody to tell
+        except Exception as e:  # an unpicklable reply must still answer
+            self._send((REPLY, rid, False, RuntimeError(f"cannot send reply: {e!r}")))
+
+    # -- receiving -------------------------------------------------------
+    def _read_loop(self) -> None:
+        read = self._rfile.read
+        unpack = _HEADER.unpack
+        try:
+            while True:
+                header = read(4)
+                if len(header) < 4:
+                    break
+                (n,) = unpack(header)
+                body = read(n)
+                if len(body) < n:
+                    break
+                try:
+                    kind, rid, a, b = _loads(body)
+                except Exception:
+                    log.warning("dropping a malformed frame on %s", self.name)
+                    break
+                if kind == REPLY:
+                    w = self._waiters.pop(rid, None)
+                    if w is not None:
+                        w.set(a, b)
+                else:
+                    self._dispatch(kind, rid, a, b)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.close()
+
+    def _dispatch(self, kind, rid, method, args) -> None:
+        handler = self.handler
+        try:
+            if handler is None:
+                raise RuntimeError(f"no handler for {method!r}")
+            result = handler(self, method, args, rid)
+        except Exception as e:
+            if kind == REQUEST:
+                self.reply(rid, e, ok=False)
+            else:
+                log.exception("notification %s failed", method)
+            return
+        if kind == REQUEST and result is not DEFER:
+            self.reply(rid, result)
+
+    def close(self) -> None:
+        with self._close_lock:
+            if self.closed:
+                return
+            self.closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        err = ConnectionClosed(f"connection {self.name} closed")
+        for rid in list(self._waiters):
+            w = self._waiters.pop(rid, None)
+            if w is not None:
+                w.set(False, err)
+        if self.on_close is not None:
+            try:
+                self.on_close(self)
+            except Exception:
+                log.exception("on_close failed")
+
+
+def _parse(address: str):
+    if address.startswith("unix:"):
+        return socket.AF_UNIX, address[5:]
+    if address.startswith("tcp:"):
+        host, port = address[4:].rsplit(":", 1)
+        return socket.AF_INET, (host, int(port))
+    raise ValueError(f"bad address {address!r}: expected unix:/path or tcp:host:port")
+
+
+def connect(address: str, handler: Handler | None = None, on_close=None, name: str = "",
+            timeout: float = 10.0) -> Connection:
+    family, where = _parse(address)
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(where)
+    except OSError:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    if family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return Connection(sock, handler, on_close, name or address)
+
+
+class Listener:
+    """Accepts connections on ``address`` and gives each the same handler."""
+
+    def __init__(self, address: str, handler: Handler, on_connect=None, on_close=None,
+                 name: str = "server"):
+        family, where = _parse(address)
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            try:
+                os.unlink(where)
+            except FileNotFoundError:
+                pass
+        else:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(where)
+        if family == socket.AF_INET:
+            address = f"tcp:{where[0]}:{self.sock.getsockname()[1]}"
+        self.address = address
+        self.sock.listen(512)
+        self.handler = handler
+        self.on_connect = on_connect
+        self.on_close = on_close
+        self.name = name
+        self.connections: set[Connection] = set()
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept_loop, name=f"skate-accept-{name}", daemon=True)
+        self._thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self.sock.accept()
+            except OSError:
+                break
+            if sock.family == socket.AF_INET:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, self.handler, self._closed_conn, name=f"{self.name}-peer")
+            self.connections.add(conn)
+            if self.on_connect:
+                self.on_connect(conn)
+
+    def _closed_conn(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+        if self.on_close:
+            self.on_close(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        for c in list(self.connections):
+            c.close()

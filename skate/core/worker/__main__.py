@@ -1,0 +1,50 @@
+"""Worker process entry point: ``python -m skate.core.worker ...`` (started by a node manager)."""
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+
+
+def _die_with_parent() -> None:
+    # A worker must not outlive its node manager, even if that one is killed -9.
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def main() -> None:
+    _die_with_parent()
+    p = argparse.ArgumentParser(prog="skate-worker")
+    for flag in ("--raylet", "--gcs", "--session-dir", "--node-id", "--arena", "--node-ip",
+                 "--worker-id"):
+        p.add_argument(flag, required=True)
+    p.add_argument("--capacity", type=int, required=True)
+    a = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from skate.core.worker.core_worker import CoreWorker
+    from skate.core.worker.executor import Executor
+
+    ex = Executor()
+    core = CoreWorker(mode="worker", session_dir=a.session_dir, raylet_address=a.raylet,
+                      gcs_address=a.gcs, node_id=a.node_id, node_ip=a.node_ip,
+                      worker_id=a.worker_id, handler=ex.handle, arena_path=a.arena,
+                      capacity=a.capacity)
+    ex.core = core
+    core.raylet.on_close = lambda c: os._exit(0)
+    try:
+        ex.run()
+    finally:
+        core.flush_background()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Sending calls to one actor, in order, across restarts.
+
+Calls go straight to the actor's worker over one connection, so they arrive
+in the order this process made them. The actor's address comes from the
+control store, watched with a long poll (``wait_actor``). When the
+connection breaks, in-flight calls are retried on the restarted actor if
+``max_task_retries`` allows, otherwise they fail with ActorDiedError; calls
+made meanwhile wait until the control store says ALIVE (send) or DEAD (fail).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from dataclasses import dataclass
+
+from skate import exceptions as exc
+from skate.core import rpc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActorCall:
+    task_id: bytes
+    method: str
+    args_blob: bytes
+    deps: list  # resolved entries for the worker
+    held: list
+    return_ids: list
+    retries_left: int
+    seq: int = 0
+
+
+class ActorSubmitter:
+    def __init__(self, core, actor_id: bytes, max_task_retries: int, class_name: str):
+        self.core = core
+        self.actor_id = actor_id
+        self.class_name = class_name
+        self.max_task_retries = max_task_retries
+        self.lock = threading.RLock()
+        self.state = "PENDING"
+        self.version = -1
+        self.address = None
+        self.conn: rpc.Connection | None = None
+        self.death_cause = None
+        self.queue: collections.deque[ActorCall] = collections.deque()
+        self.inflight: dict[bytes, ActorCall] = {}
+        self.pid = None
+        self._watching = False
+        self._watch()
+
+    # -- control store watch ----------------------------------------------
+    def _watch(self) -> None:
+        with self.lock:
+            if self._watching or self.state == "DEAD":
+                return
+            self._watching = True
+        try:
+            self.core.gcs.call_async("wait_actor", self.actor_id, self.version, callback=self._on_info)
+        except rpc.ConnectionClosed:
+            self._on_info(False, None)
+
+    def _on_info(self, ok: bool, info) -> None:
+        with self.lock:
+            self._watching = False
+            if not ok or info is None:
+                if self.core.connected:
+                    self._die("the control store is unreachable" if not ok else "the actor is unknown")
+                return
+            if info["version"] <= self.version and info["state"] != "DEAD":
+                pass
+            self.version = info["version"]
+            state = info["state"]
+            if state == "DEAD":
+                self._die(info.get("death_cause") or "the actor died")
+                return
+            if state == "ALIVE" and info["address"] != self.address:
+                try:
+                    conn = rpc.connect(info["address"], on_close=self._on_conn_closed,
+                                       name=f"actor-{self.class_name}")
+                except OSError:
+                    conn = None
+                if conn is not None:
+                    self.conn = conn
+                    self.address = info["address"]
+                    self.pid = info.get("pid")
+                    self.state = "ALIVE"
+                    self._flush()
+            elif state in ("RESTARTING", "PENDING_CREATION"):
+                self.state = state
+        self._watch()
+
+    def _on_conn_closed(self, conn) -> None:
+        with self.lock:
+            if conn is not self.conn:
+                return
+            self.conn = None
+            self.address = None
+            if self.state != "DEAD":
+                self.state = "RESTARTING"
+            retry = []
+            for call in sorted(self.inflight.values(), key=lambda c: c.seq):
+                if call.retries_left != 0:
+                    call.retries_left -= 1 if call.retries_left > 0 else 0
+                    retry.append(call)
+                else:
+                    self._fail(call, exc.ActorDiedError(
+                        f"The actor {self.class_name} died while running {call.method}; the call "
+                        f"was not retried (max_task_retries={self.max_task_retries}).",
+                        self.actor_id.hex()))
+            self.inflight.clear()
+            self.queue.extendleft(reversed(retry))
+        self._watch()
+
+    def _die(self, cause: str) -> None:
+        self.state = "DEAD"
+        self.death_cause = cause
+        calls = sorted(self.inflight.values(), key=lambda c: c.seq) + list(self.queue)
+        self.inflight.clear()
+        self.queue.clear()
+        for call in calls:
+            self._fail(call, self.dead_error(call.method))
+        if self.conn is not None:
+            self.conn.close()
+
+    def dead_error(self, method: str) -> exc.ActorDiedError:
+        return exc.ActorDiedError(
+            f"The actor {self.class_name} (id {self.actor_id.hex()}) is dead, so {method} could "
+            f"not run: {self.death_cause}.", self.actor_id.hex())
+
+    # -- calls -------------------------------------------------------------------
+    def submit(self, call: ActorCall) -> None:
+        with self.lock:
+            if self.state == "DEAD":
+                self._fail(call, self.dead_error(call.method))
+                return
+            self.queue.append(call)
+            if self.conn is not None:
+                self._flush()
+
+    def _flush(self) -> None:
+        conn = self.conn
+        while self.queue and conn is not None and not conn.closed:
+            call = self.queue.popleft()
+            self.inflight[call.task_id] = call
+            spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
+                    self.core.address)
+            conn.call_async("actor_call", spec,
+                            callback=lambda ok, v, call=call, conn=conn: self._replied(call, conn, ok, v))
+
+    def _replied(self, call: ActorCall, conn, ok: bool, value) -> None:
+        if not ok:
+            return  # the connection broke: _on_conn_closed decides
+        with self.lock:
+            if self.inflight.pop(call.task_id, None) is None:
+                return
+        self.core.complete_returns(call.return_ids, value[1])
+        call.held = []
+
+    def _fail(self, call: ActorCall, error: BaseException) -> None:
+        self.core.fail_returns(call.return_ids, error)
+        call.held = []

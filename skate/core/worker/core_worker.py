@@ -1,0 +1,506 @@
+"""The per-process runtime: owns objects, submits work, answers other processes.
+
+Every process that takes part (the driver and each worker) has exactly one
+CoreWorker. It listens on its own Unix socket, because other processes ask
+it things: the value of an object it owns (``get_object``), to wait for one
+(``wait_object``), to record a borrower. Replies that must wait (an object
+still being computed) are deferred, never blocking a reader thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+import sys
+import threading
+import time
+
+from skate import exceptions as exc
+from skate.core import ids, rpc, serialization
+from skate.core.config import INLINE_THRESHOLD
+from skate.core.object_ref import ObjectRef, set_worker
+from skate.core.object_store.client import StoreClient
+from skate.core.ownership_codes import FAILED, PENDING, READY
+from skate.core.worker.actor_submitter import ActorSubmitter
+from skate.core.worker.ownership import ObjectTable
+from skate.core.worker.task_submitter import TaskSubmitter
+
+log = logging.getLogger(__name__)
+
+
+class CoreWorker:
+    def __init__(self, *, mode: str, session_dir: str, raylet_address: str, gcs_address: str,
+                 node_id: str, node_ip: str, worker_id: str, namespace: str = "",
+                 log_to_driver: bool = False, handler=None, arena_path: str = "",
+                 capacity: int = 0):
+        self.mode = mode
+        self.worker_id = worker_id
+        self.node_id = node_id
+        self.node_ip = node_ip
+        self.session_dir = session_dir
+        self.namespace = namespace
+        self.connected = False
+        self.address = f"unix:{os.path.join(session_dir, 'sockets', worker_id)}"
+        self.extra_handler = handler  # the executor's methods, in workers
+        self._peers: dict[str, rpc.Connection] = {}
+        self._peers_lock = threading.Lock()
+        self._borrow_removals: collections.deque = collections.deque()
+        self.current_task = None  # (task_id, name) while a task runs here
+        self.current_actor_id = None
+        self.assigned_resources: dict = {}
+        self.gpu_ids: list = []
+        self.job_id = None
+        self._future_pool = None
+        self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_peer_closed,
+                                     name=f"{mode}-{worker_id[:6]}")
+        self.raylet = rpc.connect(raylet_address, handler=self._handle, name=f"{mode}->raylet")
+        self.gcs = rpc.connect(gcs_address, handler=self._handle, name=f"{mode}->gcs")
+        if mode == "driver":
+            info = self.raylet.call("register_driver", self.address, log_to_driver)
+            self.job_id = self.gcs.call("register_job", self.address, namespace)
+        else:
+            self.raylet.call("register_worker", worker_id, os.getpid(), self.address)
+            info = {"arena_path": arena_path, "capacity": capacity}
+        self.store = StoreClient(info["arena_path"], info["capacity"], self.raylet)
+        self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
+        self.submitter = TaskSubmitter(self)
+        self.actors: dict[bytes, ActorSubmitter] = {}
+        self.actors_lock = threading.Lock()
+        self.connected = True
+        set_worker(self)
+        self._stop = threading.Event()
+        self._housekeeper = threading.Thread(target=self._housekeeping, name="skate-housekeeping",
+                                             daemon=True)
+        self._housekeeper.start()
+
+    # -- peers -------------------------------------------------------------------
+    def peer(self, address: str) -> rpc.Connection:
+        conn = self._peers.get(address)
+        if conn is not None and not conn.closed:
+            return conn
+        with self._peers_lock:
+            conn = self._peers.get(address)
+            if conn is None or conn.closed:
+                conn = rpc.connect(address, handler=self._handle, name="peer")
+                self._peers[address] = conn
+            return conn
+
+    def _on_peer_closed(self, conn) -> None:
+        who = conn.peer_info.get("address")
+        if who:
+            self.objects.drop_borrower_everywhere(who)
+
+    # -- requests from other processes --------------------------------------------
+    def _handle(self, conn, method, args, rid):
+        fn = getattr(self, "h_" + method, None)
+        if fn is None and self.extra_handler is not None:
+            return self.extra_handler(conn, method, args, rid)
+        if fn is None:
+            raise ValueError(f"worker has no method {method!r}")
+        return fn(conn, rid, *args)
+
+    def h_get_object(self, conn, rid, oid):
+        def answer(obj):
+            conn.reply(rid, _wire_value(obj))
+        if not self.objects.on_ready(oid, answer):
+            return ("lost",)
+        return rpc.DEFER
+
+    def h_wait_object(self, conn, rid, oid):
+        return self.h_get_object(conn, rid, oid)
+
+    def h_add_borrower(self, conn, rid, oid, who):
+        conn.peer_info.setdefault("address", who)
+        return self.objects.add_borrower(oid, who)
+
+    def h_remove_borrowers(self, conn, rid, items):
+        for oid, who in items:
+            self.objects.remove_borrower(oid, who)
+
+    def h_worker_output(self, conn, rid, pid, name, ip, stream, lines):
+        prefix = f"({name} pid={pid}, ip={ip})" if name else f"(pid={pid}, ip={ip})"
+        out = sys.stderr if stream == "stderr" else sys.stdout
+        try:
+            out.write("".join(f"{prefix} {line}\n" for line in lines))
+            out.flush()
+        except (ValueError, OSError):
+            pass
+
+    def h_warning(self, conn, rid, message):
+        log.warning(message)
+        print(f"skate warning: {message}", file=sys.stderr, flush=True)
+
+    def h_ping(self, conn, rid):
+        return "pong"
+
+    # -- borrowing -----------------------------------------------------------------
+    def borrow(self, ref: ObjectRef) -> None:
+        """Register as a borrower with the ref's owner before using it (synchronously)."""
+        if self.objects.is_borrowed(ref.id):
+            return
+        try:
+            self.peer(ref.owner).call("add_borrower", ref.id, self.address, timeout=30)
+        except (OSError, rpc.ConnectionClosed, TimeoutError):
+            pass  # owner gone: a later get raises OwnerDiedError
+        self.objects.mark_borrowed(ref.id, ref.owner)
+
+    def _remove_borrow_later(self, owner: str, oid: bytes) -> None:
+        self._borrow_removals.append((owner, oid))
+
+    def adopt_contained(self, contained) -> list:
+        """Refs inside a value another process made for us: we are already their borrower."""
+        out = []
+        for oid, owner in contained or ():
+            ref = ObjectRef(oid, owner)
+            if owner != self.address:
+                self.objects.mark_borrowed(oid, owner)
+            out.append(ref)
+        return out
+
+    def register_borrower_for(self, refs, who: str) -> list:
+        """Before handing ``refs`` (inside a value) to ``who``, register it with their owners."""
+        out = []
+        for ref in refs:
+            if ref.owner == who:
+                out.append((ref.id, ref.owner))
+                continue
+            if ref.owner == self.address:
+                self.objects.add_borrower(ref.id, who)
+            else:
+                try:
+                    self.peer(ref.owner).call("add_borrower", ref.id, who, timeout=30)
+                except (OSError, rpc.ConnectionClosed, TimeoutError):
+                    pass
+            out.append((ref.id, ref.owner))
+        return out
+
+    # -- housekeeping ------------------------------------------------------------------
+    def _housekeeping(self) -> None:
+        while not self._stop.wait(0.005):
+            try:
+                self.flush_background()
+                self.submitter.return_idle_leases(time.monotonic())
+            except Exception:
+                if self.connected:
+                    log.exception("housekeeping failed")
+
+    def flush_background(self) -> None:
+        self.store.flush()
+        if not self._borrow_removals:
+            return
+        by_owner = collections.defaultdict(list)
+        while self._borrow_removals:
+            owner, oid = self._borrow_removals.popleft()
+            by_owner[owner].append((oid, self.address))
+        for owner, items in by_owner.items():
+            try:
+                self.peer(owner).notify("remove_borrowers", items)
+            except (OSError, rpc.ConnectionClosed):
+                pass
+
+    # -- put / get ---------------------------------------------------------------------
+    def put(self, value, _owner_for=None) -> ObjectRef:
+        if isinstance(value, ObjectRef):
+            raise TypeError(
+                "Calling skate.put() on an ObjectRef is not allowed: the object already exists. "
+                "Pass the ref itself, or wrap it in a list to store a reference to it.")
+        oid = ids.object_id(ids.task_id(), 0)
+        with serialization.collecting_refs() as c:
+            meta, bufs = serialization.dumps(value, "value passed to put()")
+        self.objects.create_owned(oid)
+        ref = ObjectRef(oid, self.address)
+        self.objects.complete(oid, READY, self._store_value(oid, serialization.KIND_VALUE, meta, bufs),
+                              self._last_in_store, list(c.refs))
+        return ref
+
+    _last_in_store = False
+
+    def _store_value(self, oid, kind, meta, bufs, owner=None) -> tuple:
+        size = len(meta) + sum(b.nbytes for b in bufs)
+        if size <= INLINE_THRESHOLD:
+            self._last_in_store = False
+            return ("i", kind, meta, [bytes(b) for b in bufs])
+        self.store.put(oid, kind, meta, bufs, owner or self.address)
+        self._last_in_store = True
+        return ("s", kind)
+
+    def serialize_return(self, oid: bytes, value, caller: str, kind=serialization.KIND_VALUE):
+        """A task's return value as a reply entry; large ones go to the store, owned by ``caller``."""
+        with serialization.collecting_refs() as c:
+            meta, bufs = serialization.dumps(value, "return value")
+        contained = self.register_borrower_for(c.refs, caller) if c.refs else []
+        size = len(meta) + sum(b.nbytes for b in bufs)
+        if size <= INLINE_THRESHOLD:
+            return ("i", kind, meta, [bytes(b) for b in bufs], contained)
+        self.store.put(oid, kind, meta, bufs, caller)
+        return ("s", kind, contained)
+
+    def get(self, refs, timeout=None):
+        if isinstance(refs, ObjectRef):
+            return self._get_one(refs, _deadline(timeout))
+        if not isinstance(refs, (list, tuple)):
+            raise TypeError(
+                f"skate.get() takes an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}"
+                f": {serialization._short(refs)}.")
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(
+                    f"skate.get() takes ObjectRefs, but the list holds a {type(r).__name__}: "
+                    f"{serialization._short(r)}.")
+        deadline = _deadline(timeout)
+        return [self._get_one(r, deadline) for r in refs]
+
+    def _get_one(self, ref: ObjectRef, deadline):
+        entry = self._wait_value(ref, deadline)
+        return self._materialize(ref, entry)
+
+    def _wait_value(self, ref: ObjectRef, deadline):
+        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind) / ("lost",)."""
+        obj = self.objects.owned(ref.id)
+        if obj is not None:
+            if obj.state == PENDING:
+                waiter = threading.Event()
+                self.objects.on_ready(ref.id, lambda o: waiter.set())
+                if not waiter.is_set():
+                    self._blocked(True)
+                    try:
+                        if not waiter.wait(_remaining(deadline)):
+                            raise _timeout([ref])
+                    finally:
+                        self._blocked(False)
+            obj = self.objects.owned(ref.id)
+            return _wire_value(obj) if obj is not None else ("lost",)
+        if ref.owner == self.address:
+            return ("lost",)
+        try:
+            conn = self.peer(ref.owner)
+        except OSError:
+            return ("owner_died",)
+        self._blocked(True)
+        try:
+            return conn.call("get_object", ref.id, timeout=_remaining(deadline))
+        except TimeoutError:
+            raise _timeout([ref]) from None
+        except rpc.ConnectionClosed:
+            return ("owner_died",)
+        finally:
+            self._blocked(False)
+
+    def _blocked(self, blocked: bool) -> None:
+        if self.mode == "worker" and self.current_task is not None:
+            try:
+                self.raylet.notify("blocked", blocked)
+            except rpc.ConnectionClosed:
+                pass
+
+    def _materialize(self, ref: ObjectRef, entry):
+        tag = entry[0]
+        if tag == "i":
+            kind, meta, bufs = entry[1], entry[2], entry[3]
+        elif tag == "s":
+            got = self.store.get(ref.id)
+            if got is None:
+                raise exc.ObjectLostError(ref.hex())
+            kind, meta, bufs = got
+        elif tag == "owner_died":
+            raise exc.OwnerDiedError(ref.hex())
+        else:
+            raise exc.ObjectLostError(ref.hex(), f"Object {ref.hex()} was freed or lost before it "
+                                                 f"could be read.")
+        value = serialization.loads(meta, bufs)
+        if kind == serialization.KIND_ERROR:
+            if isinstance(value, exc.RayTaskError):
+                raise value.as_instanceof_cause()
+            raise value
+        return value
+
+    def resolve_dependency(self, ref: ObjectRef, callback) -> None:
+        """Call ``callback(entry)`` once ``ref`` exists; entry is what a worker needs to read it."""
+        def from_owned(obj):
+            if obj.state == FAILED:
+                callback(("err", _error_of(obj.value)))
+            elif obj.in_store:
+                callback(("s", ref.id))
+            else:
+                callback(obj.value)
+
+        if self.objects.on_ready(ref.id, from_owned):
+            return
+        if ref.owner == self.address:
+            callback(("err", exc.ObjectLostError(ref.hex())))
+            return
+
+        def from_owner(ok, value):
+            if not ok or value[0] in ("lost", "owner_died"):
+                callback(("err", exc.OwnerDiedError(ref.hex()) if not ok else exc.ObjectLostError(ref.hex())))
+            elif value[0] == "i" and value[1] == serialization.KIND_ERROR:
+                callback(("err", _error_of(value)))
+            elif value[0] == "s":
+                callback(("s", ref.id))
+            else:
+                callback(value)
+        try:
+            self.peer(ref.owner).call_async("wait_object", ref.id, callback=from_owner)
+        except OSError:
+            callback(("err", exc.OwnerDiedError(ref.hex())))
+
+    def read_dependency(self, entry):
+        """The value of one resolved dependency entry (in a worker)."""
+        tag = entry[0]
+        if tag == "i":
+            kind, meta, bufs = entry[1], entry[2], entry[3]
+        elif tag == "s":
+            got = self.store.get(entry[1])
+            if got is None:
+                raise exc.ObjectLostError(entry[1].hex())
+            kind, meta, bufs = got
+        elif tag == "r":
+            _, oid, owner = entry
+            ref = ObjectRef(oid, owner)
+            return self._get_one(ref, None)
+        else:
+            raise entry[1]
+        value = serialization.loads(meta, bufs)
+        if kind == serialization.KIND_ERROR:
+            raise value.as_instanceof_cause() if isinstance(value, exc.RayTaskError) else value
+        return value
+
+    def wait(self, refs, num_returns=1, timeout=None, fetch_local=True):
+        if isinstance(refs, ObjectRef) or not isinstance(refs, (list, tuple)):
+            raise TypeError(f"skate.wait() takes a list of ObjectRefs, got {type(refs).__name__}.")
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise TypeError(f"skate.wait() takes ObjectRefs, but the list holds a "
+                                f"{type(r).__name__}.")
+        if len(set(r.id for r in refs)) != len(refs):
+            raise ValueError("skate.wait() got the same ObjectRef twice; pass distinct refs.")
+        if not isinstance(num_returns, int) or num_returns < 0 or num_returns > len(refs):
+            raise ValueError(f"num_returns must be an int between 0 and len(refs)={len(refs)}, "
+                             f"got {num_returns!r}.")
+        ready = set()
+        cv = threading.Condition()
+
+        def mark(oid):
+            with cv:
+                ready.add(oid)
+                cv.notify_all()
+
+        for r in refs:
+            self.resolve_dependency(r, lambda entry, oid=r.id: mark(oid))
+        deadline = _deadline(timeout)
+        with cv:
+            if len(ready) < num_returns:
+                self._blocked(True)
+                try:
+                    cv.wait_for(lambda: len(ready) >= num_returns, _remaining(deadline))
+                finally:
+                    self._blocked(False)
+            snapshot = set(ready)
+        done = [r for r in refs if r.id in snapshot][:max(num_returns, 0)]
+        done_ids = {r.id for r in done}
+        return done, [r for r in refs if r.id not in done_ids]
+
+    def future_for(self, ref: ObjectRef) -> concurrent.futures.Future:
+        fut = concurrent.futures.Future()
+        if self._future_pool is None:
+            self._future_pool = concurrent.futures.ThreadPoolExecutor(4, "skate-futures")
+
+        def fill():
+            try:
+                fut.set_result(self._get_one(ref, None))
+            except BaseException as e:  # the future carries any failure to its awaiter
+                fut.set_exception(e)
+
+        self.resolve_dependency(ref, lambda entry: self._future_pool.submit(fill))
+        return fut
+
+    # -- actors --------------------------------------------------------------------------
+    def actor_submitter(self, actor_id: bytes, max_task_retries: int, class_name: str):
+        s = self.actors.get(actor_id)
+        if s is None:
+            with self.actors_lock:
+                s = self.actors.get(actor_id)
+                if s is None:
+                    s = self.actors[actor_id] = ActorSubmitter(self, actor_id, max_task_retries,
+                                                               class_name)
+        return s
+
+    # -- completing returns ------------------------------------------------------------------
+    def complete_returns(self, return_ids, returns) -> None:
+        for oid, r in zip(return_ids, returns):
+            contained = self.adopt_contained(r[-1])
+            state = FAILED if r[1] == serialization.KIND_ERROR else READY
+            if r[0] == "i":
+                self.objects.complete(oid, state, ("i", r[1], r[2], r[3]), False, contained)
+            else:
+                self.objects.complete(oid, state, ("s", r[1]), True, contained)
+
+    def fail_returns(self, return_ids, error: BaseException) -> None:
+        meta = serialization.dumps_inband(error, "error")
+        for oid in return_ids:
+            self.objects.complete(oid, FAILED, ("i", serialization.KIND_ERROR, meta, []), False)
+
+    # -- shutdown ----------------------------------------------------------------------------
+    def disconnect(self) -> None:
+        if not self.connected:
+            return
+        try:
+            self.submitter.return_all_leases()
+            self.flush_background()
+        except Exception:
+            pass
+        self.connected = False
+        self._stop.set()
+        set_worker(None)
+        for c in list(self._peers.values()):
+            c.close()
+        for s in list(self.actors.values()):
+            if s.conn is not None:
+                s.conn.close()
+        self.listener.close()
+        self.raylet.close()
+        self.gcs.close()
+        self.store.close()
+        if self._future_pool is not None:
+            self._future_pool.shutdown(wait=False)
+        try:
+            os.unlink(self.address[5:])
+        except OSError:
+            pass
+
+
+def _wire_value(obj):
+    if obj is None:
+        return ("lost",)
+    if obj.in_store:
+        return ("s", obj.value[1])
+    return obj.value
+
+
+def _error_of(value):
+    try:
+        err = serialization.loads(value[2], value[3])
+    except Exception as e:  # an error that does not unpickle is still an error
+        return exc.RaySystemError(f"could not read a failed dependency's error: {e}")
+    return err
+
+
+def _deadline(timeout):
+    if timeout is None:
+        return None
+    if not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"timeout must be None or a non-negative number, got {timeout!r}")
+    return time.monotonic() + timeout
+
+
+def _remaining(deadline):
+    if deadline is None:
+        return None
+    return max(0.0, deadline - time.monotonic())
+
+
+def _timeout(refs):
+    return exc.GetTimeoutError(
+        f"Get timed out: {len(refs)} object(s) not ready in time ({', '.join(r.hex() for r in refs[:3])}).")

@@ -1,0 +1,306 @@
+"""Running tasks and actor methods inside a worker process.
+
+Requests arrive on connection reader threads and are queued; the main thread
+runs them one at a time, in arrival order (so an actor sees each caller's
+calls in order). Threaded actors (``max_concurrency > 1``) run calls on a
+thread pool; async actors run them as coroutines on one event loop thread.
+
+Cancellation: ``cancel_task`` for the running task sends SIGINT to the main
+thread; our handler turns it into TaskCancelledError only if that task is
+still the one running, so a late cancel can never hit the next task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import traceback
+
+from skate import exceptions as exc
+from skate.core import rpc, serialization
+
+log = logging.getLogger(__name__)
+
+
+class ActorExit(BaseException):
+    """Raised by ``exit_actor()`` to end the actor after the current call."""
+
+
+class Executor:
+    def __init__(self):
+        self.core = None
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.functions: dict[bytes, object] = {}
+        self.calls_per_fn: dict[bytes, int] = {}
+        self.actor = None
+        self.actor_class_name = None
+        self.actor_id = None
+        self.actor_pool = None
+        self.actor_loop = None
+        self._running = None  # task id running on the main thread
+        self._cancel = None  # task id asked to stop
+        self._cancel_lock = threading.Lock()
+        self._main_ident = threading.get_ident()
+        self._exiting = False
+        signal.signal(signal.SIGINT, self._on_sigint)
+
+    # -- requests (reader threads) -------------------------------------------------
+    def handle(self, conn, method, args, rid):
+        if method == "push_task":
+            self.queue.put((self._run_task, conn, rid, args[0]))
+            return rpc.DEFER
+        if method == "actor_call":
+            return self._actor_call(conn, rid, args[0])
+        if method == "create_actor":
+            self.queue.put((self._create_actor, conn, rid, args))
+            return rpc.DEFER
+        if method == "cancel_task":
+            self._cancel_task(args[0])
+            return None
+        raise ValueError(f"worker has no method {method!r}")
+
+    def _cancel_task(self, task_id: bytes) -> None:
+        with self._cancel_lock:
+            self._cancel = task_id
+            if self._running == task_id:
+                signal.pthread_kill(self._main_ident, signal.SIGINT)
+
+    def _on_sigint(self, signum, frame):
+        with self._cancel_lock:
+            hit = self._running is not None and self._running == self._cancel
+        if hit:
+            raise exc.TaskCancelledError(self._running.hex())
+
+    # -- main loop -------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            fn, conn, rid, spec = self.queue.get()
+            if fn is None:
+                return
+            try:
+                fn(conn, rid, spec)
+            except ActorExit:
+                return
+            if self._exiting:
+                return
+
+    # -- tasks -------------------------------------------------------------------------
+    def _run_task(self, conn, rid, spec) -> None:
+        (task_id, fn_key, fn_blob, fn_name, args_blob, deps, return_ids, caller, gpu_ids,
+         resources, max_calls, attempt) = spec
+        core = self.core
+        with self._cancel_lock:
+            if self._cancel == task_id:
+                conn.reply(rid, self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller))
+                return
+            self._running = task_id
+        core.current_task = (task_id, fn_name)
+        core.assigned_resources = resources
+        self._set_gpus(gpu_ids)
+        app_error = False
+        try:
+            try:
+                fn = self.functions.get(fn_key)
+                if fn is None:
+                    fn = self.functions[fn_key] = serialization.loads(fn_blob)
+                args, kwargs = self._load_args(args_blob, deps)
+                result = fn(*args, **kwargs)
+                returns = self._returns(result, return_ids, caller, fn_name)
+            except exc.TaskCancelledError as e:
+                returns = self._error_reply(return_ids, e, caller)[1]
+            except KeyboardInterrupt:
+                returns = self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller)[1]
+            except BaseException as e:  # the user's error travels to the caller
+                app_error = True
+                returns = self._error_reply(return_ids, self._task_error(fn_name, e), caller)[1]
+        finally:
+            with self._cancel_lock:
+                self._running = None
+                if self._cancel == task_id:
+                    self._cancel = None
+            core.current_task = None
+        exiting = False
+        if max_calls:
+            n = self.calls_per_fn[fn_key] = self.calls_per_fn.get(fn_key, 0) + 1
+            exiting = n >= max_calls
+        conn.reply(rid, ("ok", returns, app_error, exiting))
+        if exiting:
+            self._exiting = True
+
+    def _set_gpus(self, gpu_ids) -> None:
+        self.core.gpu_ids = list(gpu_ids)
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in gpu_ids)
+
+    def _load_args(self, args_blob, deps):
+        values = [self.core.read_dependency(d) for d in deps] if deps else ()
+        if type(args_blob) is tuple:  # large arguments travelled through the store
+            args, kwargs = values[args_blob[1]]
+        else:
+            args, kwargs = serialization.loads(args_blob)
+        if deps:
+            Arg = serialization.ArgRef
+            args = [values[a.i] if type(a) is Arg else a for a in args]
+            kwargs = {k: values[v.i] if type(v) is Arg else v for k, v in kwargs.items()}
+        return args, kwargs
+
+    def _returns(self, result, return_ids, caller, fn_name):
+        n = len(return_ids)
+        if n == 1:
+            values = [result]
+        elif n == 0:
+            return []
+        else:
+            try:
+                values = list(result)
+            except TypeError:
+                values = None
+            if values is None or len(values) != n:
+                raise ValueError(
+                    f"{fn_name} was declared with num_returns={n} but returned "
+                    f"{type(result).__name__} {serialization._short(result)}; return a tuple or "
+                    f"list of exactly {n} values.")
+        return [self.core.serialize_return(oid, v, caller) for oid, v in zip(return_ids, values)]
+
+    def _task_error(self, fn_name: str, e: BaseException) -> exc.RayTaskError:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        if isinstance(e, exc.RayTaskError):
+            return e
+        try:
+            serialization.dumps_inband(e)
+            cause = e
+        except Exception:
+            cause = exc.RaySystemError(f"{type(e).__name__}: {e} (the exception could not be pickled)")
+        return exc.RayTaskError(fn_name, tb, cause, os.getpid())
+
+    def _error_reply(self, return_ids, error, caller):
+        out = []
+        for oid in return_ids:
+            try:
+                out.append(self.core.serialize_return(oid, error, caller, serialization.KIND_ERROR))
+            except Exception as e:
+                out.append(self.core.serialize_return(
+                    oid, exc.RaySystemError(f"could not serialize the error: {e}"), caller,
+                    serialization.KIND_ERROR))
+        return ("ok", out, True, False)
+
+    # -- actors -----------------------------------------------------------------------
+    def _create_actor(self, conn, rid, args) -> None:
+        actor_id, payload, gpu_ids, resources, num_restarts = args
+        core = self.core
+        core.current_actor_id = actor_id
+        core.assigned_resources = resources
+        self._set_gpus(gpu_ids)
+        try:
+            cls, args_blob, deps, max_concurrency, class_name = serialization.loads(payload)
+            self.actor_class_name = class_name
+            self.actor_id = actor_id
+            try:
+                core.raylet.notify("set_worker_name", class_name)
+            except rpc.ConnectionClosed:
+                pass
+            a, kw = self._load_args(args_blob, deps)
+            is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m)
+                           for _, m in inspect.getmembers(cls, inspect.isfunction))
+            if is_async:
+                self._start_loop()
+            self.actor = self._construct(cls, a, kw, is_async)
+            if is_async:
+                self.actor_pool = "async"
+            elif max_concurrency > 1:
+                from concurrent.futures import ThreadPoolExecutor
+                self.actor_pool = ThreadPoolExecutor(max_concurrency, "skate-actor")
+        except BaseException as e:  # the constructor's error is the actor's death cause
+            err = self._task_error(f"{getattr(cls, '__name__', 'actor')}.__init__", e) \
+                if 'cls' in dir() else e
+            conn.reply(rid, exc.ActorDiedError(
+                f"The actor's constructor failed:\n{err}", actor_id.hex()), ok=False)
+            self._exiting = True
+            return
+        conn.reply(rid, os.getpid())
+
+    def _construct(self, cls, a, kw, is_async):
+        if not is_async:
+            return cls(*a, **kw)
+        # __init__ runs in the loop thread so that it may create loop-bound objects
+        fut = asyncio.run_coroutine_threadsafe(_call_sync(cls, a, kw), self.actor_loop)
+        return fut.result()
+
+    def _start_loop(self) -> None:
+        loop = asyncio.new_event_loop()
+        t = threading.Thread(target=loop.run_forever, name="skate-actor-loop", daemon=True)
+        t.start()
+        self.actor_loop = loop
+
+    def _actor_call(self, conn, rid, spec):
+        if self.actor_pool is None:
+            self.queue.put((self._run_actor_call, conn, rid, spec))
+        elif self.actor_pool == "async":
+            asyncio.run_coroutine_threadsafe(self._run_async_call(conn, rid, spec), self.actor_loop)
+        else:
+            self.actor_pool.submit(self._run_actor_call, conn, rid, spec)
+        return rpc.DEFER
+
+    def _run_actor_call(self, conn, rid, spec) -> None:
+        task_id, method, args_blob, deps, return_ids, caller = spec
+        self.core.current_task = (task_id, method)
+        try:
+            if method == "__skate_terminate__":
+                raise ActorExit()
+            args, kwargs = self._load_args(args_blob, deps)
+            result = getattr(self.actor, method)(*args, **kwargs)
+            returns = self._returns(result, return_ids, caller, self._qual(method))
+            conn.reply(rid, ("ok", returns, False, False))
+        except ActorExit:
+            self._actor_exits(conn, rid, return_ids, caller)
+        except BaseException as e:  # the user's error travels to the caller
+            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e), caller))
+        finally:
+            self.core.current_task = None
+
+    async def _run_async_call(self, conn, rid, spec) -> None:
+        task_id, method, args_blob, deps, return_ids, caller = spec
+        try:
+            if method == "__skate_terminate__":
+                raise ActorExit()
+            if deps:
+                args, kwargs = await asyncio.get_running_loop().run_in_executor(
+                    None, self._load_args, args_blob, deps)
+            else:
+                args, kwargs = self._load_args(args_blob, deps)
+            result = getattr(self.actor, method)(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            returns = self._returns(result, return_ids, caller, self._qual(method))
+            conn.reply(rid, ("ok", returns, False, False))
+        except ActorExit:
+            self._actor_exits(conn, rid, return_ids, caller)
+        except BaseException as e:  # the user's error travels to the caller
+            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e), caller))
+
+    def _qual(self, method: str) -> str:
+        return f"{self.actor_class_name}.{method}"
+
+    def _actor_exits(self, conn, rid, return_ids, caller) -> None:
+        """exit_actor(): tell the control store (no restart), answer, and leave."""
+        try:
+            self.core.gcs.call("actor_exited", self.actor_id, "the actor exited by calling "
+                               "exit_actor()", timeout=5)
+        except Exception:
+            pass
+        conn.reply(rid, self._error_reply(return_ids, exc.ActorDiedError(
+            f"The actor {self.actor_class_name} exited (exit_actor() was called).",
+            self.actor_id.hex()), caller))
+        self.core.flush_background()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+async def _call_sync(cls, a, kw):
+    return cls(*a, **kw)

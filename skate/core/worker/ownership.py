@@ -1,0 +1,168 @@
+"""What a process knows about objects: the ones it owns, and the ones it borrows.
+
+Counting (after Ray's ownership design, simplified):
+
+* every live :class:`ObjectRef` instance in this process counts once
+  (``local``); task records and owned objects that contain refs simply hold
+  ObjectRef instances, so "submitted" and "contained" counts need no extra
+  bookkeeping;
+* the owner also keeps the set of processes that borrow the ref. A process
+  registers as a borrower *synchronously* when it first deserializes a ref it
+  does not own, so an owner never frees an object a borrower is about to use;
+  when its last local instance dies it deregisters (asynchronously).
+
+An owned object is freed (its value dropped, its store copy released) when
+``local`` is zero and no borrower is left.
+
+Invariant: ``_owned[oid]`` exists for every object this process created and
+has not freed; ``_counts[oid]`` exists while a local instance exists.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from skate.core.ownership_codes import FAILED, PENDING, READY  # noqa: F401
+
+
+@dataclass
+class OwnedObject:
+    state: int = PENDING
+    # value, when ready: ("i", kind, meta, bufs) inline, or ("s", kind) in the store
+    value: tuple | None = None
+    contained: list = field(default_factory=list)  # ObjectRef instances kept alive by this value
+    borrowers: set = field(default_factory=set)
+    callbacks: list = field(default_factory=list)  # fn(OwnedObject) when no longer pending
+    in_store: bool = False
+    task: object = None  # the task that makes it (for cancel)
+
+
+class ObjectTable:
+    def __init__(self, address: str, free_in_store, remove_borrow):
+        self.address = address
+        self.lock = threading.RLock()
+        self._owned: dict[bytes, OwnedObject] = {}
+        self._counts: dict[bytes, int] = {}
+        self._borrowed: dict[bytes, str] = {}  # oid -> owner address, registered with owner
+        self._free_in_store = free_in_store
+        self._remove_borrow = remove_borrow
+
+    # -- local instances ---------------------------------------------------
+    def add_local(self, oid: bytes) -> None:
+        with self.lock:
+            self._counts[oid] = self._counts.get(oid, 0) + 1
+
+    def remove_local(self, oid: bytes) -> None:
+        with self.lock:
+            n = self._counts.get(oid, 0) - 1
+            if n > 0:
+                self._counts[oid] = n
+                return
+            self._counts.pop(oid, None)
+            obj = self._owned.get(oid)
+            if obj is not None:
+                if not obj.borrowers:
+                    self._free(oid, obj)
+                return
+            owner = self._borrowed.pop(oid, None)
+        if owner is not None:
+            self._remove_borrow(owner, oid)
+
+    def count(self, oid: bytes) -> int:
+        return self._counts.get(oid, 0)
+
+    # -- owned objects -----------------------------------------------------
+    def create_owned(self, oid: bytes, task=None) -> OwnedObject:
+        obj = OwnedObject(task=task)
+        with self.lock:
+            self._owned[oid] = obj
+        return obj
+
+    def owned(self, oid: bytes) -> OwnedObject | None:
+        return self._owned.get(oid)
+
+    def complete(self, oid: bytes, state: int, value: tuple, in_store: bool,
+                 contained: list = ()) -> None:
+        """The object's value is known; wake whoever waits for it."""
+        with self.lock:
+            obj = self._owned.get(oid)
+            if obj is None or obj.state != PENDING:
+                if obj is None and in_store:
+                    self._free_in_store(oid)  # nobody wants it any more
+                return
+            obj.state = state
+            obj.value = value
+            obj.in_store = in_store
+            obj.contained = list(contained)
+            callbacks, obj.callbacks = obj.callbacks, []
+            if self._counts.get(oid, 0) == 0 and not obj.borrowers:
+                self._free(oid, obj)
+        for cb in callbacks:
+            cb(obj)
+
+    def reset_pending(self, oid: bytes) -> None:
+        """Back to pending (its task is being retried)."""
+        with self.lock:
+            obj = self._owned.get(oid)
+            if obj is not None:
+                obj.state = PENDING
+                obj.value = None
+
+    def on_ready(self, oid: bytes, callback) -> bool:
+        """Run ``callback(obj)`` once the owned object is no longer pending.
+
+        Returns False if the object is unknown (already freed).
+        """
+        with self.lock:
+            obj = self._owned.get(oid)
+            if obj is None:
+                return False
+            if obj.state == PENDING:
+                obj.callbacks.append(callback)
+                return True
+        callback(obj)
+        return True
+
+    def _free(self, oid: bytes, obj: OwnedObject) -> None:
+        del self._owned[oid]
+        if obj.in_store:
+            self._free_in_store(oid)
+        obj.contained = []
+
+    # -- borrowing -----------------------------------------------------------
+    def is_borrowed(self, oid: bytes) -> bool:
+        return oid in self._borrowed
+
+    def mark_borrowed(self, oid: bytes, owner: str) -> None:
+        with self.lock:
+            self._borrowed[oid] = owner
+
+    def add_borrower(self, oid: bytes, who: str) -> bool:
+        with self.lock:
+            obj = self._owned.get(oid)
+            if obj is None:
+                return False
+            if who != self.address:
+                obj.borrowers.add(who)
+            return True
+
+    def remove_borrower(self, oid: bytes, who: str) -> None:
+        with self.lock:
+            obj = self._owned.get(oid)
+            if obj is None:
+                return
+            obj.borrowers.discard(who)
+            if not obj.borrowers and self._counts.get(oid, 0) == 0:
+                self._free(oid, obj)
+
+    def drop_borrower_everywhere(self, who: str) -> None:
+        """A borrowing process died: forget it everywhere."""
+        with self.lock:
+            for oid, obj in list(self._owned.items()):
+                if who in obj.borrowers:
+                    self.remove_borrower(oid, who)
+
+    def stats(self) -> dict:
+        return {"owned": len(self._owned), "local_refs": len(self._counts),
+                "borrowed": len(self._borrowed)}

@@ -1,0 +1,296 @@
+"""Leasing workers and pushing tasks to them (Ray's direct task calls).
+
+Tasks with the same *scheduling key* (resources + runtime env) share leases.
+A task waits here until its top-level ObjectRef arguments exist; then it is
+queued under its key. While a key has queued tasks and fewer leased workers
+than it could use, we ask the node manager for more leases. Each leased
+worker runs one task at a time; its reply comes back on the connection we
+pushed on, so the node manager never sees individual tasks. A lease with no
+work is kept for ``IDLE_LEASE_S`` (a loop of submit-then-get reuses it
+without asking again) and then given back.
+
+A worker that dies mid-task fails the push with ConnectionClosed: the task
+is retried (``max_retries``) or fails with WorkerCrashedError.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from skate import exceptions as exc
+from skate.core import rpc, serialization
+
+log = logging.getLogger(__name__)
+
+IDLE_LEASE_S = 0.02
+MAX_LEASE_REQUESTS_PER_KEY = 16
+
+
+@dataclass
+class TaskRecord:
+    task_id: bytes
+    key: tuple
+    resources: dict
+    env_vars: dict | None
+    fn_key: bytes
+    fn_blob: bytes
+    fn_name: str
+    args_blob: bytes
+    deps: list  # top-level ObjectRefs, in placeholder order
+    held: list  # every ObjectRef this task keeps alive (deps, nested refs, big-args ref)
+    return_ids: list
+    max_retries: int
+    retry_exceptions: object
+    max_calls: int
+    attempt: int = 0
+    resolved: list = field(default_factory=list)
+    cancelled: bool = False
+    force_cancelled: bool = False
+    worker: object = None  # _Leased, while in flight
+    done: bool = False
+
+
+@dataclass
+class _Leased:
+    lease_id: int
+    worker_id: str
+    address: str
+    conn: rpc.Connection
+    gpu_ids: list
+    busy: bool = False
+    idle_since: float = 0.0
+    dead: bool = False
+
+
+@dataclass
+class _Key:
+    queue: collections.deque = field(default_factory=collections.deque)
+    workers: list = field(default_factory=list)
+    requested: int = 0
+    resources: dict = field(default_factory=dict)
+    env_vars: dict | None = None
+
+
+class TaskSubmitter:
+    def __init__(self, core):
+        self.core = core
+        self.lock = threading.RLock()
+        self.keys: dict[tuple, _Key] = {}
+        self.fn_sent: dict[str, set] = collections.defaultdict(set)  # worker id -> fn keys it has
+        self.by_task: dict[bytes, TaskRecord] = {}
+
+    # -- submission ----------------------------------------------------------
+    def submit(self, task: TaskRecord) -> None:
+        with self.lock:
+            self.by_task[task.task_id] = task
+        self._resolve_deps(task)
+
+    def _resolve_deps(self, task: TaskRecord) -> None:
+        deps = task.deps
+        if not deps:
+            task.resolved = []
+            self._enqueue(task)
+            return
+        remaining = [len(deps)]
+        resolved = [None] * len(deps)
+        lock = threading.Lock()
+
+        def one_ready(i, entry):
+            resolved[i] = entry
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                task.resolved = resolved
+                failed = next((e for e in resolved if e[0] == "err"), None)
+                if failed is not None:
+                    self._finish_all(task, failed[1])
+                else:
+                    self._enqueue(task)
+
+        for i, ref in enumerate(deps):
+            self.core.resolve_dependency(ref, lambda entry, i=i: one_ready(i, entry))
+
+    def _enqueue(self, task: TaskRecord) -> None:
+        with self.lock:
+            if task.cancelled:
+                return
+            k = self.keys.get(task.key)
+            if k is None:
+                k = self.keys[task.key] = _Key(resources=task.resources, env_vars=task.env_vars)
+            k.queue.append(task)
+            self._dispatch(task.key, k)
+
+    def _dispatch(self, key: tuple, k: _Key) -> None:
+        for w in k.workers:
+            if not k.queue:
+                break
+            if not w.busy and not w.dead:
+                self._push(k.queue.popleft(), w)
+        want = min(len(k.queue), MAX_LEASE_REQUESTS_PER_KEY) - k.requested
+        for _ in range(want):
+            k.requested += 1
+            self.core.raylet.call_async("request_lease", k.resources, k.env_vars, False,
+                                        callback=lambda ok, v, key=key: self._granted(key, ok, v))
+
+    def _granted(self, key: tuple, ok: bool, value) -> None:
+        with self.lock:
+            k = self.keys[key]
+            k.requested -= 1
+            if not ok or value is None:
+                if not ok and self.core.connected:
+                    log.warning("lease request failed: %s", value)
+                return
+            lease_id, worker_id, address, gpu_ids, _node = value
+            try:
+                conn = self.core.peer(address)
+            except OSError:
+                self.core.raylet.notify("return_lease", lease_id, True)
+                self._dispatch(key, k)
+                return
+            w = _Leased(lease_id, worker_id, address, conn, gpu_ids, idle_since=time.monotonic())
+            if not k.queue:
+                self.core.raylet.notify("return_lease", lease_id, False)
+                return
+            k.workers.append(w)
+            self._dispatch(key, k)
+
+    def _push(self, task: TaskRecord, w: _Leased) -> None:
+        w.busy = True
+        task.worker = w
+        sent = self.fn_sent[w.worker_id]
+        blob = None
+        if task.fn_key not in sent:
+            blob = task.fn_blob
+            sent.add(task.fn_key)
+        spec = (task.task_id, task.fn_key, blob, task.fn_name, task.args_blob, task.resolved,
+                task.return_ids, self.core.address, w.gpu_ids, task.resources, task.max_calls,
+                task.attempt)
+        w.conn.call_async("push_task", spec,
+                          callback=lambda ok, v: self._replied(task, w, ok, v))
+
+    # -- replies -------------------------------------------------------------
+    def _replied(self, task: TaskRecord, w: _Leased, ok: bool, value) -> None:
+        retry = False
+        with self.lock:
+            task.worker = None
+            k = self.keys[task.key]
+            w.busy = False
+            w.idle_since = time.monotonic()
+            if not ok or value[3]:  # connection lost, or the worker exits (max_calls)
+                w.dead = True
+                if w in k.workers:
+                    k.workers.remove(w)
+                self.fn_sent.pop(w.worker_id, None)
+                if ok:
+                    self.core.raylet.notify("return_lease", w.lease_id, True)
+        if not ok:
+            if task.cancelled:
+                self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
+            elif task.max_retries == -1 or task.attempt < task.max_retries:
+                retry = True
+            else:
+                self._finish_all(task, exc.WorkerCrashedError(
+                    f"The worker running task {task.fn_name} (id {task.task_id.hex()}) died "
+                    f"unexpectedly ({value}); it was tried {task.attempt + 1} time(s) "
+                    f"(max_retries={task.max_retries})."))
+        else:
+            _, returns, app_error, _exiting = value
+            if app_error and not task.cancelled and self._should_retry_app_error(task, returns):
+                retry = True
+            else:
+                self._complete(task, returns)
+        if retry:
+            task.attempt += 1
+            for oid in task.return_ids:
+                self.core.objects.reset_pending(oid)
+            self._enqueue(task)
+        with self.lock:
+            k = self.keys[task.key]
+            self._dispatch(task.key, k)
+
+    def _should_retry_app_error(self, task: TaskRecord, returns) -> bool:
+        rx = task.retry_exceptions
+        if not rx or not (task.max_retries == -1 or task.attempt < task.max_retries):
+            return False
+        if rx is True:
+            return True
+        r = returns[0]
+        err = serialization.loads(r[2], r[3]) if r[0] == "i" else None
+        cause = getattr(err, "cause", err)
+        return isinstance(cause, tuple(rx))
+
+    def _complete(self, task: TaskRecord, returns) -> None:
+        task.done = True
+        with self.lock:
+            self.by_task.pop(task.task_id, None)
+        self.core.complete_returns(task.return_ids, returns)
+        task.held = []
+
+    def _finish_all(self, task: TaskRecord, error: BaseException) -> None:
+        task.done = True
+        with self.lock:
+            self.by_task.pop(task.task_id, None)
+        self.core.fail_returns(task.return_ids, error)
+        task.held = []
+
+    # -- cancel --------------------------------------------------------------
+    def cancel(self, task_id: bytes, force: bool) -> bool:
+        with self.lock:
+            task = self.by_task.get(task_id)
+            if task is None or task.done:
+                return False
+            task.cancelled = True
+            k = self.keys.get(task.key)
+            if k is not None and task in k.queue:
+                k.queue.remove(task)
+                queued = True
+            else:
+                queued = task.worker is None
+            w = task.worker
+        if queued:
+            self._finish_all(task, exc.TaskCancelledError(task_id.hex()))
+            return True
+        if w is not None:
+            if force:
+                task.force_cancelled = True
+                self.core.raylet.notify("kill_worker", w.worker_id)
+            else:
+                try:
+                    w.conn.notify("cancel_task", task_id)
+                except rpc.ConnectionClosed:
+                    pass
+        return True
+
+    # -- housekeeping ----------------------------------------------------------
+    def return_idle_leases(self, now: float) -> bool:
+        """Give back leases idle for a while; True if some are still held idle."""
+        still_idle = False
+        with self.lock:
+            for k in self.keys.values():
+                for w in list(k.workers):
+                    if w.busy or k.queue:
+                        continue
+                    if now - w.idle_since >= IDLE_LEASE_S:
+                        k.workers.remove(w)
+                        try:
+                            self.core.raylet.notify("return_lease", w.lease_id, False)
+                        except rpc.ConnectionClosed:
+                            pass
+                    else:
+                        still_idle = True
+        return still_idle
+
+    def return_all_leases(self) -> None:
+        with self.lock:
+            for k in self.keys.values():
+                for w in k.workers:
+                    try:
+                        self.core.raylet.notify("return_lease", w.lease_id, False)
+                    except rpc.ConnectionClosed:
+                        pass
+                k.workers.clear()
