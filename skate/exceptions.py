@@ -59,7 +59,8 @@ class RayTaskError(RayError):
 
     def _message(self) -> str:
         where = f" (pid={self.pid})" if self.pid else ""
-        return f"{type(self.cause).__name__ if self.cause else 'Error'} in {self.function_name}{where}:\n{self.traceback_str}"
+        head = f"{type(self.cause).__name__}: {self.cause}" if self.cause is not None else "Error"
+        return f"{head}\n\nraised in skate::{self.function_name}(){where}:\n{self.traceback_str}"
 
     def __str__(self) -> str:
         return self._message()

@@ -709,7 +709,9 @@ def _parse_args(argv):
     p.add_argument("--full-size", action="store_true", help="use Ray's original sizes")
     p.add_argument("--json", default=None, help="write {name: [mean, std]} here")
     p.add_argument("--list", action="store_true", help="list benchmark names and exit")
-    p.add_argument("--pause", type=float, default=0.2, help="seconds to idle between benchmarks")
+    p.add_argument(
+        "--pause", type=float, default=0.5, help="seconds to idle before each benchmark"
+    )
     return p.parse_args(argv)
 
 
@@ -819,6 +821,9 @@ def main(argv=None):
         def timeit(fn, multiplier=1):
             return _measure(fn, multiplier, args.duration, args.warmup, args.rounds)
 
+        if args.pause > 0:
+            time.sleep(args.pause)  # let the previous benchmark's cleanup settle
+
         try:
             with _Alarm(timeout):
                 mean, sd = benches[name](timeit)
@@ -850,8 +855,6 @@ def main(argv=None):
         results[name] = [mean, sd]
         print(name, "per second", round(mean, 2), "+-", round(sd, 2), flush=True)
         _write_json(args.json, results)
-        if args.pause > 0:
-            time.sleep(args.pause)
 
     stop_backend()
     left = _reap_leftovers(started)

@@ -191,7 +191,8 @@ class ControlStore:
                     self._bump(rec)
 
             wconn.call_async("create_actor", rec.actor_id, spec["payload"], gpu_ids,
-                             spec["resources"], rec.num_restarts, callback=created)
+                             spec["resources"], rec.num_restarts, rec.job_id, spec["meta"],
+                             callback=created)
 
         raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
                           callback=granted)

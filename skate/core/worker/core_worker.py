@@ -211,20 +211,14 @@ class CoreWorker:
             meta, bufs = serialization.dumps(value, "value passed to put()")
         self.objects.create_owned(oid)
         ref = ObjectRef(oid, self.address)
-        self.objects.complete(oid, READY, self._store_value(oid, serialization.KIND_VALUE, meta, bufs),
-                              self._last_in_store, list(c.refs))
+        kind = serialization.KIND_VALUE
+        if len(meta) + sum(b.nbytes for b in bufs) <= INLINE_THRESHOLD:
+            value, in_store = ("i", kind, meta, [bytes(b) for b in bufs]), False
+        else:
+            self.store.put(oid, kind, meta, bufs, self.address)
+            value, in_store = ("s", kind), True
+        self.objects.complete(oid, READY, value, in_store, list(c.refs))
         return ref
-
-    _last_in_store = False
-
-    def _store_value(self, oid, kind, meta, bufs, owner=None) -> tuple:
-        size = len(meta) + sum(b.nbytes for b in bufs)
-        if size <= INLINE_THRESHOLD:
-            self._last_in_store = False
-            return ("i", kind, meta, [bytes(b) for b in bufs])
-        self.store.put(oid, kind, meta, bufs, owner or self.address)
-        self._last_in_store = True
-        return ("s", kind)
 
     def serialize_return(self, oid: bytes, value, caller: str, kind=serialization.KIND_VALUE):
         """A task's return value as a reply entry; large ones go to the store, owned by ``caller``."""

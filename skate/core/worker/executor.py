@@ -93,8 +93,9 @@ class Executor:
     # -- tasks -------------------------------------------------------------------------
     def _run_task(self, conn, rid, spec) -> None:
         (task_id, fn_key, fn_blob, fn_name, args_blob, deps, return_ids, caller, gpu_ids,
-         resources, max_calls, attempt) = spec
+         resources, max_calls, attempt, job_id) = spec
         core = self.core
+        core.job_id = job_id
         with self._cancel_lock:
             if self._cancel == task_id:
                 conn.reply(rid, self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller))
@@ -168,7 +169,9 @@ class Executor:
         return [self.core.serialize_return(oid, v, caller) for oid, v in zip(return_ids, values)]
 
     def _task_error(self, fn_name: str, e: BaseException) -> exc.RayTaskError:
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        # drop the executor's own frame: the user's code starts one frame down
+        tb_start = e.__traceback__.tb_next if e.__traceback__ is not None else None
+        tb = "".join(traceback.format_exception(type(e), e, tb_start or e.__traceback__))
         if isinstance(e, exc.RayTaskError):
             return e
         try:
@@ -191,8 +194,11 @@ class Executor:
 
     # -- actors -----------------------------------------------------------------------
     def _create_actor(self, conn, rid, args) -> None:
-        actor_id, payload, gpu_ids, resources, num_restarts = args
+        actor_id, payload, gpu_ids, resources, num_restarts, job_id, meta = args
         core = self.core
+        core.job_id = job_id
+        core.actor_restarts = num_restarts
+        core.actor_meta = meta
         core.current_actor_id = actor_id
         core.assigned_resources = resources
         self._set_gpus(gpu_ids)

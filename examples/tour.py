@@ -1,0 +1,75 @@
+"""A short tour of Skate: tasks, objects, actors, failures, asyncio.
+
+Run: python examples/tour.py
+"""
+
+import asyncio
+import time
+
+import numpy as np
+
+import skate
+
+
+@skate.remote
+def square(x):
+    return x * x
+
+
+@skate.remote
+def total(values):
+    return sum(values)
+
+
+@skate.remote
+class Counter:
+    def __init__(self, start):
+        self.value = start
+
+    def add(self, n):
+        self.value += n
+        return self.value
+
+
+@skate.remote
+def fails():
+    raise ValueError("this task failed on purpose")
+
+
+def main():
+    t0 = time.perf_counter()
+    skate.init(num_cpus=2)
+    first = skate.get(square.remote(3))
+    print(f"init + first task: {time.perf_counter() - t0:.2f} s (result {first})")
+
+    # tasks, and refs passed to tasks without fetching them
+    squares = [square.remote(i) for i in range(10)]
+    print("sum of squares:", skate.get(total.remote(skate.get(squares))))
+
+    # large objects live in shared memory; get returns a zero-copy read-only view
+    big = np.arange(10_000_000, dtype=np.float64)
+    ref = skate.put(big)
+    view = skate.get(ref)
+    print(f"80 MB array back: sum={view.sum():.0f}, writeable={view.flags.writeable}")
+
+    # actors keep state; calls run in order
+    counter = Counter.remote(100)
+    print("counter:", skate.get([counter.add.remote(1) for _ in range(5)]))
+
+    # a task's exception re-raises as the same type, with the remote traceback
+    try:
+        skate.get(fails.remote())
+    except ValueError as e:
+        print("caught ValueError from a task:", str(e).splitlines()[0])
+
+    # asyncio: await refs directly
+    async def gather():
+        return await asyncio.gather(*[square.remote(i) for i in range(5)])
+
+    print("awaited:", asyncio.run(gather()))
+    print("resources:", {k: v for k, v in skate.cluster_resources().items() if k in ("CPU", "GPU")})
+    skate.shutdown()
+
+
+if __name__ == "__main__":
+    main()
