@@ -14,7 +14,8 @@ Python subprocess and measures:
 "Every process the backend started" = all descendants of the driver, plus processes
 that appeared after the driver started and are not descendants (daemons that were
 reparented, e.g. to init) if they are in the driver's session (same SID) or carry the
-backend's session marker (Ray's session name) on their command line.
+cluster's session directory name (from the context ``init()`` returns) on their
+command line.
 
 After each repetition the backend is shut down and any of those processes that
 survive are terminated (by pid), so repetitions do not disturb each other.
@@ -124,21 +125,27 @@ def _memory(pid: int) -> tuple[int, int | None]:
     return rss, pss
 
 
-def _session_markers(ray) -> list[str]:
-    """Strings that appear on the command lines of this cluster's daemons."""
+def _session_markers(ray, ctx) -> list[str]:
+    """Strings that appear on the command lines of this cluster's daemons.
+
+    Both Ray's and Skate's init() return a context whose address_info carries the
+    session directory; its basename is on the daemons' command lines.
+    """
     markers = []
+    info = getattr(ctx, "address_info", None)
+    if info is None and isinstance(ctx, dict):
+        info = ctx
+    if isinstance(info, dict):
+        sd = info.get("session_dir")
+        if isinstance(sd, str) and sd.strip("/"):
+            markers.append(os.path.basename(sd.rstrip("/")))
     if ray.__name__ == "ray":
         try:
-            node = ray._private.worker._global_node  # noqa: SLF001
-            markers.append(node.session_name)
+            markers.append(ray._private.worker._global_node.session_name)  # noqa: SLF001
         except Exception:  # noqa: BLE001
             pass
-    else:
-        for attr in ("session_name", "_session_name", "session_dir"):
-            v = getattr(ray, attr, None)
-            if isinstance(v, str) and v:
-                markers.append(v)
-    return markers
+    # very short markers would match unrelated command lines
+    return [m for m in dict.fromkeys(markers) if m and len(m) >= 8]
 
 
 def _alive(procs: dict[int, int]) -> list[int]:
@@ -228,7 +235,7 @@ def _child(args) -> dict:
 
     init_kwargs = _init_kwargs(args)
     t2 = time.perf_counter()
-    ray.init(**init_kwargs)
+    ctx = ray.init(**init_kwargs)
     t3 = time.perf_counter()
     assert ray.get(f.remote()) == 1
     t4 = time.perf_counter()
@@ -236,7 +243,7 @@ def _child(args) -> dict:
     time.sleep(args.idle_wait)
 
     table = _proc_table()
-    markers = _session_markers(ray)
+    markers = _session_markers(ray, ctx)
     desc = set(_descendants(table, me))
     extra = set()
     for pid, info in table.items():
@@ -302,6 +309,7 @@ def _child(args) -> dict:
         processes=procs,
         leftover_processes_killed=signalled - left,
         leftover_processes_alive=left,
+        session_markers=markers,
     )
 
 

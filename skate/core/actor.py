@@ -196,12 +196,13 @@ class ActorHandle:
         core = current_worker()
         if core is None or not core.connected:
             return
-        try:
-            self._submitter().submit(ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [],
-                                               [], 0))
-            getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
-        except Exception:
-            pass
+        core.deferred_calls.append(self._terminate)
+
+    def _terminate(self) -> None:
+        """End the actor after the calls already sent (its creating handle is gone)."""
+        core = current_worker()
+        self._submitter().submit(ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [], [], 0))
+        getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
 
 
 class _ActorID:

@@ -129,8 +129,13 @@ class Connection:
             self._waiters.pop(rid, None)
             w.set(False, e)
 
-    def notify(self, method: str, *args) -> None:
-        self._send((NOTIFY, 0, method, args))
+    def notify(self, method: str, *args) -> bool:
+        """Send a one-way message; False if the connection is gone (nobody left to tell)."""
+        try:
+            self._send((NOTIFY, 0, method, args))
+        except ConnectionClosed:
+            return False
+        return True
 
     def reply(self, rid: int, value=None, ok: bool = True) -> None:
         try:

@@ -47,6 +47,7 @@ class CoreWorker:
         self._peers: dict[str, rpc.Connection] = {}
         self._peers_lock = threading.Lock()
         self._borrow_removals: collections.deque = collections.deque()
+        self.deferred_calls: collections.deque = collections.deque()  # from __del__ methods
         self.current_task = None  # (task_id, name) while a task runs here
         self.current_actor_id = None
         self.assigned_resources: dict = {}
@@ -178,15 +179,29 @@ class CoreWorker:
 
     # -- housekeeping ------------------------------------------------------------------
     def _housekeeping(self) -> None:
-        while not self._stop.wait(0.005):
+        """Sends what finalizers queued, and gives back idle leases.
+
+        Polls (fast while leases are held, slowly otherwise) because finalizers
+        and __del__ may run on any thread at any point, so they only append to
+        deques and never take a lock or write to a socket themselves.
+        """
+        interval = 0.05
+        while not self._stop.wait(interval):
             try:
                 self.flush_background()
-                self.submitter.return_idle_leases(time.monotonic())
+                busy = self.submitter.return_idle_leases(time.monotonic())
+                interval = 0.005 if busy else 0.05
             except Exception:
                 if self.connected:
                     log.exception("housekeeping failed")
 
     def flush_background(self) -> None:
+        while self.deferred_calls:
+            fn = self.deferred_calls.popleft()
+            try:
+                fn()
+            except Exception:
+                log.debug("deferred call failed", exc_info=True)
         self.store.flush()
         if not self._borrow_removals:
             return
@@ -373,26 +388,50 @@ class CoreWorker:
         if not isinstance(num_returns, int) or num_returns < 0 or num_returns > len(refs):
             raise ValueError(f"num_returns must be an int between 0 and len(refs)={len(refs)}, "
                              f"got {num_returns!r}.")
-        ready = set()
-        cv = threading.Condition()
+        # Owned objects are checked by scanning under the table's condition,
+        # which is notified on every completion; only borrowed refs need a
+        # callback from their owner. (Callbacks per call would make a loop of
+        # wait() over a shrinking list quadratic.)
+        table = self.objects
+        remote_ready = set()
+        asked = False
+        deadline = _deadline(timeout)
+
+        def scan():
+            found = []
+            for r in refs:
+                obj = table.owned(r.id)
+                if (obj is not None and obj.state != PENDING) or r.id in remote_ready:
+                    found.append(r)
+                    if len(found) >= num_returns:
+                        break
+            return found
 
         def mark(oid):
-            with cv:
-                ready.add(oid)
-                cv.notify_all()
+            with table.changed:
+                remote_ready.add(oid)
+                table.changed.notify_all()
 
-        for r in refs:
-            self.resolve_dependency(r, lambda entry, oid=r.id: mark(oid))
-        deadline = _deadline(timeout)
-        with cv:
-            if len(ready) < num_returns:
+        with table.changed:
+            done = scan()
+            if len(done) < num_returns:
+                if not asked:
+                    asked = True
+                    for r in refs:
+                        if r.owner != self.address:
+                            self.resolve_dependency(r, lambda entry, oid=r.id: mark(oid))
+                        elif table.owned(r.id) is None:
+                            remote_ready.add(r.id)  # freed or lost: wait reports it as ready
                 self._blocked(True)
                 try:
-                    cv.wait_for(lambda: len(ready) >= num_returns, _remaining(deadline))
+                    while len(done) < num_returns:
+                        left = _remaining(deadline)
+                        if left is not None and left <= 0:
+                            break
+                        table.changed.wait(left)
+                        done = scan()
                 finally:
                     self._blocked(False)
-            snapshot = set(ready)
-        done = [r for r in refs if r.id in snapshot][:max(num_returns, 0)]
         done_ids = {r.id for r in done}
         return done, [r for r in refs if r.id not in done_ids]
 

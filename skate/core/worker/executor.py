@@ -20,6 +20,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 
 from skate import exceptions as exc
@@ -105,6 +106,7 @@ class Executor:
         core.assigned_resources = resources
         self._set_gpus(gpu_ids)
         app_error = False
+        started = time.perf_counter()
         try:
             try:
                 fn = self.functions.get(fn_key)
@@ -130,7 +132,7 @@ class Executor:
         if max_calls:
             n = self.calls_per_fn[fn_key] = self.calls_per_fn.get(fn_key, 0) + 1
             exiting = n >= max_calls
-        conn.reply(rid, ("ok", returns, app_error, exiting))
+        conn.reply(rid, ("ok", returns, app_error, exiting, time.perf_counter() - started))
         if exiting:
             self._exiting = True
 
@@ -190,7 +192,7 @@ class Executor:
                 out.append(self.core.serialize_return(
                     oid, exc.RaySystemError(f"could not serialize the error: {e}"), caller,
                     serialization.KIND_ERROR))
-        return ("ok", out, True, False)
+        return ("ok", out, True, False, 0.0)
 
     # -- actors -----------------------------------------------------------------------
     def _create_actor(self, conn, rid, args) -> None:
@@ -261,7 +263,7 @@ class Executor:
             args, kwargs = self._load_args(args_blob, deps)
             result = getattr(self.actor, method)(*args, **kwargs)
             returns = self._returns(result, return_ids, caller, self._qual(method))
-            conn.reply(rid, ("ok", returns, False, False))
+            conn.reply(rid, ("ok", returns, False, False, 0.0))
         except ActorExit:
             self._actor_exits(conn, rid, return_ids, caller)
         except BaseException as e:  # the user's error travels to the caller
@@ -283,7 +285,7 @@ class Executor:
             if inspect.isawaitable(result):
                 result = await result
             returns = self._returns(result, return_ids, caller, self._qual(method))
-            conn.reply(rid, ("ok", returns, False, False))
+            conn.reply(rid, ("ok", returns, False, False, 0.0))
         except ActorExit:
             self._actor_exits(conn, rid, return_ids, caller)
         except BaseException as e:  # the user's error travels to the caller

@@ -42,6 +42,7 @@ class ObjectTable:
     def __init__(self, address: str, free_in_store, remove_borrow):
         self.address = address
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # notified whenever an object completes
         self._owned: dict[bytes, OwnedObject] = {}
         self._counts: dict[bytes, int] = {}
         self._borrowed: dict[bytes, str] = {}  # oid -> owner address, registered with owner
@@ -98,6 +99,7 @@ class ObjectTable:
             callbacks, obj.callbacks = obj.callbacks, []
             if self._counts.get(oid, 0) == 0 and not obj.borrowers:
                 self._free(oid, obj)
+            self.changed.notify_all()
         for cb in callbacks:
             cb(obj)
 

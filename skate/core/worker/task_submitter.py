@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 IDLE_LEASE_S = 0.02
 MAX_LEASE_REQUESTS_PER_KEY = 16
+#: Tasks whose average run time is below SHORT_TASK_S are pipelined, up to
+#: PIPELINE_DEPTH per worker, so a worker never idles waiting for the next
+#: push; longer tasks go one at a time so none waits behind a slow one.
+SHORT_TASK_S = 0.002
+PIPELINE_DEPTH = 4
 
 
 @dataclass
@@ -61,7 +66,7 @@ class _Leased:
     address: str
     conn: rpc.Connection
     gpu_ids: list
-    busy: bool = False
+    inflight: int = 0
     idle_since: float = 0.0
     dead: bool = False
 
@@ -73,6 +78,10 @@ class _Key:
     requested: int = 0
     resources: dict = field(default_factory=dict)
     env_vars: dict | None = None
+    avg_run_s: float = 1.0  # moving average of run time; starts pessimistic
+
+    def depth(self) -> int:
+        return PIPELINE_DEPTH if self.avg_run_s < SHORT_TASK_S else 1
 
 
 class TaskSubmitter:
@@ -126,11 +135,13 @@ class TaskSubmitter:
             self._dispatch(task.key, k)
 
     def _dispatch(self, key: tuple, k: _Key) -> None:
-        for w in k.workers:
-            if not k.queue:
-                break
-            if not w.busy and not w.dead:
-                self._push(k.queue.popleft(), w)
+        depth = k.depth()
+        for level in range(1, depth + 1):  # fill every worker to one, then to two, ...
+            for w in k.workers:
+                if not k.queue:
+                    break
+                if w.inflight < level and not w.dead:
+                    self._push(k.queue.popleft(), w)
         want = min(len(k.queue), MAX_LEASE_REQUESTS_PER_KEY) - k.requested
         for _ in range(want):
             k.requested += 1
@@ -160,7 +171,7 @@ class TaskSubmitter:
             self._dispatch(key, k)
 
     def _push(self, task: TaskRecord, w: _Leased) -> None:
-        w.busy = True
+        w.inflight += 1
         task.worker = w
         sent = self.fn_sent[w.worker_id]
         blob = None
@@ -179,8 +190,10 @@ class TaskSubmitter:
         with self.lock:
             task.worker = None
             k = self.keys[task.key]
-            w.busy = False
+            w.inflight -= 1
             w.idle_since = time.monotonic()
+            if ok:
+                k.avg_run_s = 0.8 * k.avg_run_s + 0.2 * value[4]
             if not ok or value[3]:  # connection lost, or the worker exits (max_calls)
                 w.dead = True
                 if w in k.workers:
@@ -199,7 +212,7 @@ class TaskSubmitter:
                     f"unexpectedly ({value}); it was tried {task.attempt + 1} time(s) "
                     f"(max_retries={task.max_retries})."))
         else:
-            _, returns, app_error, _exiting = value
+            _, returns, app_error, _exiting, _run_s = value
             if app_error and not task.cancelled and self._should_retry_app_error(task, returns):
                 retry = True
             else:
@@ -268,12 +281,13 @@ class TaskSubmitter:
 
     # -- housekeeping ----------------------------------------------------------
     def return_idle_leases(self, now: float) -> bool:
-        """Give back leases idle for a while; True if some are still held idle."""
+        """Give back leases idle for a while; True if some leases are still held."""
         still_idle = False
         with self.lock:
             for k in self.keys.values():
                 for w in list(k.workers):
-                    if w.busy or k.queue:
+                    if w.inflight or k.queue:
+                        still_idle = True
                         continue
                     if now - w.idle_since >= IDLE_LEASE_S:
                         k.workers.remove(w)
