@@ -11,7 +11,7 @@ Importing skate starts nothing; the first ``init()`` (or the first remote
 call) starts a private node.
 """
 
-from skate import exceptions
+from skate import actor, exceptions, util
 from skate.core.actor import ActorClass, ActorHandle, method
 from skate.core.api import (
     available_resources,
@@ -35,7 +35,7 @@ from skate.core.runtime_context import get_runtime_context
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActorClass", "ActorHandle", "ObjectRef", "available_resources", "cancel",
+    "ActorClass", "ActorHandle", "ObjectRef", "actor", "available_resources", "util", "cancel",
     "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context",
     "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "wait",
     "__version__",

@@ -7,6 +7,7 @@ import threading
 
 from skate.core import call_args, ids, options as opts, serialization
 from skate.core.object_ref import ObjectRef, current_worker
+from skate.core.remote_function import check_arguments
 from skate.core.worker.actor_submitter import ActorCall
 
 
@@ -28,6 +29,19 @@ def method(*, num_returns: int = 1, **_ignored):
         return fn
 
     return deco
+
+
+def _signatures(cls) -> dict:
+    """Method signatures without ``self``, to check arguments where the call is made."""
+    out = {}
+    for name, m in inspect.getmembers(cls, inspect.isfunction):
+        try:
+            sig = inspect.signature(m)
+        except (TypeError, ValueError):
+            continue
+        params = list(sig.parameters.values())[1:]
+        out[name] = sig.replace(parameters=params)
+    return out
 
 
 def _method_meta(cls) -> dict:
@@ -78,8 +92,11 @@ class ActorClass:
     def _create(self, args, kwargs, options) -> "ActorHandle":
         from skate.core import api
 
-        core = api._core()
         cls = self._cls
+        if self._meta is None:
+            self._signatures = _signatures(cls)
+        check_arguments(self._signatures.get("__init__"), args, kwargs, cls.__name__)
+        core = api._core()
         if self._meta is None:
             self._meta = {
                 "class_name": cls.__name__,
@@ -88,6 +105,11 @@ class ActorClass:
                                 for _, m in inspect.getmembers(cls, inspect.isfunction)),
             }
             self._blob = serialization.dumps_inband(cls, f"actor class {cls.__name__}")
+            try:
+                serialization.dumps_inband(self._signatures)
+                self._meta["signatures"] = self._signatures
+            except Exception:  # unpicklable annotations: the worker checks instead
+                pass
         meta = dict(self._meta, max_task_retries=options.get("max_task_retries", 0))
         name = options.get("name")
         namespace = options.get("namespace") or core.namespace
@@ -245,6 +267,8 @@ class ActorMethod:
     def remote(self, *args, **kwargs):
         from skate.core import api
 
+        check_arguments(self._handle._meta.get("signatures", {}).get(self._name), args, kwargs,
+                        self._name)
         core = api._core()
         sub = self._handle._submitter()
         args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")

@@ -92,6 +92,13 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             for k in ("CPU", "GPU"):
                 if k in resources:
                     raise ValueError(f"Use num_{k.lower()}s= instead of resources={{{k!r}: ...}}.")
+        for k, v in {"num_cpus": num_cpus, "num_gpus": num_gpus, **(resources or {})}.items():
+            if isinstance(v, bool) or (v is not None and not isinstance(v, (int, float))):
+                raise TypeError(f"resource {k!r} must be a number, got {v!r}")
+            if v is not None and (v < 0 or v != int(v)):
+                raise ValueError(f"A node's resource quantities must be whole numbers >= 0; "
+                                 f"{k}={v!r} is not. (Tasks may ask for fractions, e.g. "
+                                 f"num_cpus=0.5, but a node offers whole units.)")
         from skate.core.config import default_object_store_memory
         from skate.core.node import start_head
         from skate.core.worker.core_worker import CoreWorker

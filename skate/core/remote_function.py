@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 
 from skate.core import call_args, ids, options as opts, serialization
 from skate.core.object_ref import ObjectRef
@@ -28,6 +29,7 @@ class RemoteFunction:
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
         self._blob = None
         self._key = None
+        self._signature = _signature_of(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
@@ -53,6 +55,7 @@ class RemoteFunction:
         from skate.core import api
         from skate.core.worker.task_submitter import TaskRecord
 
+        check_arguments(self._signature, args, kwargs, self._name)
         core = api._core()
         key, blob = self._export()
         num_returns = options.get("num_returns", 1)
@@ -81,6 +84,24 @@ class RemoteFunction:
         if num_returns == 0:
             return None
         return refs
+
+
+def _signature_of(fn):
+    try:
+        return inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: let the call decide
+        return None
+
+
+def check_arguments(signature, args, kwargs, name: str) -> None:
+    """Fail at submission, as a local call would, when the arguments do not fit."""
+    if signature is None:
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{name}.remote() got arguments that do not match its signature "
+                        f"{name}{signature}: {e}") from None
 
 
 class _BoundFunction:

@@ -288,35 +288,50 @@ class _Remotes:
     pass
 
 
-def _define_remotes(ray):
-    r = _Remotes()
+class _Broken:
+    """Stands in for a remote function/actor class the backend could not create."""
 
-    @ray.remote
+    def __init__(self, name, exc):
+        self._msg = f"could not define remote {name}: {type(exc).__name__}: {exc}"
+
+    def __getattr__(self, attr):
+        raise RuntimeError(self._msg)
+
+
+def _remote(ray, obj, **options):
+    """ray.remote(obj) / ray.remote(**options)(obj), or a _Broken placeholder on error,
+    so one unsupported feature (say async actors) only fails the benchmarks using it."""
+    try:
+        return ray.remote(**options)(obj) if options else ray.remote(obj)
+    except Exception as e:  # noqa: BLE001
+        return _Broken(obj.__name__, e)
+
+
+def _define_remotes(ray):
+    # Plain functions/classes first, then each is wrapped by the backend's remote();
+    # the names are rebound, so the closures below (e.g. Actor.small_value_batch calling
+    # small_value.remote()) see the remote versions.
+
     def small_value():
         return b"ok"
 
-    @ray.remote
     def ping():
         return 1
 
-    @ray.remote
     def do_put_small(n):
         for _ in range(n):
             ray.put(0)
 
-    @ray.remote
     def do_put_large(n):
         for _ in range(n):
             ray.put(np.zeros(10 * 1024 * 1024, dtype=np.int64))
 
-    @ray.remote
     def create_object_containing_ref(n):
         obj_refs = []
         for _ in range(n):
             obj_refs.append(ray.put(1))
         return obj_refs
 
-    @ray.remote(num_cpus=0)
     class Actor:
         def small_value(self):
             return b"ok"
@@ -327,7 +342,6 @@ def _define_remotes(ray):
         def small_value_batch(self, n):
             ray.get([small_value.remote() for _ in range(n)])
 
-    @ray.remote
     class AsyncActor:
         async def small_value(self):
             return b"ok"
@@ -335,7 +349,6 @@ def _define_remotes(ray):
         async def small_value_with_arg(self, x):
             return b"ok"
 
-    @ray.remote(num_cpus=0)
     class Client:
         def __init__(self, servers):
             if not isinstance(servers, list):
@@ -355,11 +368,21 @@ def _define_remotes(ray):
                 results.extend([s.small_value_arg.remote(x) for _ in range(n)])
             ray.get(results)
 
-    @ray.remote
     def actor_work(actors, n):
         k = len(actors)
         ray.get([actors[i % k].small_value.remote() for i in range(n)])
 
+    small_value = _remote(ray, small_value)
+    ping = _remote(ray, ping)
+    do_put_small = _remote(ray, do_put_small)
+    do_put_large = _remote(ray, do_put_large)
+    create_object_containing_ref = _remote(ray, create_object_containing_ref)
+    Actor = _remote(ray, Actor, num_cpus=0)
+    AsyncActor = _remote(ray, AsyncActor)
+    Client = _remote(ray, Client, num_cpus=0)
+    actor_work = _remote(ray, actor_work)
+
+    r = _Remotes()
     r.small_value = small_value
     r.ping = ping
     r.do_put_small = do_put_small

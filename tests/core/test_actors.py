@@ -186,8 +186,6 @@ def test_method_num_returns(cluster):
     a, b = m.two.remote()
     assert skate.get([a, b]) == ["a", "b"]
     assert skate.get(m.one.remote()) == ("a", "b")
-    x, y, z = m.one.options(num_returns=3).remote() if False else (None, None, None)
-    assert (x, y, z) == (None, None, None)
     r1, r2 = m.one.options(num_returns=2).remote()
     assert skate.get(r1) == "a" and skate.get(r2) == "b"
 
@@ -334,24 +332,30 @@ def test_async_actor_max_concurrency_limit(cluster, tmp_path):
             self.active = 0
             self.peak = 0
 
-        async def work(self, path):
+        async def work(self, entered_dir, i, release):
             self.active += 1
             self.peak = max(self.peak, self.active)
-            while not os.path.exists(path):
+            touch(os.path.join(entered_dir, str(i)))
+            while not os.path.exists(release):
                 await asyncio.sleep(0.01)
             self.active -= 1
+            return i
 
         async def peak_(self):
             return self.peak
 
-    lim = Limited.options(max_concurrency=3).remote()
+    lim = Limited.remote()
+    entered = tmp_path / "entered"
+    entered.mkdir()
     release = str(tmp_path / "release")
-    refs = [lim.work.remote(release) for _ in range(6)]
-    # peak_ itself occupies a slot, so poll until 2 work calls are active.
-    wait_for_condition(lambda: skate.get(lim.peak_.remote(), timeout=5) >= 2)
+    refs = [lim.work.remote(str(entered), i, release) for i in range(4)]
+    wait_for_condition(lambda: len(os.listdir(entered)) == 2)
+    ready, _ = skate.wait(refs, timeout=0.5)
+    assert ready == []
+    assert len(os.listdir(entered)) == 2  # the other calls wait for a slot
     touch(release)
-    skate.get(refs, timeout=30)
-    assert skate.get(lim.peak_.remote()) <= 3
+    assert skate.get(refs, timeout=30) == [0, 1, 2, 3]
+    assert skate.get(lim.peak_.remote()) == 2
 
 
 # -------------------------------------------------------------- resources

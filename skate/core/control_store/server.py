@@ -181,8 +181,7 @@ class ControlStore:
                     if rec.state == DEAD or rec.num_restarts != attempt:
                         return
                     if not ok2:
-                        self._set_dead(rec, f"the actor's constructor raised: {value2}",
-                                       cause=value2)
+                        self._set_dead(rec, f"the actor's constructor raised: {value2}")
                         raylet.notify("return_lease", lease_id, True)
                         return
                     rec.state = ALIVE
@@ -191,7 +190,8 @@ class ControlStore:
                     self._bump(rec)
 
             wconn.call_async("create_actor", rec.actor_id, spec["payload"], gpu_ids,
-                             spec["resources"], rec.num_restarts, rec.job_id, spec["meta"],
+                             spec["resources"], rec.num_restarts, (rec.job_id, rec.namespace),
+                             spec["meta"],
                              callback=created)
 
         raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
@@ -204,7 +204,7 @@ class ControlStore:
         for c, r in watchers:
             c.reply(r, info)
 
-    def _set_dead(self, rec: ActorRecord, cause: str, cause_exc=None, cause_obj=None, **kw) -> None:
+    def _set_dead(self, rec: ActorRecord, cause: str) -> None:
         rec.state = DEAD
         rec.address = None
         rec.death_cause = cause

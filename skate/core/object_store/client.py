@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import mmap
 import os
+import sys
 import threading
 import weakref
 
@@ -27,6 +28,7 @@ class StoreClient:
         self._capacity = capacity
         self._arena: mmap.mmap | None = None
         self._arena_view: memoryview | None = None
+        self._readonly: mmap.mmap | None = None
         self._releases: collections.deque = collections.deque()
         self._frees: collections.deque = collections.deque()
         self._lock = threading.Lock()
@@ -67,6 +69,17 @@ class StoreClient:
                 data = memoryview(f.read()).toreadonly()
             return layout.read(data)
         _, off, size = where
+        np = sys.modules.get("numpy")
+        if np is not None:
+            # Views into one read-only mapping of the arena: two gets of an object
+            # share memory, as in Ray. The per-get ndarray's finalizer unpins.
+            if self._readonly is None:
+                with self._lock:
+                    if self._readonly is None:
+                        self._readonly = mmap.mmap(self._fd, self._capacity, prot=mmap.PROT_READ)
+            base = np.frombuffer(self._readonly, dtype=np.uint8, count=size, offset=off)
+            weakref.finalize(base, self._releases.append, oid)
+            return layout.read(memoryview(base))
         try:
             mm = mmap.mmap(self._fd, size, flags=mmap.MAP_SHARED | _POPULATE,
                            prot=mmap.PROT_READ, offset=off)

@@ -249,15 +249,15 @@ class CoreWorker:
     def get(self, refs, timeout=None):
         if isinstance(refs, ObjectRef):
             return self._get_one(refs, _deadline(timeout))
-        if not isinstance(refs, (list, tuple)):
-            raise TypeError(
+        if not isinstance(refs, list):
+            raise ValueError(
                 f"skate.get() takes an ObjectRef or a list of ObjectRefs, got {type(refs).__name__}"
                 f": {serialization._short(refs)}.")
         for r in refs:
             if not isinstance(r, ObjectRef):
                 raise TypeError(
-                    f"skate.get() takes ObjectRefs, but the list holds a {type(r).__name__}: "
-                    f"{serialization._short(r)}.")
+                    f"skate.get() got a list holding {serialization._short(r)}, which is not an "
+                    f"ObjectRef; pass only ObjectRefs.")
         deadline = _deadline(timeout)
         return [self._get_one(r, deadline) for r in refs]
 
@@ -383,6 +383,8 @@ class CoreWorker:
             if not isinstance(r, ObjectRef):
                 raise TypeError(f"skate.wait() takes ObjectRefs, but the list holds a "
                                 f"{type(r).__name__}.")
+        if not refs:
+            return [], []
         if len(set(r.id for r in refs)) != len(refs):
             raise ValueError("skate.wait() got the same ObjectRef twice; pass distinct refs.")
         if not isinstance(num_returns, int) or num_returns < 0 or num_returns > len(refs):

@@ -94,9 +94,10 @@ class Executor:
     # -- tasks -------------------------------------------------------------------------
     def _run_task(self, conn, rid, spec) -> None:
         (task_id, fn_key, fn_blob, fn_name, args_blob, deps, return_ids, caller, gpu_ids,
-         resources, max_calls, attempt, job_id) = spec
+         resources, max_calls, attempt, (job_id, namespace)) = spec
         core = self.core
         core.job_id = job_id
+        core.namespace = namespace
         with self._cancel_lock:
             if self._cancel == task_id:
                 conn.reply(rid, self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller))
@@ -196,9 +197,10 @@ class Executor:
 
     # -- actors -----------------------------------------------------------------------
     def _create_actor(self, conn, rid, args) -> None:
-        actor_id, payload, gpu_ids, resources, num_restarts, job_id, meta = args
+        actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = args
         core = self.core
         core.job_id = job_id
+        core.namespace = namespace
         core.actor_restarts = num_restarts
         core.actor_meta = meta
         core.current_actor_id = actor_id
@@ -220,15 +222,17 @@ class Executor:
             self.actor = self._construct(cls, a, kw, is_async)
             if is_async:
                 self.actor_pool = "async"
+                self.actor_slots = asyncio.run_coroutine_threadsafe(
+                    _make_semaphore(max_concurrency), self.actor_loop).result()
             elif max_concurrency > 1:
                 from concurrent.futures import ThreadPoolExecutor
                 self.actor_pool = ThreadPoolExecutor(max_concurrency, "skate-actor")
         except BaseException as e:  # the constructor's error is the actor's death cause
             err = self._task_error(f"{getattr(cls, '__name__', 'actor')}.__init__", e) \
                 if 'cls' in dir() else e
+            # the control store marks the actor dead and has this worker stopped
             conn.reply(rid, exc.ActorDiedError(
                 f"The actor's constructor failed:\n{err}", actor_id.hex()), ok=False)
-            self._exiting = True
             return
         conn.reply(rid, os.getpid())
 
@@ -272,6 +276,10 @@ class Executor:
             self.core.current_task = None
 
     async def _run_async_call(self, conn, rid, spec) -> None:
+        async with self.actor_slots:  # at most max_concurrency calls at once
+            await self._run_async_call_now(conn, rid, spec)
+
+    async def _run_async_call_now(self, conn, rid, spec) -> None:
         task_id, method, args_blob, deps, return_ids, caller = spec
         try:
             if method == "__skate_terminate__":
@@ -308,6 +316,10 @@ class Executor:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+async def _make_semaphore(n: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(n)
 
 
 async def _call_sync(cls, a, kw):

@@ -180,7 +180,7 @@ class TaskSubmitter:
             sent.add(task.fn_key)
         spec = (task.task_id, task.fn_key, blob, task.fn_name, task.args_blob, task.resolved,
                 task.return_ids, self.core.address, w.gpu_ids, task.resources, task.max_calls,
-                task.attempt, self.core.job_id)
+                task.attempt, (self.core.job_id, self.core.namespace))
         w.conn.call_async("push_task", spec,
                           callback=lambda ok, v: self._replied(task, w, ok, v))
 
