@@ -8,35 +8,50 @@
 [0, 1, 4, 9]
 
 Importing skate starts nothing; the first ``init()`` (or the first remote
-call) starts a private node.
+call) starts a private node. Names are loaded on first use, so a worker
+process that needs only the runtime does not pay for the whole API.
 """
 
-from skate import actor, exceptions, util
-from skate.core.actor import ActorClass, ActorHandle, method
-from skate.core.api import (
-    available_resources,
-    cancel,
-    cluster_resources,
-    get,
-    get_actor,
-    get_gpu_ids,
-    init,
-    is_initialized,
-    kill,
-    nodes,
-    put,
-    remote,
-    shutdown,
-    wait,
-)
-from skate.core.object_ref import ObjectRef
-from skate.core.runtime_context import get_runtime_context
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ActorClass", "ActorHandle", "ObjectRef", "actor", "available_resources", "util", "cancel",
-    "cluster_resources", "exceptions", "get", "get_actor", "get_gpu_ids", "get_runtime_context",
-    "init", "is_initialized", "kill", "method", "nodes", "put", "remote", "shutdown", "wait",
-    "__version__",
-]
+_LAZY = {
+    "ActorClass": "skate.core.actor",
+    "ActorHandle": "skate.core.actor",
+    "method": "skate.core.actor",
+    "available_resources": "skate.core.api",
+    "cancel": "skate.core.api",
+    "cluster_resources": "skate.core.api",
+    "get": "skate.core.api",
+    "get_actor": "skate.core.api",
+    "get_gpu_ids": "skate.core.api",
+    "init": "skate.core.api",
+    "is_initialized": "skate.core.api",
+    "kill": "skate.core.api",
+    "nodes": "skate.core.api",
+    "put": "skate.core.api",
+    "remote": "skate.core.api",
+    "shutdown": "skate.core.api",
+    "wait": "skate.core.api",
+    "ObjectRef": "skate.core.object_ref",
+    "get_runtime_context": "skate.core.runtime_context",
+}
+_SUBMODULES = {"actor", "exceptions", "util"}
+
+__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"skate.{name}")
+    else:
+        raise AttributeError(f"module 'skate' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 
 from skate.core import serialization
@@ -74,9 +73,13 @@ class ObjectRef:
         return _worker.future_for(self)
 
     def __await__(self):
+        import asyncio
+
         return asyncio.wrap_future(self.future()).__await__()
 
     def as_future(self):
+        import asyncio
+
         return asyncio.wrap_future(self.future())
 
 

@@ -362,6 +362,11 @@ class NodeManager:
     def h_ping(self, conn, rid):
         return "pong"
 
+    def h_flush_logs(self, conn, rid):
+        """Forward pending worker output now; it reaches the asker before this reply."""
+        self.pool.drain()
+        return True
+
     def h_shutdown(self, conn, rid):
         threading.Thread(target=self.shutdown, daemon=True).start()
         return True

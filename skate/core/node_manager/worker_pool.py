@@ -51,6 +51,7 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopped = False
+        self._pump_lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, name="skate-worker-logs", daemon=True)
         self._thread.start()
 
@@ -67,6 +68,8 @@ class WorkerPool:
             env=env,
             close_fds=True,
         )
+        os.set_blocking(proc.stdout.fileno(), False)
+        os.set_blocking(proc.stderr.fileno(), False)
         w = WorkerProc(worker_id, env_key, proc)
         self.workers[worker_id] = w
         with self._sel_lock:
@@ -83,38 +86,56 @@ class WorkerPool:
                 if self._stopped:
                     return
                 continue
-            for key, _ in events:
-                if key.data is None:
-                    try:
-                        os.read(self._wake_r, 4096)
-                    except OSError:
-                        pass
-                    continue
-                w, stream = key.data
+            with self._pump_lock:
+                self._handle_events(events)
+
+    def drain(self) -> None:
+        """Forward everything workers have written so far (before a driver leaves)."""
+        with self._pump_lock:
+            for _ in range(1000):
                 try:
-                    chunk = os.read(key.fd, 65536)
+                    events = [e for e in self._sel.select(timeout=0) if e[0].data is not None]
+                except (OSError, ValueError):
+                    return
+                if not events:
+                    return
+                self._handle_events(events)
+
+    def _handle_events(self, events) -> None:
+        for key, _ in events:
+            if key.data is None:
+                try:
+                    os.read(self._wake_r, 4096)
                 except OSError:
-                    chunk = b""
-                if not chunk:
-                    with self._sel_lock:
-                        try:
-                            self._sel.unregister(key.fileobj)
-                        except (KeyError, ValueError):
-                            pass
-                    rest = self._partial.pop((w.worker_id, stream), b"")
-                    if rest:
-                        self._emit(w, stream, [rest])
+                    pass
+                continue
+            w, stream = key.data
+            try:
+                chunk = os.read(key.fd, 65536)
+            except BlockingIOError:
+                continue  # drained meanwhile by drain()
+            except OSError:
+                chunk = b""
+            if not chunk:
+                with self._sel_lock:
                     try:
-                        key.fileobj.close()
-                    except OSError:
+                        self._sel.unregister(key.fileobj)
+                    except (KeyError, ValueError):
                         pass
-                    continue
-                buf = self._partial.pop((w.worker_id, stream), b"") + chunk
-                *lines, tail = buf.split(b"\n")
-                if tail:
-                    self._partial[(w.worker_id, stream)] = tail
-                if lines:
-                    self._emit(w, stream, lines)
+                rest = self._partial.pop((w.worker_id, stream), b"")
+                if rest:
+                    self._emit(w, stream, [rest])
+                try:
+                    key.fileobj.close()
+                except OSError:
+                    pass
+                continue
+            buf = self._partial.pop((w.worker_id, stream), b"") + chunk
+            *lines, tail = buf.split(b"\n")
+            if tail:
+                self._partial[(w.worker_id, stream)] = tail
+            if lines:
+                self._emit(w, stream, lines)
 
     def _emit(self, w: WorkerProc, stream: str, lines: list) -> None:
         text = [ln.decode("utf-8", "replace") for ln in lines]

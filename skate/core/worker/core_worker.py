@@ -484,6 +484,8 @@ class CoreWorker:
         try:
             self.submitter.return_all_leases()
             self.flush_background()
+            if self.mode == "driver":
+                self.raylet.call("flush_logs", timeout=2)
         except Exception:
             pass
         self.connected = False

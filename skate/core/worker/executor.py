@@ -12,8 +12,6 @@ still the one running, so a late cancel can never hit the next task.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import os
 import queue
@@ -197,6 +195,8 @@ class Executor:
 
     # -- actors -----------------------------------------------------------------------
     def _create_actor(self, conn, rid, args) -> None:
+        import inspect
+
         actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = args
         core = self.core
         core.job_id = job_id
@@ -221,6 +221,8 @@ class Executor:
                 self._start_loop()
             self.actor = self._construct(cls, a, kw, is_async)
             if is_async:
+                import asyncio
+
                 self.actor_pool = "async"
                 self.actor_slots = asyncio.run_coroutine_threadsafe(
                     _make_semaphore(max_concurrency), self.actor_loop).result()
@@ -239,11 +241,15 @@ class Executor:
     def _construct(self, cls, a, kw, is_async):
         if not is_async:
             return cls(*a, **kw)
+        import asyncio
+
         # __init__ runs in the loop thread so that it may create loop-bound objects
         fut = asyncio.run_coroutine_threadsafe(_call_sync(cls, a, kw), self.actor_loop)
         return fut.result()
 
     def _start_loop(self) -> None:
+        import asyncio
+
         loop = asyncio.new_event_loop()
         t = threading.Thread(target=loop.run_forever, name="skate-actor-loop", daemon=True)
         t.start()
@@ -253,6 +259,8 @@ class Executor:
         if self.actor_pool is None:
             self.queue.put((self._run_actor_call, conn, rid, spec))
         elif self.actor_pool == "async":
+            import asyncio
+
             asyncio.run_coroutine_threadsafe(self._run_async_call(conn, rid, spec), self.actor_loop)
         else:
             self.actor_pool.submit(self._run_actor_call, conn, rid, spec)
@@ -285,12 +293,14 @@ class Executor:
             if method == "__skate_terminate__":
                 raise ActorExit()
             if deps:
+                import asyncio
+
                 args, kwargs = await asyncio.get_running_loop().run_in_executor(
                     None, self._load_args, args_blob, deps)
             else:
                 args, kwargs = self._load_args(args_blob, deps)
             result = getattr(self.actor, method)(*args, **kwargs)
-            if inspect.isawaitable(result):
+            if hasattr(result, "__await__"):
                 result = await result
             returns = self._returns(result, return_ids, caller, self._qual(method))
             conn.reply(rid, ("ok", returns, False, False, 0.0))
@@ -318,7 +328,9 @@ class Executor:
         os._exit(0)
 
 
-async def _make_semaphore(n: int) -> asyncio.Semaphore:
+async def _make_semaphore(n: int):
+    import asyncio
+
     return asyncio.Semaphore(n)
 
 
