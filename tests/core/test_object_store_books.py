@@ -1,0 +1,91 @@
+"""Unit tests of the node's object store bookkeeping: pins, frees, spilling, restore."""
+
+import mmap
+import os
+
+import pytest
+
+from skate.core.object_store.store import ObjectStore
+
+pytestmark = pytest.mark.skate_only
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = ObjectStore(str(tmp_path / "arena"), 4 * MB, str(tmp_path / "spill"))
+    yield s
+    s.close()
+    assert not os.path.exists(tmp_path / "arena")
+
+
+def write(store, oid, size, fill):
+    where = store.create(oid, size, owner="o")
+    if where[0] == "arena":
+        store._mm[where[1]:where[1] + size] = bytes([fill]) * size
+    else:
+        with open(where[1], "wb") as f:
+            f.write(bytes([fill]) * size)
+    store.seal(oid)
+    return where
+
+
+def read(store, oid, reader="r"):
+    loc = store.get(oid, reader)
+    if loc[0] == "arena":
+        data = bytes(store._mm[loc[1]:loc[1] + loc[2]])
+        store.release(oid, reader)
+        return data
+    with open(loc[1], "rb") as f:
+        return f.read()
+
+
+def test_full_store_spills_unpinned_and_restores(store):
+    for i in range(6):  # 6 MB into a 4 MB arena
+        write(store, bytes([i]), MB, i)
+    st = store.stats()
+    assert st["num_spilled"] >= 2 and st["spilled_bytes_total"] >= 2 * MB
+    for i in range(6):
+        assert read(store, bytes([i])) == bytes([i]) * MB  # nothing lost
+
+
+def test_pinned_objects_are_never_spilled(store):
+    write(store, b"a", 2 * MB, 1)
+    loc = store.get(b"a", "reader")  # pinned by a reader
+    write(store, b"b", 2 * MB, 2)
+    write(store, b"c", 2 * MB, 3)  # must spill b, not a
+    assert store.objects[b"a"].offset == loc[1]
+    assert store.objects[b"b"].offset is None or store.objects[b"c"].offset is None
+    store.release(b"a", "reader")
+
+
+def test_free_while_pinned_waits_for_the_reader(store):
+    write(store, b"x", MB, 9)
+    store.get(b"x", "reader")
+    store.free(b"x")
+    assert b"x" in store.objects  # still mapped by the reader
+    store.release(b"x", "reader")
+    assert b"x" not in store.objects
+    assert store.alloc.used_bytes == 0
+
+
+def test_object_larger_than_the_arena_goes_to_a_file(store):
+    where = write(store, b"big", 6 * MB, 5)
+    assert where[0] == "file"
+    assert read(store, b"big") == bytes([5]) * 6 * MB
+    store.free(b"big")
+    assert not os.listdir(store.spill_dir)
+
+
+def test_reader_death_releases_its_pins(store):
+    write(store, b"x", MB, 1)
+    store.get(b"x", "dead-reader")
+    store.free(b"x")
+    store.release_reader("dead-reader")
+    assert b"x" not in store.objects
+
+
+def test_duplicate_create_is_refused(store):
+    write(store, b"x", 10, 1)
+    with pytest.raises(ValueError, match="already exists"):
+        store.create(b"x", 10, owner="o")

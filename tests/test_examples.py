@@ -1,0 +1,24 @@
+"""Every example runs to completion (each in its own process, as a user would run it)."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = sorted(
+    os.path.relpath(p, ROOT)
+    for p in glob.glob(os.path.join(ROOT, "examples", "**", "*.py"), recursive=True)
+)
+
+pytestmark = pytest.mark.skate_only
+
+
+@pytest.mark.parametrize("path", EXAMPLES)
+def test_example_runs(path):
+    proc = subprocess.run([sys.executable, path], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, f"{path} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+    assert proc.stdout.strip(), f"{path} printed nothing"
