@@ -208,7 +208,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"skate.cancel() takes an ObjectRef, got {type(object_ref).__name__}.")
     core = _core()
-    core.submitter.cancel(object_ref.id[:12], force)
+    core.submitter.cancel(object_ref.id[:12], force, recursive)
 
 
 def kill(actor, *, no_restart: bool = True) -> None:

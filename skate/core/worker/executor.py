@@ -61,6 +61,8 @@ class Executor:
             return rpc.DEFER
         if method == "cancel_task":
             self._cancel_task(args[0])
+            if len(args) > 1 and args[1]:
+                self.core.submitter.cancel_children(args[0])
             return None
         raise ValueError(f"worker has no method {method!r}")
 
@@ -127,6 +129,7 @@ class Executor:
                 if self._cancel == task_id:
                     self._cancel = None
             core.current_task = None
+            core.submitter.forget_children(task_id)
         exiting = False
         if max_calls:
             n = self.calls_per_fn[fn_key] = self.calls_per_fn.get(fn_key, 0) + 1

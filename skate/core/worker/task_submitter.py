@@ -91,11 +91,15 @@ class TaskSubmitter:
         self.keys: dict[tuple, _Key] = {}
         self.fn_sent: dict[str, set] = collections.defaultdict(set)  # worker id -> fn keys it has
         self.by_task: dict[bytes, TaskRecord] = {}
+        self.children: dict[bytes, list] = {}  # running task here -> tasks it submitted
 
     # -- submission ----------------------------------------------------------
     def submit(self, task: TaskRecord) -> None:
+        parent = self.core.current_task
         with self.lock:
             self.by_task[task.task_id] = task
+            if parent is not None:  # remembered so cancel(recursive=True) reaches children
+                self.children.setdefault(parent[0], []).append(task.task_id)
         self._resolve_deps(task)
 
     def _resolve_deps(self, task: TaskRecord) -> None:
@@ -252,7 +256,7 @@ class TaskSubmitter:
         task.held = []
 
     # -- cancel --------------------------------------------------------------
-    def cancel(self, task_id: bytes, force: bool) -> bool:
+    def cancel(self, task_id: bytes, force: bool, recursive: bool = True) -> bool:
         with self.lock:
             task = self.by_task.get(task_id)
             if task is None or task.done:
@@ -273,11 +277,18 @@ class TaskSubmitter:
                 task.force_cancelled = True
                 self.core.raylet.notify("kill_worker", w.worker_id)
             else:
-                try:
-                    w.conn.notify("cancel_task", task_id)
-                except rpc.ConnectionClosed:
-                    pass
+                w.conn.notify("cancel_task", task_id, recursive)
         return True
+
+    def cancel_children(self, parent: bytes, force: bool = False) -> None:
+        with self.lock:
+            kids = self.children.pop(parent, [])
+        for child in kids:
+            self.cancel(child, force, True)
+
+    def forget_children(self, parent: bytes) -> None:
+        with self.lock:
+            self.children.pop(parent, None)
 
     # -- housekeeping ----------------------------------------------------------
     def return_idle_leases(self, now: float) -> bool:
