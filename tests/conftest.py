@@ -11,6 +11,7 @@ Skate's processes and of /dev/shm/skate* files) are skipped in Ray mode.
 
 import glob
 import os
+import re
 import sys
 
 import pytest
@@ -41,6 +42,24 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: long-running tests, run in the separate slow stage (pytest -m slow)"
     )
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Ray mode: don't even import modules marked skate_only as a whole
+    (``pytestmark = pytest.mark.skate_only``): they are unit tests of Skate
+    internals (``skate.core...``) that cannot be imported when ``skate`` is
+    an alias of Ray."""
+    if not AGAINST_RAY or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    try:
+        source = collection_path.read_text()
+    except OSError:
+        return None
+    if re.search(r"^pytestmark\s*=.*\bskate_only\b", source, re.MULTILINE):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config, items):

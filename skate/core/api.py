@@ -77,10 +77,16 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                 "Maybe you called skate.init twice by accident? This error can be suppressed by "
                 "passing in 'ignore_reinit_error=True' or by calling 'skate.shutdown()' first.")
         if address not in (None, "local"):
-            raise ConnectionError(
-                f"Joining an existing cluster (address={address!r}) needs a running head started "
-                f"with `skate start --head`; none was found. Call skate.init() without an address "
-                f"to start a private one.")
+            if any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
+                raise ValueError(
+                    "When connecting to an existing cluster (address=...), num_cpus, num_gpus, "
+                    "resources and object_store_memory must not be given: the nodes were "
+                    "started with their own resources.")
+            _core_worker = _connect_existing(address, namespace, log_to_driver)
+            if not _atexit_registered:
+                atexit.register(shutdown)
+                _atexit_registered = True
+            return InitContext(_address_info())
         if namespace is not None and not isinstance(namespace, str):
             raise TypeError("namespace must be a str")
         for name, v in (("num_cpus", num_cpus), ("num_gpus", num_gpus)):
@@ -130,6 +136,30 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             atexit.register(shutdown)
             _atexit_registered = True
         return InitContext(_address_info())
+
+
+def _connect_existing(address: str, namespace, log_to_driver):
+    """Join a cluster started with ``skate start --head`` on this machine."""
+    from skate.core.node import read_current
+    from skate.core.worker.core_worker import CoreWorker
+
+    info = read_current()
+    if info is None:
+        raise ConnectionError(
+            f"Could not find a running Skate cluster for address={address!r}. Start one with "
+            f"`skate start --head`, or call skate.init() without an address to start a private one.")
+    known = {"auto", info["gcs_address"], info.get("tcp_address")}
+    if address not in known and f"tcp:{address}" not in known:
+        raise ConnectionError(
+            f"address={address!r} is not the cluster running on this machine "
+            f"({info.get('tcp_address') or info['gcs_address']}). Joining a head on another "
+            f"machine is not supported yet; use address='auto' for the local one.")
+    return CoreWorker(mode="driver", session_dir=info["session_dir"],
+                      raylet_address=info["raylet_address"], gcs_address=info["gcs_address"],
+                      node_id=info["node_id"], node_ip="127.0.0.1",
+                      worker_id="driver-" + os.urandom(6).hex(),
+                      namespace=namespace or "anon-" + os.urandom(4).hex(),
+                      log_to_driver=log_to_driver)
 
 
 def _address_info() -> dict:

@@ -8,6 +8,7 @@ retries its connection to the control store) and waits until both say
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -64,7 +65,8 @@ def new_session_dir() -> str:
 
 
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
-               node_ip: str = "127.0.0.1") -> LocalNode:
+               node_ip: str = "127.0.0.1", gcs_port: int | None = None) -> LocalNode:
+    """Start a control store and a node manager; with ``owner_pid`` they die with that process."""
     session_dir = new_session_dir()
     node_id = random_id(14).hex()
     gcs_address = f"unix:{os.path.join(session_dir, 'gcs.sock')}"
@@ -75,14 +77,21 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)))
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     procs = []
+    logs = os.path.join(session_dir, "logs")
+    # stderr to files: a head started by `skate start` must not hold the caller's pipes open
+    gcs_err = open(os.path.join(logs, "gcs.err"), "ab")
+    raylet_err = open(os.path.join(logs, f"raylet-{node_id[:8]}.err"), "ab")
     try:
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "skate.core.control_store", "--address", gcs_address,
-             "--session-dir", session_dir, "--owner-pid", str(owner_pid)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True))
+             "--session-dir", session_dir, "--owner-pid", str(owner_pid)]
+            + (["--tcp", f"{node_ip}:{gcs_port}"] if gcs_port is not None else []),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=gcs_err, env=env,
+            start_new_session=True))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "skate.core.node_manager", "--config", cfg.to_json()],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True))
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=raylet_err, env=env,
+            start_new_session=True))
         for p, what in zip(procs, ("control store", "node manager")):
             line = p.stdout.readline()
             if line.strip() != b"ready":
@@ -94,5 +103,77 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
         node = LocalNode(session_dir, gcs_address, "", node_id, arena, procs)
         node.stop(timeout=1)
         raise
+    finally:
+        gcs_err.close()
+        raylet_err.close()
     return LocalNode(session_dir, gcs_address,
                      f"unix:{os.path.join(session_dir, 'raylet.sock')}", node_id, arena, procs)
+
+
+CURRENT = os.path.join(TEMP_DIR, "current.json")
+
+
+def write_current(node: LocalNode, extra: dict) -> None:
+    """Record a long-running head so ``init(address="auto")`` and ``skate stop`` find it."""
+    info = {"session_dir": node.session_dir, "gcs_address": node.gcs_address,
+            "raylet_address": node.raylet_address, "node_id": node.node_id,
+            "arena_path": node.arena_path, "pids": [p.pid for p in node.procs], **extra}
+    tmp = CURRENT + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, CURRENT)
+
+
+def read_current() -> dict | None:
+    try:
+        with open(CURRENT) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not any(_alive(pid) for pid in info.get("pids", [])):
+        return None
+    return info
+
+
+def stop_current(timeout: float = 5.0) -> bool:
+    """Stop the head this machine started with ``skate start --head``; False if none."""
+    try:
+        with open(CURRENT) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return False
+    pids = info.get("pids", [])
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.unlink(info.get("arena_path", ""))
+    except OSError:
+        pass
+    shutil.rmtree(info.get("session_dir", "/nonexistent"), ignore_errors=True)
+    os.unlink(CURRENT)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

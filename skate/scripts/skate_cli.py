@@ -1,5 +1,9 @@
 """The ``skate`` command.
 
+    skate start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
+                       [--object-store-memory BYTES]
+    skate stop
+    skate status
     skate microbenchmark [--filter NAME] [--duration S]   # Ray's microbenchmark lines
     skate --version
 """
@@ -7,7 +11,89 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+
+
+def _start(args) -> int:
+    import os
+
+    from skate.core.config import default_object_store_memory
+    from skate.core.node import read_current, start_head, write_current
+
+    if not args.head:
+        print("Joining a head from another machine (skate start --address=...) is not supported "
+              "yet; start a head with `skate start --head`.", file=sys.stderr)
+        return 2
+    if read_current() is not None:
+        print("A Skate head is already running on this machine; `skate stop` it first.",
+              file=sys.stderr)
+        return 1
+    try:
+        custom = json.loads(args.resources) if args.resources else {}
+    except ValueError as e:
+        print(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {e}", file=sys.stderr)
+        return 2
+    if not isinstance(custom, dict):
+        print("--resources must be a JSON object of name -> amount", file=sys.stderr)
+        return 2
+    store = args.object_store_memory or default_object_store_memory()
+    total = {"CPU": args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1,
+             "GPU": args.num_gpus or 0, **custom, "object_store_memory": store,
+             f"node:{args.node_ip_address}": 1, "node:__internal_head__": 1}
+    total = {k: v for k, v in total.items() if v}
+    node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
+                      gcs_port=args.port)
+    tcp = f"tcp:{args.node_ip_address}:{args.port}"
+    write_current(node, {"tcp_address": tcp})
+    print(f"Started a Skate head (session {node.session_dir}).\n"
+          f"  Connect a driver on this machine:  skate.init(address='auto')\n"
+          f"  Control store:                     {args.node_ip_address}:{args.port}\n"
+          f"  Stop it:                           skate stop")
+    return 0
+
+
+def _stop(args) -> int:
+    from skate.core.node import stop_current
+
+    if stop_current():
+        print("Stopped the Skate head started on this machine.")
+    else:
+        print("No Skate head started on this machine is running.")
+    return 0
+
+
+def _status(args) -> int:
+    from skate.core import rpc
+    from skate.core.node import read_current
+
+    info = read_current()
+    if info is None:
+        print("No Skate cluster is running on this machine (start one with `skate start --head`).")
+        return 1
+    gcs = rpc.connect(info["gcs_address"], name="status")
+    raylet = rpc.connect(info["raylet_address"], name="status")
+    try:
+        nodes = gcs.call("get_nodes", timeout=5)
+        total, avail = raylet.call("resources", timeout=5)
+    finally:
+        gcs.close()
+        raylet.close()
+    print(f"Nodes: {sum(1 for n in nodes if n['Alive'])} alive, "
+          f"{sum(1 for n in nodes if not n['Alive'])} dead")
+    for n in nodes:
+        print(f"  {n['NodeID'][:12]}  {'alive' if n['Alive'] else 'dead'}  "
+              f"{n['NodeManagerAddress']}{'  (head)' if n.get('is_head') else ''}")
+    print("Resources (used / total):")
+    for k in sorted(total):
+        if k.startswith("node:"):
+            continue
+        used = total[k] - avail.get(k, 0)
+        if "memory" in k:
+            print(f"  {k}: {used / 2**30:.2f} / {total[k] / 2**30:.2f} GiB")
+        else:
+            print(f"  {k}: {used:g} / {total[k]:g}")
+    return 0
 
 
 def main(argv=None) -> int:
@@ -15,6 +101,17 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="skate", description="Skate command line.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command")
+    st = sub.add_parser("start", help="start a long-running head on this machine")
+    st.add_argument("--head", action="store_true", help="start the head node")
+    st.add_argument("--address", help="HOST:PORT of a head to join")
+    st.add_argument("--port", type=int, default=6380, help="control store TCP port")
+    st.add_argument("--num-cpus", type=int, default=None)
+    st.add_argument("--num-gpus", type=int, default=None)
+    st.add_argument("--resources", default=None, help='custom resources as JSON: \'{"x": 1}\'')
+    st.add_argument("--object-store-memory", type=int, default=None)
+    st.add_argument("--node-ip-address", default="127.0.0.1")
+    sub.add_parser("stop", help="stop the head this machine started")
+    sub.add_parser("status", help="nodes and resources of the running cluster")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",
                    add_help=False)
     args, rest = p.parse_known_args(argv)
@@ -27,6 +124,11 @@ def main(argv=None) -> int:
         from skate.scripts import microbenchmark
 
         return microbenchmark.main(["--backend", "skate", *rest]) or 0
+    if rest:
+        p.error(f"unrecognized arguments: {' '.join(rest)}")
+    handlers = {"start": _start, "stop": _stop, "status": _status}
+    if args.command in handlers:
+        return handlers[args.command](args)
     p.print_help()
     return 2
 

@@ -10,7 +10,7 @@ import pytest
 
 import skate
 from skate.exceptions import GetTimeoutError
-from tests.core.utils import touch, wait_for_condition, wait_for_file
+from tests.core.utils import touch, wait_for_file
 
 MB = 1024 * 1024
 
@@ -385,6 +385,7 @@ def test_put_loop_shm_stays_bounded(start_cluster):
     assert peak <= 600 * MB, f"/dev/shm/skate* peaked at {peak / MB:.0f} MB"
 
 
+@pytest.mark.slow
 def test_spilling_keeps_all_objects(start_cluster):
     # 10 x 100 MB with a 300 MB store: objects must be spilled and restored.
     start_cluster(num_cpus=2, object_store_memory=300 * MB)

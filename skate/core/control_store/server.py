@@ -58,7 +58,7 @@ class ActorRecord:
 
 
 class ControlStore:
-    def __init__(self, address: str, owner_pid: int = 0):
+    def __init__(self, address: str, owner_pid: int = 0, tcp: str | None = None):
         self.lock = threading.RLock()
         self.owner_pid = owner_pid
         self.nodes: dict[str, dict] = {}
@@ -72,6 +72,9 @@ class ControlStore:
         self.stopping = threading.Event()
         self.listener = rpc.Listener(address, self._handle, on_close=self._on_close, name="gcs")
         self.address = self.listener.address
+        # other machines' node managers and drivers join over TCP
+        self.tcp_listener = rpc.Listener(f"tcp:{tcp}", self._handle, on_close=self._on_close,
+                                         name="gcs-tcp") if tcp else None
 
     def _handle(self, conn, method, args, rid):
         fn = getattr(self, "h_" + method, None)
@@ -302,6 +305,8 @@ class ControlStore:
             if self.owner_pid and not _alive(self.owner_pid):
                 break
         self.listener.close()
+        if self.tcp_listener is not None:
+            self.tcp_listener.close()
 
 
 def _alive(pid: int) -> bool:
@@ -314,18 +319,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _detach_stdout() -> None:
+    """After "ready", stdout may be a pipe nobody reads any more."""
+    fd = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(fd, 1)
+    os.close(fd)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="skate-control-store")
     p.add_argument("--address", required=True)
     p.add_argument("--session-dir", required=True)
     p.add_argument("--owner-pid", type=int, default=0)
+    p.add_argument("--tcp", default=None, help="also listen on HOST:PORT")
     args = p.parse_args(argv)
     logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
                         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cs = ControlStore(args.address, args.owner_pid)
+    cs = ControlStore(args.address, args.owner_pid, args.tcp)
     signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    _detach_stdout()
     cs.run()
     os._exit(0)
 

@@ -449,6 +449,9 @@ def main(argv=None) -> None:
     nm = NodeManager(cfg)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    fd = os.open(os.devnull, os.O_WRONLY)  # nobody reads our stdout after "ready"
+    os.dup2(fd, 1)
+    os.close(fd)
     nm.run()
     os._exit(0)
 

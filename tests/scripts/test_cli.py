@@ -1,0 +1,119 @@
+"""`skate start --head / status / stop` and joining with init(address="auto")."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from tests.core.utils import wait_for_condition
+
+pytestmark = pytest.mark.skate_only
+
+
+def skate_cli(*args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "skate.scripts.skate_cli", *args],
+                          capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def run_driver(code):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.fixture
+def head():
+    from skate.core.node import read_current
+
+    if read_current() is not None:
+        pytest.skip("a Skate head is already running on this machine")
+    out = skate_cli("start", "--head", "--num-cpus", "2", "--port", "6391",
+                    "--resources", '{"special": 2}').stdout
+    info = read_current()
+    try:
+        yield out, info
+    finally:
+        skate_cli("stop")
+        wait_for_condition(lambda: not any(psutil.pid_exists(p) and
+                                           psutil.Process(p).status() != "zombie"
+                                           for p in info["pids"]), timeout=10)
+
+
+def test_start_status_join_and_stop(head):
+    out, info = head
+    assert "skate.init(address='auto')" in out
+    status = skate_cli("status").stdout
+    assert "1 alive" in status and "CPU: 0 / 2" in status and "special: 0 / 2" in status
+    drv = run_driver("""
+        import skate
+        skate.init(address="auto", namespace="cli-test")
+        @skate.remote(resources={"special": 1})
+        def f():
+            return 41 + 1
+        assert skate.get(f.remote()) == 42
+        @skate.remote
+        class Keeper:
+            def ping(self):
+                return "pong"
+        Keeper.options(name="keeper", lifetime="detached").remote()
+        Keeper.options(name="ephemeral").remote()
+        assert skate.get(skate.get_actor("keeper").ping.remote()) == "pong"
+        print("first driver done")
+    """)
+    assert drv.returncode == 0, drv.stderr
+    # a driver leaving leaves the cluster running; detached actors outlive it
+    drv2 = run_driver("""
+        import skate
+        skate.init(address="auto", namespace="cli-test")
+        assert skate.get(skate.get_actor("keeper").ping.remote()) == "pong"
+        try:
+            skate.get_actor("ephemeral")
+            raise SystemExit("a non-detached actor outlived its driver")
+        except ValueError:
+            pass
+        print("second driver done")
+    """)
+    assert drv2.returncode == 0, drv2.stderr + drv2.stdout
+    assert all(psutil.pid_exists(p) for p in info["pids"])
+
+
+def test_init_auto_without_a_cluster_is_a_clear_error():
+    from skate.core.node import read_current
+
+    if read_current() is not None:
+        pytest.skip("a Skate head is running on this machine")
+    drv = run_driver("""
+        import skate
+        try:
+            skate.init(address="auto")
+        except ConnectionError as e:
+            assert "skate start --head" in str(e)
+            print("ok")
+    """)
+    assert drv.stdout.strip() == "ok", drv.stderr
+
+
+def test_connecting_with_resources_is_refused(head):
+    drv = run_driver("""
+        import skate
+        try:
+            skate.init(address="auto", num_cpus=4)
+        except ValueError as e:
+            print("refused:", e)
+    """)
+    assert "refused" in drv.stdout, drv.stderr
+
+
+def test_stop_without_head_and_bad_resources_json():
+    from skate.core.node import read_current
+
+    if read_current() is not None:
+        pytest.skip("a Skate head is running on this machine")
+    assert "No Skate head" in skate_cli("stop").stdout
+    bad = skate_cli("start", "--head", "--resources", "{nope", check=False)
+    assert bad.returncode == 2 and "JSON" in bad.stderr
