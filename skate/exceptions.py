@@ -23,6 +23,7 @@ __all__ = [
     "RayActorError",
     "ActorDiedError",
     "ActorUnavailableError",
+    "ActorAlreadyExistsError",
     "GetTimeoutError",
     "TaskCancelledError",
     "ObjectLostError",
@@ -123,6 +124,10 @@ class ActorDiedError(RayActorError):
 
 class ActorUnavailableError(RayActorError):
     """The actor is restarting or unreachable right now; the call may be retried."""
+
+
+class ActorAlreadyExistsError(ValueError, RayError):
+    """An actor with this name already exists in the namespace."""
 
 
 class GetTimeoutError(RayError, TimeoutError):

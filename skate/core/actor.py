@@ -110,7 +110,8 @@ class ActorClass:
                 self._meta["signatures"] = self._signatures
             except Exception:  # unpicklable annotations: the worker checks instead
                 pass
-        meta = dict(self._meta, max_task_retries=options.get("max_task_retries", 0))
+        meta = dict(self._meta, max_task_retries=options.get("max_task_retries", 0),
+                    max_restarts=options.get("max_restarts", 0))
         name = options.get("name")
         namespace = options.get("namespace") or core.namespace
         detached = options.get("lifetime") == "detached"
@@ -185,8 +186,7 @@ class ActorHandle:
         from skate.core import api
 
         core = api._core()
-        return core.actor_submitter(self._actor_id_bytes, self._meta.get("max_task_retries", 0),
-                                    self._meta["class_name"])
+        return core.actor_submitter(self._actor_id_bytes, self._meta)
 
     def __getattr__(self, name):
         if name.startswith("__") and name not in ("__ray_terminate__",):

@@ -12,8 +12,11 @@ While a value is pickled, every ObjectRef inside it is recorded
 
 from __future__ import annotations
 
+import io
 import pickle
 import threading
+import types
+from collections import ChainMap
 
 import cloudpickle
 
@@ -38,6 +41,31 @@ class ArgRef:
 
     def __reduce__(self):
         return (ArgRef, (self.i,))
+
+
+def _code_reduce_keeping_filename(code):
+    """cloudpickle's code reducer, but tracebacks keep the real file name.
+
+    Recent cloudpickle writes "<dynamic-code>" as every by-value function's
+    file name, which makes remote tracebacks lose their source lines.
+    """
+    fn, args = _CODE_REDUCE(code)
+    return fn, tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+
+
+_CODE_REDUCE = cloudpickle.Pickler.dispatch_table.get(types.CodeType)
+
+
+class _Pickler(cloudpickle.Pickler):
+    if _CODE_REDUCE is not None:
+        dispatch_table = ChainMap({types.CodeType: _code_reduce_keeping_filename},
+                                  cloudpickle.Pickler.dispatch_table)
+
+
+def _cloud_dumps(value, buffer_callback=None) -> bytes:
+    f = io.BytesIO()
+    _Pickler(f, protocol=5, buffer_callback=buffer_callback).dump(value)
+    return f.getvalue()
 
 
 def _refs_sink():
@@ -77,7 +105,7 @@ def dumps_inband(value, what: str = "value") -> bytes:
     if _plain(value):
         return pickle.dumps(value, 5)
     try:
-        return cloudpickle.dumps(value, protocol=5)
+        return _cloud_dumps(value)
     except Exception as e:
         raise SerializationError(_why(value, what, e)) from e
 
@@ -96,7 +124,7 @@ def dumps(value, what: str = "value") -> tuple[bytes, list]:
         return False
 
     try:
-        meta = cloudpickle.dumps(value, protocol=5, buffer_callback=keep)
+        meta = _cloud_dumps(value, buffer_callback=keep)
     except Exception as e:
         raise SerializationError(_why(value, what, e)) from e
     return meta, buffers

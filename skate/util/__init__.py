@@ -1,5 +1,28 @@
-"""Utilities on the public API (drop-ins, scheduling strategies)."""
+"""Utilities on the public API: drop-ins for parallel Python, and scheduling strategies.
+
+``ActorPool`` is here; the drop-ins are submodules, loaded on first use:
+``skate.util.multiprocessing`` (``Pool``), ``skate.util.queue`` (``Queue``),
+``skate.util.joblib`` (``register_skate``) and
+``skate.util.scheduling_strategies``.
+
+>>> import skate
+>>> skate.util.queue.Queue.__name__, skate.util.ActorPool.__name__
+('Queue', 'ActorPool')
+"""
+
+import importlib
 
 from skate.core.api import list_named_actors
+from skate.util.actor_pool import ActorPool
 
-__all__ = ["list_named_actors"]
+_SUBMODULES = {"actor_pool", "joblib", "multiprocessing", "queue", "scheduling_strategies"}
+
+__all__ = ["ActorPool", "list_named_actors"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        module = importlib.import_module(f"skate.util.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'skate.util' has no attribute {name!r}")

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from skate.core import rpc
+from skate.exceptions import ActorAlreadyExistsError
 
 log = logging.getLogger("skate.control_store")
 
@@ -140,7 +141,7 @@ class ControlStore:
             if existing is not None and self.actors[existing].state != DEAD:
                 if get_if_exists:
                     return ("exists", self.actors[existing].info(), self.actors[existing].spec["meta"])
-                raise ValueError(
+                raise ActorAlreadyExistsError(
                     f"An actor named {name!r} already exists in namespace {namespace!r}. "
                     f"Use get_if_exists=True to reuse it, skate.get_actor({name!r}) to look it "
                     f"up, or pick another name.")

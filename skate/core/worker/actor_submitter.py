@@ -34,11 +34,14 @@ class ActorCall:
 
 
 class ActorSubmitter:
-    def __init__(self, core, actor_id: bytes, max_task_retries: int, class_name: str):
+    def __init__(self, core, actor_id: bytes, max_task_retries: int, class_name: str,
+                 max_restarts: int = 0):
         self.core = core
         self.actor_id = actor_id
         self.class_name = class_name
         self.max_task_retries = max_task_retries
+        self.max_restarts = max_restarts
+        self.num_restarts = 0  # as last reported by the control store
         self.lock = threading.RLock()
         self.state = "PENDING"
         self.version = -1
@@ -72,6 +75,7 @@ class ActorSubmitter:
             if info["version"] <= self.version and info["state"] != "DEAD":
                 pass
             self.version = info["version"]
+            self.num_restarts = info.get("num_restarts", 0)
             state = info["state"]
             if state == "DEAD":
                 self._die(info.get("death_cause") or "the actor died")
@@ -105,14 +109,24 @@ class ActorSubmitter:
                 if call.retries_left != 0:
                     call.retries_left -= 1 if call.retries_left > 0 else 0
                     retry.append(call)
-                else:
+                elif not self._restarts_left():
                     self._fail(call, exc.ActorDiedError(
-                        f"The actor {self.class_name} died while running {call.method}; the call "
-                        f"was not retried (max_task_retries={self.max_task_retries}).",
+                        f"The actor {self.class_name} died while running {call.method} and has "
+                        f"no restarts left (max_restarts={self.max_restarts}).",
                         self.actor_id.hex()))
+                else:
+                    # Ray's distinction: it comes back for later calls, this one is lost
+                    self._fail(call, exc.ActorUnavailableError(
+                        f"The actor {self.class_name}'s process died while running "
+                        f"{call.method}; the call was not retried "
+                        f"(max_task_retries={self.max_task_retries}). If the actor has restarts "
+                        f"left it comes back for later calls.", self.actor_id.hex()))
             self.inflight.clear()
             self.queue.extendleft(reversed(retry))
         self._watch()
+
+    def _restarts_left(self) -> bool:
+        return self.max_restarts == -1 or self.num_restarts < self.max_restarts
 
     def _die(self, cause: str) -> None:
         self.state = "DEAD"

@@ -452,14 +452,15 @@ class CoreWorker:
         return fut
 
     # -- actors --------------------------------------------------------------------------
-    def actor_submitter(self, actor_id: bytes, max_task_retries: int, class_name: str):
+    def actor_submitter(self, actor_id: bytes, meta: dict) -> ActorSubmitter:
         s = self.actors.get(actor_id)
         if s is None:
             with self.actors_lock:
                 s = self.actors.get(actor_id)
                 if s is None:
-                    s = self.actors[actor_id] = ActorSubmitter(self, actor_id, max_task_retries,
-                                                               class_name)
+                    s = self.actors[actor_id] = ActorSubmitter(
+                        self, actor_id, meta.get("max_task_retries", 0), meta["class_name"],
+                        meta.get("max_restarts", 0))
         return s
 
     # -- completing returns ------------------------------------------------------------------

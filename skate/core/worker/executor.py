@@ -13,8 +13,8 @@ still the one running, so a late cancel can never hit the next task.
 from __future__ import annotations
 
 import logging
+import collections
 import os
-import queue
 import signal
 import sys
 import threading
@@ -27,6 +27,9 @@ from skate.core import rpc, serialization
 log = logging.getLogger(__name__)
 
 
+BOUNCE_AFTER_S = 0.02
+
+
 class ActorExit(BaseException):
     """Raised by ``exit_actor()`` to end the actor after the current call."""
 
@@ -34,7 +37,10 @@ class ActorExit(BaseException):
 class Executor:
     def __init__(self):
         self.core = None
-        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        # work for the main thread, in arrival order; guarded by _cv
+        self._pending: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._task_started = 0.0  # when the main thread's current task began (0: idle)
         self.functions: dict[bytes, object] = {}
         self.calls_per_fn: dict[bytes, int] = {}
         self.actor = None
@@ -52,12 +58,12 @@ class Executor:
     # -- requests (reader threads) -------------------------------------------------
     def handle(self, conn, method, args, rid):
         if method == "push_task":
-            self.queue.put((self._run_task, conn, rid, args[0]))
+            self._enqueue((self._run_task, conn, rid, args[0]))
             return rpc.DEFER
         if method == "actor_call":
             return self._actor_call(conn, rid, args[0])
         if method == "create_actor":
-            self.queue.put((self._create_actor, conn, rid, args))
+            self._enqueue((self._create_actor, conn, rid, args))
             return rpc.DEFER
         if method == "cancel_task":
             self._cancel_task(args[0])
@@ -79,17 +85,53 @@ class Executor:
             raise exc.TaskCancelledError(self._running.hex())
 
     # -- main loop -------------------------------------------------------------------
+    def _enqueue(self, item) -> None:
+        with self._cv:
+            self._pending.append(item)
+            self._cv.notify_all()
+
     def run(self) -> None:
+        threading.Thread(target=self._bounce_stuck, name="skate-bouncer", daemon=True).start()
         while True:
-            fn, conn, rid, spec = self.queue.get()
-            if fn is None:
-                return
+            with self._cv:
+                while not self._pending:
+                    self._cv.wait()
+                fn, conn, rid, spec = self._pending.popleft()
+                self._task_started = time.monotonic()
             try:
                 fn(conn, rid, spec)
             except ActorExit:
                 return
+            finally:
+                self._task_started = 0.0
             if self._exiting:
                 return
+
+    def _bounce_stuck(self) -> None:
+        """Hand back pipelined tasks stuck behind a task that turned out slow.
+
+        A submitter pipelines short tasks to a worker; if the running one then
+        takes longer than BOUNCE_AFTER_S, the ones queued behind it go back to
+        the submitter to run elsewhere, so pipelining can delay a task but
+        never deadlock it (e.g. tasks that wait for each other).
+        """
+        while True:
+            with self._cv:
+                queued = any(item[0] == self._run_task for item in self._pending)
+                if not queued:
+                    self._cv.wait()
+                    continue
+                started = self._task_started
+                late = started and time.monotonic() - started > BOUNCE_AFTER_S
+                if not late:
+                    self._cv.wait(BOUNCE_AFTER_S / 2)
+                    continue
+                keep, bounced = collections.deque(), []
+                for item in self._pending:
+                    (bounced if item[0] == self._run_task else keep).append(item)
+                self._pending = keep
+            for _, conn, rid, _spec in bounced:
+                conn.reply(rid, ("bounced",))
 
     # -- tasks -------------------------------------------------------------------------
     def _run_task(self, conn, rid, spec) -> None:
@@ -112,6 +154,9 @@ class Executor:
             try:
                 fn = self.functions.get(fn_key)
                 if fn is None:
+                    if fn_blob is None:  # its first push was bounced or lost: ask for it again
+                        conn.reply(rid, ("need_function",))
+                        return
                     fn = self.functions[fn_key] = serialization.loads(fn_blob)
                 args, kwargs = self._load_args(args_blob, deps)
                 result = fn(*args, **kwargs)
@@ -260,7 +305,7 @@ class Executor:
 
     def _actor_call(self, conn, rid, spec):
         if self.actor_pool is None:
-            self.queue.put((self._run_actor_call, conn, rid, spec))
+            self._enqueue((self._run_actor_call, conn, rid, spec))
         elif self.actor_pool == "async":
             import asyncio
 

@@ -191,6 +191,21 @@ class TaskSubmitter:
     # -- replies -------------------------------------------------------------
     def _replied(self, task: TaskRecord, w: _Leased, ok: bool, value) -> None:
         retry = False
+        if ok and value[0] in ("bounced", "need_function"):
+            # bounced: queued behind a slow task, so run it elsewhere;
+            # need_function: the push that carried the function never ran there
+            with self.lock:
+                task.worker = None
+                w.inflight -= 1
+                k = self.keys[task.key]
+                if value[0] == "bounced":
+                    k.avg_run_s = max(k.avg_run_s, 10 * SHORT_TASK_S)
+                else:
+                    self.fn_sent[w.worker_id].discard(task.fn_key)
+                if not task.cancelled:
+                    k.queue.appendleft(task)
+                self._dispatch(task.key, k)
+            return
         with self.lock:
             task.worker = None
             k = self.keys[task.key]

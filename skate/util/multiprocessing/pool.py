@@ -1,0 +1,402 @@
+"""``Pool``: the standard library's ``multiprocessing.Pool``, with actors as its processes.
+
+Design
+------
+Each pool process is a :class:`~skate.util.multiprocessing.process.PoolProcess`
+actor; a *slot* holds one, and ``processes`` slots make the pool. A call
+(``map``, ``imap``, ``apply_async``, ...) becomes a *job*: a source of chunks
+(lists of items) and a sink that collects chunk results (``AsyncResult`` or
+``IMapIterator``). Jobs queue first in, first out.
+
+Dispatch is dynamic, like the stdlib's shared task queue, not a fixed
+round-robin: whenever a slot has fewer than ``_PIPELINE_DEPTH`` chunks in
+flight, the pool takes the next chunk of the oldest job and sends it to the
+least busy slot. Two chunks in flight per process keep a process busy while
+the next chunk's result travels back, and a slow chunk never holds up chunks
+queued behind it on other processes. Completions arrive on Skate's future
+threads (``ObjectRef.future()``); each one hands the chunk to its sink and
+pumps again. Sources are read lazily under the pool's lock, so ``imap`` over
+a generator never materializes it.
+
+``maxtasksperchild`` counts chunks (the stdlib counts tasks, and a chunk is
+one task). A slot whose actor reached the limit takes no more chunks; when
+its last one completes, its actor is ended and a fresh one takes the slot,
+so there are never more than ``processes`` actors running chunks. A slot
+whose actor died is refilled the same way; the chunks it was running fail
+with ``ActorDiedError`` (the stdlib would hang).
+
+States: RUN -> CLOSE (``close``: no new calls; queued work still runs; the
+actors end once it is done) -> ``join`` waits for that. ``terminate`` (also
+``__exit__``) kills the actors at once and fails every unfinished result
+with :class:`PoolTerminatedError`.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import threading
+import weakref
+from collections import deque
+from dataclasses import dataclass
+
+import skate
+from skate.exceptions import RayActorError
+from skate.util.multiprocessing.process import PoolProcess
+from skate.util.multiprocessing.results import AsyncResult, IMapIterator, unwrap_error
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Pool", "PoolTerminatedError"]
+
+# Chunks in flight per process: one running, one waiting behind it.
+_PIPELINE_DEPTH = 2
+
+RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
+
+
+class PoolTerminatedError(RuntimeError):
+    """The pool was terminated (``terminate()`` or leaving ``with``) before this result
+    was ready. Collect results before leaving the ``with`` block, or call
+    ``close()`` and ``join()`` to let queued work finish."""
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One pool process: the actor running it and its chunk counters."""
+
+    actor: object
+    # Chunks sent to ``actor`` and not yet completed.
+    in_flight: int = 0
+    # Chunks ever sent to ``actor`` (for maxtasksperchild).
+    sent: int = 0
+    # ``actor`` takes no more chunks; it is replaced once in_flight reaches 0.
+    retiring: bool = False
+
+
+class _Job:
+    """One pool call: where its chunks come from, how to run them, where results go."""
+
+    def __init__(self, func, chunks, mode: str, sink):
+        self.func = func
+        self.mode = mode
+        self.sink = sink
+        self._chunks = iter(chunks)
+        self._taken = 0  # chunks handed out so far
+
+    def take(self):
+        """``(index, items)`` of the next chunk, or None when the source is exhausted."""
+        try:
+            items = next(self._chunks)
+        except StopIteration:
+            if isinstance(self.sink, IMapIterator):
+                self.sink._set_length(self._taken)
+            return None
+        except Exception as e:  # noqa: BLE001 - the user's iterable raised: fail at its place
+            self.sink._set(self._taken, False, e)
+            if isinstance(self.sink, IMapIterator):
+                self.sink._set_length(self._taken + 1)
+            return None
+        index = self._taken
+        self._taken += 1
+        return index, items
+
+
+def _chunked(iterable, size: int):
+    iterator = iter(iterable)
+    while True:
+        chunk = list(itertools.islice(iterator, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def _check_chunksize(chunksize):
+    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+        raise ValueError(f"Chunksize must be 1+, not {chunksize!r}")
+
+
+_actor_class = None
+
+
+def _pool_process_class():
+    global _actor_class
+    if _actor_class is None:
+        _actor_class = skate.remote(PoolProcess)
+    return _actor_class
+
+
+class Pool:
+    """A pool of worker processes with ``multiprocessing.Pool``'s interface, on Skate.
+
+    Args:
+        processes: number of pool processes (actors); defaults to the cluster's CPUs.
+        initializer: called as ``initializer(*initargs)`` once in each process.
+        initargs: arguments of ``initializer``.
+        maxtasksperchild: replace a process after it has run this many chunks.
+        context: accepted for compatibility with the stdlib; ignored.
+        ray_address: if Skate is not initialized yet, ``skate.init(address=ray_address)``
+            (without it, ``skate.init(num_cpus=processes)`` starts a local node).
+        ray_remote_args: actor options for the processes, e.g. ``{"num_cpus": 1}``
+            to make each process hold a CPU. By default they hold none, like Ray's Pool.
+
+    >>> from skate.util.multiprocessing import Pool
+    >>> with Pool(2) as pool:
+    ...     pool.map(abs, range(-3, 0))
+    [3, 2, 1]
+    """
+
+    def __init__(self, processes: int | None = None, initializer=None, initargs=(),
+                 maxtasksperchild: int | None = None, context=None,
+                 ray_address: str | None = None, ray_remote_args: dict | None = None):
+        if processes is not None and (not isinstance(processes, int) or processes < 1):
+            raise ValueError(f"Number of processes must be at least 1, got {processes!r}.")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if maxtasksperchild is not None and (
+                not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0):
+            raise ValueError("maxtasksperchild must be a positive int or None")
+        if context is not None:
+            log.warning("Pool(context=...) is ignored: Skate starts the pool's processes.")
+        if not skate.is_initialized():
+            if ray_address is not None:
+                skate.init(address=ray_address)
+            else:
+                skate.init(num_cpus=processes)
+        if processes is None:
+            processes = max(1, int(skate.cluster_resources().get("CPU", 1)))
+        self._processes = processes
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._maxtasksperchild = maxtasksperchild
+        self._actor_options = dict(ray_remote_args or {})
+        self._lock = threading.Lock()
+        # RUN, CLOSE or TERMINATE; changes only forward.
+        self._state = RUN
+        # Jobs with chunks not yet sent, oldest first.
+        self._jobs: deque[_Job] = deque()
+        # Chunks sent and not yet completed, over all actors (old ones included).
+        self._outstanding = 0
+        # Sinks that may still be pending, for terminate() to fail.
+        self._sinks: weakref.WeakSet = weakref.WeakSet()
+        # Set once every actor was told to end (close drained, or terminate).
+        self._stopped = threading.Event()
+        # __ray_terminate__ refs of actors ending on their own; join() waits for them.
+        self._exiting: list = []
+        self._slots = [_Slot(self._new_actor()) for _ in range(processes)]
+        try:
+            # Fail here, with the initializer's error, rather than at the first map.
+            skate.get([slot.actor.ready.remote() for slot in self._slots])
+        except BaseException as e:
+            for slot in self._slots:
+                skate.kill(slot.actor)
+            error = unwrap_error(e)
+            raise error from error.__cause__
+
+    # -- the stdlib's interface ---------------------------------------------------------------
+    def apply(self, func, args=(), kwds=None, *, kwargs=None):
+        """``func(*args, **kwds)`` in a pool process; blocks for the result."""
+        return self.apply_async(func, args, kwds, kwargs=kwargs).get()
+
+    def apply_async(self, func, args=(), kwds=None, callback=None, error_callback=None, *,
+                    kwargs=None) -> AsyncResult:
+        """``func(*args, **kwds)`` in a pool process; returns an :class:`AsyncResult`.
+
+        ``kwargs`` is accepted as another name for ``kwds`` (Ray's Pool calls it so).
+        """
+        kwds = dict(kwds or {}, **(kwargs or {}))
+        sink = AsyncResult(1, callback, error_callback, single=True)
+        self._submit(_Job(func, [[(tuple(args or ()), kwds)]], "apply", sink))
+        return sink
+
+    def map(self, func, iterable, chunksize: int | None = None) -> list:
+        """``[func(x) for x in iterable]`` in parallel, in order."""
+        return self.map_async(func, iterable, chunksize).get()
+
+    def map_async(self, func, iterable, chunksize: int | None = None, callback=None,
+                  error_callback=None) -> AsyncResult:
+        """Like :meth:`map`, returning an :class:`AsyncResult`."""
+        return self._map_async(func, iterable, chunksize, "map", callback, error_callback)
+
+    def starmap(self, func, iterable, chunksize: int | None = None) -> list:
+        """``[func(*args) for args in iterable]`` in parallel, in order."""
+        return self.starmap_async(func, iterable, chunksize).get()
+
+    def starmap_async(self, func, iterable, chunksize: int | None = None, callback=None,
+                      error_callback=None) -> AsyncResult:
+        """Like :meth:`starmap`, returning an :class:`AsyncResult`."""
+        return self._map_async(func, iterable, chunksize, "star", callback, error_callback)
+
+    def imap(self, func, iterable, chunksize: int = 1) -> IMapIterator:
+        """An iterator over ``func(x)`` for x in ``iterable``, in order, as results arrive."""
+        return self._imap(func, iterable, chunksize, ordered=True)
+
+    def imap_unordered(self, func, iterable, chunksize: int = 1) -> IMapIterator:
+        """Like :meth:`imap`, in the order results complete."""
+        return self._imap(func, iterable, chunksize, ordered=False)
+
+    def close(self) -> None:
+        """Accept no more calls; queued work still runs, then the processes end."""
+        with self._lock:
+            if self._state == RUN:
+                self._state = CLOSE
+            drained = self._state == CLOSE and not self._jobs and not self._outstanding
+        if drained:
+            self._stop_actors()
+
+    def terminate(self) -> None:
+        """Stop the processes now; unfinished results fail with PoolTerminatedError."""
+        with self._lock:
+            if self._state == TERMINATE:
+                return
+            self._state = TERMINATE
+            self._jobs.clear()
+            actors = [slot.actor for slot in self._slots]
+            sinks = list(self._sinks)
+        error = PoolTerminatedError(
+            "The pool was terminated before this result was ready (terminate() was called, "
+            "or the `with Pool()` block was left). Get results inside the block, or call "
+            "close() and join() to let queued work finish.")
+        for sink in sinks:  # first, so that the killed calls' errors are ignored
+            sink._abort(error)
+        for actor in actors:
+            try:
+                skate.kill(actor)
+            except RayActorError:
+                pass  # already dead
+        self._stopped.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the processes to end; call ``close()`` or ``terminate()`` first."""
+        if self._state == RUN:
+            raise ValueError("Pool is still running: call close() or terminate() before join().")
+        if not self._stopped.wait(timeout):
+            return
+        if self._exiting:
+            skate.wait(self._exiting, num_returns=len(self._exiting), timeout=timeout)
+
+    def __enter__(self):
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.terminate()
+
+    def __reduce__(self):
+        raise NotImplementedError(
+            "Pool objects cannot be passed between processes or pickled; create the pool "
+            "where it is used, or pass an ActorPool of actor handles instead.")
+
+    def __repr__(self):
+        return f"<skate.util.multiprocessing.Pool state={self._state} pool_size={self._processes}>"
+
+    # -- submitting ---------------------------------------------------------------------------
+    def _map_async(self, func, iterable, chunksize, mode, callback, error_callback):
+        self._check_running()
+        _check_chunksize(chunksize)
+        if not hasattr(iterable, "__len__"):
+            iterable = list(iterable)
+        if chunksize is None:
+            # The stdlib's choice: about four chunks per process.
+            chunksize, extra = divmod(len(iterable), self._processes * 4)
+            chunksize += bool(extra)
+        num_chunks = -(-len(iterable) // chunksize) if len(iterable) else 0
+        sink = AsyncResult(num_chunks, callback, error_callback)
+        if num_chunks:
+            self._submit(_Job(func, _chunked(iterable, chunksize), mode, sink))
+        return sink
+
+    def _imap(self, func, iterable, chunksize, ordered):
+        self._check_running()
+        _check_chunksize(chunksize)
+        sink = IMapIterator(ordered)
+        self._submit(_Job(func, _chunked(iterable, chunksize or 1), "map", sink))
+        return sink
+
+    def _check_running(self):
+        if self._state != RUN:
+            raise ValueError("Pool not running")
+
+    def _submit(self, job: _Job) -> None:
+        with self._lock:
+            if self._state != RUN:
+                raise ValueError("Pool not running")
+            self._jobs.append(job)
+            self._sinks.add(job.sink)
+        self._pump()
+
+    # -- dispatch (the pool's one loop; see the module docstring) -----------------------------
+    def _new_actor(self):
+        cls = _pool_process_class()
+        if self._actor_options:
+            cls = cls.options(**self._actor_options)
+        return cls.remote(self._initializer, self._initargs)
+
+    def _pump(self) -> None:
+        """Send chunks while a slot has room; attach completion callbacks outside the lock."""
+        sent, unsent = [], []
+        with self._lock:
+            while self._jobs and self._state != TERMINATE:
+                slot = min(self._slots, key=lambda s: s.in_flight + _PIPELINE_DEPTH * s.retiring)
+                if slot.retiring or slot.in_flight >= _PIPELINE_DEPTH:
+                    break
+                job = self._jobs[0]
+                # A map that already failed needs none of its remaining chunks.
+                taken = None if job.sink._settled() else job.take()
+                if taken is None:
+                    self._jobs.popleft()
+                    continue
+                index, items = taken
+                try:
+                    # Sent under the lock so that a retiring actor's __ray_terminate__
+                    # can never overtake a chunk sent to it.
+                    ref = slot.actor.run.remote(job.func, items, job.mode)
+                except Exception as e:  # noqa: BLE001 - e.g. an unpicklable function or item
+                    unsent.append((job, index, e))
+                    continue
+                slot.in_flight += 1
+                slot.sent += 1
+                self._outstanding += 1
+                sent.append((ref, slot, slot.actor, job, index))
+                if self._maxtasksperchild and slot.sent >= self._maxtasksperchild:
+                    slot.retiring = True
+            drained = self._state == CLOSE and not self._jobs and not self._outstanding
+        for job, index, error in unsent:
+            job.sink._set(index, False, error)
+        for ref, slot, actor, job, index in sent:
+            ref.future().add_done_callback(
+                functools.partial(self._on_done, slot, actor, job, index))
+        if drained:
+            self._stop_actors()
+
+    def _on_done(self, slot: _Slot, actor, job: _Job, index: int, future) -> None:
+        error = future.exception()
+        with self._lock:
+            self._outstanding -= 1
+            if slot.actor is actor:
+                slot.in_flight -= 1
+                died = isinstance(error, RayActorError)
+                if self._state != TERMINATE and (died or (slot.retiring and not slot.in_flight)):
+                    if not died:
+                        self._exiting.append(actor.__ray_terminate__.remote())
+                    self._refill(slot)
+        if error is None:
+            job.sink._set(index, True, future.result())
+        else:
+            job.sink._set(index, False, unwrap_error(error))
+        self._pump()
+
+    def _refill(self, slot: _Slot) -> None:
+        """Give the slot a fresh actor (called under the lock)."""
+        slot.actor = self._new_actor()
+        slot.in_flight = slot.sent = 0
+        slot.retiring = False
+
+    def _stop_actors(self) -> None:
+        """Closed and drained: end every process after its calls (at most once)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._exiting.extend(slot.actor.__ray_terminate__.remote() for slot in self._slots)
+            self._stopped.set()
