@@ -26,6 +26,7 @@ __all__ = [
     "ActorAlreadyExistsError",
     "GetTimeoutError",
     "TaskCancelledError",
+    "TaskUnschedulableError",
     "ObjectLostError",
     "OwnerDiedError",
     "ObjectStoreFullError",
@@ -159,6 +160,10 @@ class OwnerDiedError(ObjectLostError):
             message
             or f"Object {object_ref_hex} cannot be retrieved: the process that created it (its owner) died.",
         )
+
+
+class TaskUnschedulableError(RayError):
+    """The task can never be scheduled (e.g. pinned to a node that is dead)."""
 
 
 class ObjectStoreFullError(RayError):

@@ -127,6 +127,8 @@ class ActorClass:
             "resources": opts.resource_request(options, 0),
             "max_restarts": options.get("max_restarts", 0),
             "env_vars": opts.env_vars(options),
+            "strategy": opts.strategy(options),
+            "home_node": core.node_id,
         }
         actor_id = ids.random_id(16)
         result = core.gcs.call("create_actor", actor_id, spec, core.job_id, name, namespace,

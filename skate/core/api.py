@@ -139,24 +139,42 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
 
 
 def _connect_existing(address: str, namespace, log_to_driver):
-    """Join a cluster started with ``skate start --head`` on this machine."""
+    """Join a running cluster: "auto" (started with ``skate start --head`` here) or its address."""
+    from skate.core import rpc
     from skate.core.node import read_current
     from skate.core.worker.core_worker import CoreWorker
 
-    info = read_current()
-    if info is None:
+    if address == "auto":
+        info = read_current()
+        if info is None:
+            raise ConnectionError(
+                "Could not find a running Skate cluster for address='auto'. Start one with "
+                "`skate start --head`, or call skate.init() without an address to start a "
+                "private one.")
+        gcs_address = info["gcs_address"]
+    elif address.startswith(("unix:", "tcp:")):
+        gcs_address = address
+    else:
+        gcs_address = f"tcp:{address}"
+    try:
+        gcs = rpc.connect(gcs_address, name="probe", timeout=5)
+    except (OSError, ValueError) as e:
+        raise ConnectionError(f"Could not reach a Skate cluster at {address!r}: {e}. Is it "
+                              f"running (`skate status`)?") from None
+    try:
+        nodes = [n for n in gcs.call("get_nodes", timeout=10) if n["Alive"]]
+    finally:
+        gcs.close()
+    local = [n for n in nodes if n["raylet_address"].startswith("unix:")
+             and os.path.exists(n["raylet_address"][5:])]
+    if not local:
         raise ConnectionError(
-            f"Could not find a running Skate cluster for address={address!r}. Start one with "
-            f"`skate start --head`, or call skate.init() without an address to start a private one.")
-    known = {"auto", info["gcs_address"], info.get("tcp_address")}
-    if address not in known and f"tcp:{address}" not in known:
-        raise ConnectionError(
-            f"address={address!r} is not the cluster running on this machine "
-            f"({info.get('tcp_address') or info['gcs_address']}). Joining a head on another "
-            f"machine is not supported yet; use address='auto' for the local one.")
-    return CoreWorker(mode="driver", session_dir=info["session_dir"],
-                      raylet_address=info["raylet_address"], gcs_address=info["gcs_address"],
-                      node_id=info["node_id"], node_ip="127.0.0.1",
+            f"The cluster at {address!r} has no node on this machine; a driver must run on one "
+            f"of the cluster's machines (start one with `skate start --address=...`).")
+    node = next((n for n in local if n.get("is_head")), local[0])
+    return CoreWorker(mode="driver", session_dir=node["session_dir"],
+                      raylet_address=node["raylet_address"], gcs_address=gcs_address,
+                      node_id=node["NodeID"], node_ip=node["NodeManagerAddress"],
                       worker_id="driver-" + os.urandom(6).hex(),
                       namespace=namespace or "anon-" + os.urandom(4).hex(),
                       log_to_driver=log_to_driver)
@@ -271,7 +289,7 @@ def get_actor(name: str, namespace: str | None = None):
 
 def _resources():
     core = _core()
-    return core.raylet.call("resources")
+    return core.gcs.call("cluster_resources")
 
 
 def cluster_resources() -> dict:

@@ -110,6 +110,37 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      f"unix:{os.path.join(session_dir, 'raylet.sock')}", node_id, arena, procs)
 
 
+def start_worker_node(gcs_address: str, resources: dict, object_store_memory: int,
+                      owner_pid: int = 0, node_ip: str = "127.0.0.1",
+                      parent_dir: str | None = None) -> LocalNode:
+    """Start a node manager that joins the cluster whose control store is ``gcs_address``."""
+    node_id = random_id(14).hex()
+    base = parent_dir or new_session_dir()
+    session_dir = os.path.join(base, f"n{node_id[:6]}")
+    for sub in ("", "sockets", "logs", "spill"):
+        os.makedirs(os.path.join(session_dir, sub), exist_ok=True)
+    arena = os.path.join(SHM_DIR, f"skate-{os.path.basename(base)}-{node_id[:8]}")
+    cfg = NodeConfig(session_dir=session_dir, node_id=node_id, gcs_address=gcs_address,
+                     resources=resources, object_store_memory=object_store_memory,
+                     arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
+                     prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)), is_head=False)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with open(os.path.join(session_dir, "logs", f"raylet-{node_id[:8]}.err"), "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skate.core.node_manager", "--config", cfg.to_json()],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
+            start_new_session=True)
+    node = LocalNode(session_dir, gcs_address, f"unix:{os.path.join(session_dir, 'raylet.sock')}",
+                     node_id, arena, [proc])
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    if line.strip() != b"ready":
+        node.stop(timeout=1)
+        raise RaySystemError(f"The node manager did not start (exit code {proc.poll()}); see "
+                             f"{os.path.join(session_dir, 'logs')}.")
+    return node
+
+
 CURRENT = os.path.join(TEMP_DIR, "current.json")
 
 

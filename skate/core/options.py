@@ -83,6 +83,8 @@ def validate(options: dict, valid: set, what: str) -> dict:
         v = options.get(k)
         if v is not None and not isinstance(v, str):
             raise TypeError(f"The option {k!r} must be a str, got {type(v).__name__}.")
+    if options.get("scheduling_strategy") is not None:
+        strategy(options)
     env = options.get("runtime_env")
     if env is not None:
         if not isinstance(env, dict):
@@ -112,3 +114,19 @@ def env_vars(options: dict):
     env = options.get("runtime_env") or {}
     ev = env.get("env_vars")
     return dict(ev) if ev else None
+
+
+def strategy(options: dict):
+    """The scheduling strategy as plain data: None, "SPREAD" or ("node", node_id, soft)."""
+    st = options.get("scheduling_strategy")
+    if st is None or st == "DEFAULT":
+        return None
+    if st == "SPREAD":
+        return "SPREAD"
+    node_id = getattr(st, "node_id", None)
+    if node_id is not None:
+        return ("node", node_id, bool(getattr(st, "soft", False)))
+    if hasattr(st, "placement_group"):
+        return None  # placement groups: the bundle's node is chosen by the group
+    raise ValueError(f"Unknown scheduling_strategy {st!r}: use 'DEFAULT', 'SPREAD', "
+                     f"NodeAffinitySchedulingStrategy or PlacementGroupSchedulingStrategy.")

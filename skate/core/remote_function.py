@@ -67,8 +67,10 @@ class RemoteFunction:
         return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
         resources = opts.resource_request(options, 1)
         env_vars = opts.env_vars(options)
+        strategy = opts.strategy(options)
         task = TaskRecord(
-            task_id=task_id, key=(tuple(sorted(resources.items())), repr(env_vars)),
+            task_id=task_id, key=(tuple(sorted(resources.items())), repr(env_vars), strategy),
+            strategy=strategy,
             resources=resources, env_vars=env_vars, fn_key=key, fn_blob=blob, fn_name=self._name,
             args_blob=args_blob, deps=deps, held=held, return_ids=return_ids,
             max_retries=options.get("max_retries", 3),

@@ -26,6 +26,8 @@ from skate.exceptions import ActorAlreadyExistsError
 log = logging.getLogger("skate.control_store")
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
+#: A node silent for this long is declared dead (node managers beat every 0.1 s).
+NODE_TIMEOUT_S = float(os.environ.get("SKATE_NODE_TIMEOUT_S", 3.0))
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ActorRecord:
     version: int = 0
     watchers: list = field(default_factory=list)  # (conn, rid)
     killed_no_restart: bool = False
+    lease_raylet: object = None  # the node manager that granted its worker
 
     def info(self) -> dict:
         return {
@@ -63,6 +66,8 @@ class ControlStore:
         self.lock = threading.RLock()
         self.owner_pid = owner_pid
         self.nodes: dict[str, dict] = {}
+        self.available: dict[str, dict] = {}  # node -> free resources, from heartbeats
+        self.last_seen: dict[str, float] = {}  # node -> monotonic time of its last heartbeat
         self.raylets: dict[str, rpc.Connection] = {}
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple, bytes] = {}
@@ -95,18 +100,62 @@ class ControlStore:
                         self._kill(rec, "the job (driver) that created it exited")
             node = conn.peer_info.get("node_id")
             if node is not None:
-                self.nodes[node]["Alive"] = False
-                self.raylets.pop(node, None)
+                self._node_died(node, "its node manager disconnected")
+
+    def _node_died(self, node: str, why: str) -> None:
+        info = self.nodes.get(node)
+        if info is None or not info["Alive"]:
+            return
+        log.warning("node %s is dead: %s", node, why)
+        info["Alive"] = False
+        info["death_reason"] = why
+        raylet = self.raylets.pop(node, None)
+        if raylet is not None:
+            raylet.close()
+        for rec in list(self.actors.values()):
+            if rec.node_id == node and rec.state != DEAD and rec.worker_id is not None:
+                self._on_worker_gone(rec.worker_id, f"its node died ({why})")
 
     # -- nodes and jobs --------------------------------------------------
     def h_register_node(self, conn, rid, node_id, info):
         conn.peer_info["node_id"] = node_id
         self.nodes[node_id] = dict(info, NodeID=node_id, Alive=True)
+        self.available[node_id] = dict(info["Resources"])
+        self.last_seen[node_id] = time.monotonic()
         self.raylets[node_id] = rpc.connect(info["raylet_address"], name="gcs->raylet")
         return True
 
     def h_get_nodes(self, conn, rid):
         return list(self.nodes.values())
+
+    def h_cluster_view(self, conn, rid, node_id, available):
+        """A node's heartbeat: it reports what it has free and gets everyone's view back."""
+        if node_id is not None and node_id in self.nodes:
+            if not self.nodes[node_id]["Alive"]:
+                return None  # declared dead: the node must stop
+            self.available[node_id] = available
+            self.last_seen[node_id] = time.monotonic()
+        return {n: (info["Resources"], self.available.get(n, {}), info["Alive"],
+                    info["raylet_address"])
+                for n, info in self.nodes.items()}
+
+    def h_cluster_resources(self, conn, rid):
+        total, avail = {}, {}
+        for n, info in self.nodes.items():
+            if not info["Alive"]:
+                continue
+            for k, v in info["Resources"].items():
+                total[k] = total.get(k, 0) + v
+            for k, v in self.available.get(n, {}).items():
+                avail[k] = avail.get(k, 0) + v
+        return total, avail
+
+    def _check_heartbeats(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            for n, info in list(self.nodes.items()):
+                if info["Alive"] and now - self.last_seen.get(n, now) > NODE_TIMEOUT_S:
+                    self._node_died(n, f"no heartbeat for {NODE_TIMEOUT_S:.0f} s")
 
     def h_register_job(self, conn, rid, driver_address, namespace):
         job_id = f"{self._next_job:08x}"
@@ -153,24 +202,41 @@ class ControlStore:
         return ("created", rec.info(), None)
 
     def _schedule(self, rec: ActorRecord) -> None:
-        raylet = next(iter(self.raylets.values()), None)
+        """Lease a dedicated worker for the actor (following spillback) and create it there."""
+        raylet = self._raylet_for(rec)
         if raylet is None:
             self._set_dead(rec, "no node is alive to run the actor")
             return
+        self._request_actor_lease(rec, raylet, rec.num_restarts, hops=0)
+
+    def _raylet_for(self, rec: ActorRecord):
+        home = rec.spec.get("home_node")
+        if home in self.raylets:
+            return self.raylets[home]
+        head = next((n for n, i in self.nodes.items() if i["Alive"] and i.get("is_head")), None)
+        return self.raylets.get(head) or next(iter(self.raylets.values()), None)
+
+    def _request_actor_lease(self, rec: ActorRecord, raylet, attempt: int, hops: int) -> None:
         spec = rec.spec
-        attempt = rec.num_restarts
 
         def granted(ok, value):
             with self.lock:
                 if rec.state == DEAD or rec.num_restarts != attempt:
-                    if ok and value:
+                    if ok and value and value[0] != "spill":
                         raylet.notify("return_lease", value[0], True)
                     return
                 if not ok or value is None:
                     self._set_dead(rec, f"could not get a worker for the actor: {value}")
                     return
+                if value[0] == "spill":
+                    target = self.raylets.get(value[2])
+                    if target is None or hops > 8:
+                        target = self._raylet_for(rec)
+                    self._request_actor_lease(rec, target, attempt, hops + 1)
+                    return
                 lease_id, worker_id, address, gpu_ids, node_id = value
                 rec.lease_id, rec.worker_id, rec.node_id = lease_id, worker_id, node_id
+                rec.lease_raylet = raylet
                 self.by_worker[worker_id] = rec.actor_id
             try:
                 wconn = rpc.connect(address, name="gcs->actor")
@@ -195,11 +261,10 @@ class ControlStore:
 
             wconn.call_async("create_actor", rec.actor_id, spec["payload"], gpu_ids,
                              spec["resources"], rec.num_restarts, (rec.job_id, rec.namespace),
-                             spec["meta"],
-                             callback=created)
+                             spec["meta"], callback=created)
 
         raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
-                          callback=granted)
+                          spec.get("strategy"), callback=granted)
 
     def _bump(self, rec: ActorRecord) -> None:
         rec.version += 1
@@ -220,8 +285,12 @@ class ControlStore:
         wid = rec.worker_id
         self._set_dead(rec, cause)
         if wid is not None:
-            for raylet in self.raylets.values():
-                raylet.notify("kill_worker", wid)
+            self._kill_worker(rec, wid)
+
+    def _kill_worker(self, rec: ActorRecord, wid: str) -> None:
+        raylet = self.raylets.get(rec.node_id)
+        for r in ([raylet] if raylet is not None else self.raylets.values()):
+            r.notify("kill_worker", wid)
 
     def _on_worker_gone(self, worker_id: str, why: str) -> None:
         actor_id = self.by_worker.pop(worker_id, None)
@@ -262,8 +331,7 @@ class ControlStore:
             rec.death_cause = "the actor was killed by skate.kill()"
             self._kill(rec, rec.death_cause)
         elif rec.worker_id is not None:
-            for raylet in self.raylets.values():
-                raylet.notify("kill_worker", rec.worker_id)
+            self._kill_worker(rec, rec.worker_id)
         return True
 
     def h_get_actor_info(self, conn, rid, actor_id):
@@ -302,9 +370,10 @@ class ControlStore:
         return True
 
     def run(self) -> None:
-        while not self.stopping.wait(0.5):
+        while not self.stopping.wait(0.25):
             if self.owner_pid and not _alive(self.owner_pid):
                 break
+            self._check_heartbeats()
         self.listener.close()
         if self.tcp_listener is not None:
             self.tcp_listener.close()

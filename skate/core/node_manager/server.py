@@ -27,11 +27,14 @@ from dataclasses import dataclass, field
 from skate.core import rpc
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
 from skate.core.ids import random_id
+from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 
 log = logging.getLogger("skate.node_manager")
+
+HEARTBEAT_S = 0.1
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Lease:
     dedicated: bool
     holder: rpc.Connection  # who asked
     rid: int  # the request to answer
+    strategy: object = None  # None, "SPREAD" or ("node", id, soft)
     created: float = field(default_factory=time.monotonic)
     worker: WorkerProc | None = None
     gpu_ids: list = field(default_factory=list)
@@ -73,12 +77,14 @@ class NodeManager:
         self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
         self.starting: dict[str, int] = {}  # env key -> workers started, not yet registered
         self.stopping = threading.Event()
+        self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
         self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_close, name="raylet")
         self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
         self.gcs.call("register_node", cfg.node_id, {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
             "Resources": cfg.resources, "object_store_memory": self.store.capacity,
             "arena_path": cfg.arena_path, "is_head": cfg.is_head,
+            "session_dir": cfg.session_dir,
         })
         for _ in range(cfg.prestart_workers):
             self._start_worker("", None)
@@ -139,25 +145,76 @@ class NodeManager:
             w.name = name
 
     # -- leases ----------------------------------------------------------
-    def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated):
+    def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None):
         units = res.to_units(request)
         env_key = _env_key(env_vars)
-        lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid)
+        lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid,
+                      strategy=strategy)
         self._next_lease += 1
-        if not res.fits(units, self.total) or not self._gpus_could_fit(units):
-            lease.warned = True
-            msg = (f"A task or actor needs {{{res.describe(units)}}} but this node only has "
-                   f"{{{res.describe(self.total)}}} in total, so it cannot be scheduled. It stays "
-                   f"pending until a node with enough resources joins; lower its resource request "
-                   f"or start Skate with more resources (skate.init(num_cpus=..., resources=...)).")
-            log.warning(msg)
-            try:
-                conn.notify("warning", msg)
-            except rpc.ConnectionClosed:
-                pass
+        if not self._route(lease, fresh=True):
+            return rpc.DEFER
         self.pending.append(lease)
         self._schedule_locked()
         return rpc.DEFER
+
+    def _route(self, lease: Lease, fresh: bool = False) -> bool:
+        """Keep the request here (True), or answer it with a spill / an error (False)."""
+        view = self.cluster_view
+        if len(view) <= 1 and lease.strategy is None:
+            decision = placement.Decision(placement.HERE if self._fits_total(lease.units) else None,
+                                          infeasible=not self._fits_total(lease.units))
+        else:
+            queued = sum(1 for p in self.pending if p.units == lease.units) if fresh else 0
+            decision = placement.decide(lease.units, lease.strategy, self.cfg.node_id, view, queued)
+        if decision.error:
+            lease.holder.reply(lease.rid, ValueError(decision.error), ok=False)
+            return False
+        if decision.node not in (None, placement.HERE):
+            address = view[decision.node].address
+            lease.holder.reply(lease.rid, ("spill", address, decision.node))
+            return False
+        if decision.infeasible and not lease.warned:
+            lease.warned = True
+            msg = (f"A task or actor needs {{{res.describe(lease.units)}}} but no node has that "
+                   f"much in total (this node: {{{res.describe(self.total)}}}), so it cannot be "
+                   f"scheduled. It stays pending until a node with enough resources joins; lower "
+                   f"its resource request or start Skate with more resources "
+                   f"(skate.init(num_cpus=..., resources=...)).")
+            log.warning(msg)
+            lease.holder.notify("warning", msg)
+        return True
+
+    def _fits_total(self, units) -> bool:
+        return res.fits(units, self.total) and self._gpus_could_fit(units)
+
+    def _reroute_pending(self) -> None:
+        """Requests waiting here may fit elsewhere now (a node joined or freed up)."""
+        with self.lock:
+            keep = []
+            for lease in self.pending:
+                if lease.holder.closed:
+                    continue
+                if res.fits(lease.units, self.available) or self._route(lease):
+                    keep.append(lease)
+            self.pending = keep
+            self._schedule_locked()
+
+    def _heartbeat(self) -> None:
+        """Report what is free here; get the cluster's view back (also our liveness signal)."""
+        def got(ok, value):
+            if not ok:
+                return
+            if value is None:
+                log.error("the control store declared this node dead; stopping")
+                self.stopping.set()
+                return
+            self.cluster_view = {
+                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address)
+                for n, (t, a, alive, address) in value.items()}
+            self._reroute_pending()
+
+        avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
+        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, callback=got)
 
     def h_cancel_lease_request(self, conn, rid, count):
         """Drop up to ``count`` of this requester's unanswered lease requests."""
@@ -359,6 +416,10 @@ class NodeManager:
         avail = dict(self.available)
         return res.from_units(self.total), res.from_units({k: v for k, v in avail.items() if v > 0})
 
+    def h_node_info(self, conn, rid):
+        return {"node_id": self.cfg.node_id, "session_dir": self.cfg.session_dir,
+                "arena_path": self.cfg.arena_path, "capacity": self.store.capacity}
+
     def h_ping(self, conn, rid):
         return "pong"
 
@@ -385,14 +446,18 @@ class NodeManager:
     # -- life --------------------------------------------------------------
     def run(self) -> None:
         owner = self.cfg.owner_pid
-        while not self.stopping.wait(0.5):
-            if owner and not _alive(owner):
-                log.info("driver %d is gone; stopping the private node", owner)
-                break
+        ticks = 0
+        while not self.stopping.wait(HEARTBEAT_S):
             if self.gcs.closed:
                 log.info("control store is gone; stopping")
                 break
-            self._cull_idle()
+            self._heartbeat()
+            ticks += 1
+            if ticks % 5 == 0:
+                if owner and not _alive(owner):
+                    log.info("process %d that owns this node is gone; stopping", owner)
+                    break
+                self._cull_idle()
         self.shutdown()
 
     def shutdown(self) -> None:

@@ -51,6 +51,7 @@ class TaskRecord:
     max_retries: int
     retry_exceptions: object
     max_calls: int
+    strategy: object = None  # None, "SPREAD" or ("node", node_id, soft)
     attempt: int = 0
     resolved: list = field(default_factory=list)
     cancelled: bool = False
@@ -66,6 +67,8 @@ class _Leased:
     address: str
     conn: rpc.Connection
     gpu_ids: list
+    raylet: rpc.Connection = None  # the node manager that granted it (gets it back)
+    node_id: str = ""
     inflight: int = 0
     idle_since: float = 0.0
     dead: bool = False
@@ -78,6 +81,7 @@ class _Key:
     requested: int = 0
     resources: dict = field(default_factory=dict)
     env_vars: dict | None = None
+    strategy: object = None
     avg_run_s: float = 1.0  # moving average of run time; starts pessimistic
 
     def depth(self) -> int:
@@ -134,7 +138,8 @@ class TaskSubmitter:
                 return
             k = self.keys.get(task.key)
             if k is None:
-                k = self.keys[task.key] = _Key(resources=task.resources, env_vars=task.env_vars)
+                k = self.keys[task.key] = _Key(resources=task.resources, env_vars=task.env_vars,
+                                               strategy=task.strategy)
             k.queue.append(task)
             self._dispatch(task.key, k)
 
@@ -149,27 +154,44 @@ class TaskSubmitter:
         want = min(len(k.queue), MAX_LEASE_REQUESTS_PER_KEY) - k.requested
         for _ in range(want):
             k.requested += 1
-            self.core.raylet.call_async("request_lease", k.resources, k.env_vars, False,
-                                        callback=lambda ok, v, key=key: self._granted(key, ok, v))
+            self._request_lease(key, k, self.core.raylet, hops=0)
 
-    def _granted(self, key: tuple, ok: bool, value) -> None:
+    def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int) -> None:
+        raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy,
+                          callback=lambda ok, v: self._granted(key, raylet, hops, ok, v))
+
+    def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
         with self.lock:
             k = self.keys[key]
+            if ok and value is not None and value[0] == "spill" and hops < 8:
+                # the node manager sent us to a node with room: ask there instead
+                try:
+                    target = self.core.peer(value[1])
+                except OSError:
+                    target = self.core.raylet
+                self._request_lease(key, k, target, hops + 1)
+                return
             k.requested -= 1
-            if not ok or value is None:
-                if not ok and self.core.connected:
+            if not ok or value is None or value[0] == "spill":
+                if not ok and isinstance(value, ValueError):
+                    failed = list(k.queue)  # unschedulable (e.g. pinned to a dead node)
+                    k.queue.clear()
+                    for task in failed:
+                        self._finish_all(task, exc.TaskUnschedulableError(str(value)))
+                elif not ok and self.core.connected:
                     log.warning("lease request failed: %s", value)
                 return
-            lease_id, worker_id, address, gpu_ids, _node = value
+            lease_id, worker_id, address, gpu_ids, node_id = value
             try:
                 conn = self.core.peer(address)
             except OSError:
-                self.core.raylet.notify("return_lease", lease_id, True)
+                raylet.notify("return_lease", lease_id, True)
                 self._dispatch(key, k)
                 return
-            w = _Leased(lease_id, worker_id, address, conn, gpu_ids, idle_since=time.monotonic())
+            w = _Leased(lease_id, worker_id, address, conn, gpu_ids, raylet=raylet,
+                        node_id=node_id, idle_since=time.monotonic())
             if not k.queue:
-                self.core.raylet.notify("return_lease", lease_id, False)
+                raylet.notify("return_lease", lease_id, False)
                 return
             k.workers.append(w)
             self._dispatch(key, k)
@@ -219,7 +241,7 @@ class TaskSubmitter:
                     k.workers.remove(w)
                 self.fn_sent.pop(w.worker_id, None)
                 if ok:
-                    self.core.raylet.notify("return_lease", w.lease_id, True)
+                    w.raylet.notify("return_lease", w.lease_id, True)
         if not ok:
             if task.cancelled:
                 self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
@@ -290,7 +312,7 @@ class TaskSubmitter:
         if w is not None:
             if force:
                 task.force_cancelled = True
-                self.core.raylet.notify("kill_worker", w.worker_id)
+                w.raylet.notify("kill_worker", w.worker_id)
             else:
                 w.conn.notify("cancel_task", task_id, recursive)
         return True
@@ -317,10 +339,7 @@ class TaskSubmitter:
                         continue
                     if now - w.idle_since >= IDLE_LEASE_S:
                         k.workers.remove(w)
-                        try:
-                            self.core.raylet.notify("return_lease", w.lease_id, False)
-                        except rpc.ConnectionClosed:
-                            pass
+                        w.raylet.notify("return_lease", w.lease_id, False)
                     else:
                         still_idle = True
         return still_idle
@@ -329,8 +348,5 @@ class TaskSubmitter:
         with self.lock:
             for k in self.keys.values():
                 for w in k.workers:
-                    try:
-                        self.core.raylet.notify("return_lease", w.lease_id, False)
-                    except rpc.ConnectionClosed:
-                        pass
+                    w.raylet.notify("return_lease", w.lease_id, False)
                 k.workers.clear()

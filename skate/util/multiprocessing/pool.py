@@ -9,14 +9,14 @@ actor; a *slot* holds one, and ``processes`` slots make the pool. A call
 ``IMapIterator``). Jobs queue first in, first out.
 
 Dispatch is dynamic, like the stdlib's shared task queue, not a fixed
-round-robin: whenever a slot has fewer than ``_PIPELINE_DEPTH`` chunks in
-flight, the pool takes the next chunk of the oldest job and sends it to the
-least busy slot. Two chunks in flight per process keep a process busy while
-the next chunk's result travels back, and a slow chunk never holds up chunks
-queued behind it on other processes. Completions arrive on Skate's future
-threads (``ObjectRef.future()``); each one hands the chunk to its sink and
-pumps again. Sources are read lazily under the pool's lock, so ``imap`` over
-a generator never materializes it.
+round-robin: whenever a process is idle, the pool takes the next chunk of the
+oldest job and sends it there, so a slow chunk never holds up chunks queued
+behind it. Each process has one chunk at a time; sending a second one behind
+it (pipelining) was measured and gains nothing here, since the caller's
+per-call cost dominates, while it would let a slow chunk block a fast one.
+Completions arrive on Skate's future threads (``ObjectRef.future()``); each
+one hands the chunk to its sink and pumps again. Sources are read lazily
+under the pool's lock, so ``imap`` over a generator never materializes it.
 
 ``maxtasksperchild`` counts chunks (the stdlib counts tasks, and a chunk is
 one task). A slot whose actor reached the limit takes no more chunks; when
@@ -50,9 +50,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Pool", "PoolTerminatedError"]
 
-# Chunks in flight per process: one running, one waiting behind it.
-_PIPELINE_DEPTH = 2
-
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
@@ -67,11 +64,11 @@ class _Slot:
     """One pool process: the actor running it and its chunk counters."""
 
     actor: object
-    # Chunks sent to ``actor`` and not yet completed.
-    in_flight: int = 0
+    # ``actor`` is running a chunk (it gets one at a time).
+    busy: bool = False
     # Chunks ever sent to ``actor`` (for maxtasksperchild).
     sent: int = 0
-    # ``actor`` takes no more chunks; it is replaced once in_flight reaches 0.
+    # ``actor`` takes no more chunks; it is replaced once its chunk completes.
     retiring: bool = False
 
 
@@ -334,12 +331,12 @@ class Pool:
         return cls.remote(self._initializer, self._initargs)
 
     def _pump(self) -> None:
-        """Send chunks while a slot has room; attach completion callbacks outside the lock."""
+        """Send chunks to idle processes; attach completion callbacks outside the lock."""
         sent, unsent = [], []
         with self._lock:
             while self._jobs and self._state != TERMINATE:
-                slot = min(self._slots, key=lambda s: s.in_flight + _PIPELINE_DEPTH * s.retiring)
-                if slot.retiring or slot.in_flight >= _PIPELINE_DEPTH:
+                slot = next((s for s in self._slots if not s.busy and not s.retiring), None)
+                if slot is None:
                     break
                 job = self._jobs[0]
                 # A map that already failed needs none of its remaining chunks.
@@ -349,13 +346,12 @@ class Pool:
                     continue
                 index, items = taken
                 try:
-                    # Sent under the lock so that a retiring actor's __ray_terminate__
-                    # can never overtake a chunk sent to it.
+                    # Sent under the lock: the slot's state always matches what was sent.
                     ref = slot.actor.run.remote(job.func, items, job.mode)
                 except Exception as e:  # noqa: BLE001 - e.g. an unpicklable function or item
                     unsent.append((job, index, e))
                     continue
-                slot.in_flight += 1
+                slot.busy = True
                 slot.sent += 1
                 self._outstanding += 1
                 sent.append((ref, slot, slot.actor, job, index))
@@ -375,9 +371,9 @@ class Pool:
         with self._lock:
             self._outstanding -= 1
             if slot.actor is actor:
-                slot.in_flight -= 1
+                slot.busy = False
                 died = isinstance(error, RayActorError)
-                if self._state != TERMINATE and (died or (slot.retiring and not slot.in_flight)):
+                if self._state != TERMINATE and (died or slot.retiring):
                     if not died:
                         self._exiting.append(actor.__ray_terminate__.remote())
                     self._refill(slot)
@@ -390,8 +386,8 @@ class Pool:
     def _refill(self, slot: _Slot) -> None:
         """Give the slot a fresh actor (called under the lock)."""
         slot.actor = self._new_actor()
-        slot.in_flight = slot.sent = 0
-        slot.retiring = False
+        slot.busy = slot.retiring = False
+        slot.sent = 0
 
     def _stop_actors(self) -> None:
         """Closed and drained: end every process after its calls (at most once)."""

@@ -1,0 +1,84 @@
+"""Where a lease request should be served: here, or spilled to another node.
+
+Pure policy over a snapshot of the cluster (no I/O), so it is unit-tested
+without processes. A node manager serves a request locally when it can; it
+spills a request to another node when the request can never fit here but fits
+there, when it does not fit here *now* but another node has room now, when
+the strategy spreads work, or when it pins another node.
+
+``view`` maps node id -> ``NodeView``; amounts are fixed-point units
+(see :mod:`resources`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from skate.core.node_manager import resources as res
+
+HERE = "here"
+
+
+@dataclass(frozen=True)
+class NodeView:
+    total: dict
+    available: dict
+    alive: bool = True
+    address: str = ""  # its node manager
+
+
+@dataclass(frozen=True)
+class Decision:
+    node: str | None  # HERE, another node's id, or None (queue here: nothing fits yet)
+    infeasible: bool = False  # no live node could ever run it
+    error: str | None = None  # the request can never be served (hard affinity to a dead node)
+
+
+_spread_counter = itertools.count()
+
+
+def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0) -> Decision:
+    """Decide for one request. ``strategy`` is None, "DEFAULT", "SPREAD" or ("node", id, soft)."""
+    alive = {n: v for n, v in view.items() if v.alive}
+    here = alive.get(local)
+    feasible = [n for n, v in sorted(alive.items()) if res.fits(units, v.total)]
+
+    if isinstance(strategy, tuple) and strategy[0] == "node":
+        _, target, soft = strategy
+        tv = alive.get(target)
+        if tv is not None and res.fits(units, tv.total):
+            return Decision(HERE if target == local else target)
+        if not soft:
+            why = "is dead or unknown" if tv is None else "can never fit the request"
+            return Decision(None, error=f"The node {target} that the task is pinned to "
+                                        f"(NodeAffinitySchedulingStrategy, soft=False) {why}.")
+        strategy = None
+
+    if not feasible:
+        return Decision(None, infeasible=True)
+
+    if strategy == "SPREAD":
+        fitting_now = [n for n in feasible if res.fits(units, alive[n].available)]
+        pool = fitting_now or feasible
+        choice = pool[next(_spread_counter) % len(pool)]
+        return Decision(HERE if choice == local else choice)
+
+    if here is not None and res.fits(units, here.total):
+        if res.fits(units, here.available) and queued_here == 0:
+            return Decision(HERE)
+        # busy here: use a node with room now, else wait here
+        others = [n for n in feasible if n != local and res.fits(units, alive[n].available)]
+        if others:
+            return Decision(_most_free(others, alive, units))
+        return Decision(HERE if res.fits(units, here.available) else None)
+    # never fits here: the feasible node with the most room (it queues there if busy)
+    return Decision(_most_free(feasible, alive, units))
+
+
+def _most_free(nodes: list, alive: dict, units: dict) -> str:
+    def headroom(n):
+        avail = alive[n].available
+        return min((avail.get(k, 0) - v for k, v in units.items()), default=0), n
+
+    return max(nodes, key=headroom)
