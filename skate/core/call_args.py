@@ -45,7 +45,7 @@ def resolve_now(core, deps: list) -> list:
         obj = core.objects.owned(ref.id)
         if obj is not None and obj.state != 0:
             if obj.in_store:
-                out.append(("s", ref.id))
+                out.append(("s", ref.id, obj.value[2]))
             elif obj.value[1] == serialization.KIND_VALUE:
                 out.append(obj.value)
             else:

@@ -23,33 +23,36 @@ from tests.core.utils import wait_for_condition, wait_for_file  # noqa: E402
 pytestmark = pytest.mark.skate_only
 
 
-IRIS_MODEL = "DecisionTreeClassifier(random_state=0)"
 DIGITS_GRID = {"C": [1, 10], "gamma": [0.001, 0.0001]}
+
+
+def iris_model():
+    return DecisionTreeClassifier(random_state=0)
+
 
 # The same scikit-learn calls under loky, in a process of their own: loky keeps its
 # workers and resource tracker alive after a call, which this suite counts as leaks.
-LOKY_REFERENCE = f"""
+LOKY_REFERENCE = """
 import json
 import joblib
 from sklearn.datasets import load_digits, load_iris
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.svm import SVC
-from sklearn.tree import DecisionTreeClassifier
-from tests.util.test_joblib import fail_on
+from tests.util.test_joblib import DIGITS_GRID, fail_on, iris_model
 
 X, y = load_iris(return_X_y=True)
 with joblib.parallel_backend("loky"):
-    scores = cross_val_score({IRIS_MODEL}, X, y, cv=5, n_jobs=2)
+    scores = cross_val_score(iris_model(), X, y, cv=5, n_jobs=2)
 X, y = load_digits(return_X_y=True)
 with joblib.parallel_backend("loky"):
-    grid = GridSearchCV(SVC(), {DIGITS_GRID!r}, cv=3, n_jobs=2).fit(X[:600], y[:600])
+    grid = GridSearchCV(SVC(), DIGITS_GRID, cv=3, n_jobs=2).fit(X[:600], y[:600])
 try:
     with joblib.parallel_backend("loky", n_jobs=2):
         joblib.Parallel()(joblib.delayed(fail_on)(i, 7) for i in range(20))
 except Exception as e:
     error = [type(e).__name__, str(e)]
-print(json.dumps({{"cv": scores.tolist(), "best": grid.best_params_, "error": error,
-                  "grid": grid.cv_results_["mean_test_score"].tolist()}}))
+print(json.dumps({"cv": scores.tolist(), "best": grid.best_params_, "error": error,
+                  "grid": grid.cv_results_["mean_test_score"].tolist()}))
 """
 
 
@@ -96,7 +99,7 @@ def test_results_match_the_sequential_run(skate_cluster):
 def test_cross_val_score_identical_to_loky(skate_cluster, loky):
     X, y = load_iris(return_X_y=True)
     with joblib.parallel_backend("skate"):
-        ours = cross_val_score(eval(IRIS_MODEL), X, y, cv=5, n_jobs=-1)
+        ours = cross_val_score(iris_model(), X, y, cv=5, n_jobs=-1)
     assert ours.tolist() == loky["cv"]
 
 

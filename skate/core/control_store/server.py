@@ -136,7 +136,7 @@ class ControlStore:
             self.available[node_id] = available
             self.last_seen[node_id] = time.monotonic()
         return {n: (info["Resources"], self.available.get(n, {}), info["Alive"],
-                    info["raylet_address"])
+                    info["raylet_address"], info.get("transfer_address", ""))
                 for n, info in self.nodes.items()}
 
     def h_cluster_resources(self, conn, rid):

@@ -26,6 +26,7 @@ class NodeView:
     available: dict
     alive: bool = True
     address: str = ""  # its node manager
+    transfer_address: str = ""  # its object transfer (gRPC) server
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ threads and must not block (long waits answer later via DEFER).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import signal
@@ -31,6 +32,7 @@ from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
+from skate.core.object_store.transfer import TransferClient, TransferServer
 
 log = logging.getLogger("skate.node_manager")
 
@@ -79,12 +81,17 @@ class NodeManager:
         self.stopping = threading.Event()
         self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
         self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_close, name="raylet")
+        self.pulling: set = set()  # objects being pulled from other nodes
+        self._senders = itertools.count()
+        self.transfer_server = TransferServer(cfg.node_ip, self._open_for_send)
+        self.transfer_client = TransferClient()
         self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
         self.gcs.call("register_node", cfg.node_id, {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
             "Resources": cfg.resources, "object_store_memory": self.store.capacity,
             "arena_path": cfg.arena_path, "is_head": cfg.is_head,
             "session_dir": cfg.session_dir,
+            "transfer_address": self.transfer_server.address,
         })
         for _ in range(cfg.prestart_workers):
             self._start_worker("", None)
@@ -209,8 +216,8 @@ class NodeManager:
                 self.stopping.set()
                 return
             self.cluster_view = {
-                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address)
-                for n, (t, a, alive, address) in value.items()}
+                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address, transfer)
+                for n, (t, a, alive, address, transfer) in value.items()}
             self._reroute_pending()
 
         avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
@@ -395,12 +402,64 @@ class NodeManager:
         for c, r in self.store_waiters.pop(oid, []):
             c.reply(r, None)
 
-    def h_store_get(self, conn, rid, oid):
+    def h_store_get(self, conn, rid, oid, node_hint=None):
         status = self.store.status(oid)
         if status == "unsealed":
             self.store_waiters.setdefault(oid, []).append((conn, rid))
             return rpc.DEFER
+        if status == "missing" and node_hint and node_hint != self.cfg.node_id:
+            # the object lives on another node: pull a copy here, answer when sealed
+            self.store_waiters.setdefault(oid, []).append((conn, rid))
+            if oid not in self.pulling:
+                self.pulling.add(oid)
+                threading.Thread(target=self._pull, args=(oid, node_hint), daemon=True,
+                                 name="skate-pull").start()
+            return rpc.DEFER
         return self.store.get(oid, id(conn))
+
+    def _pull(self, oid: bytes, node: str) -> None:
+        ok = False
+        try:
+            address = self._transfer_address(node)
+
+            def begin(size):
+                with self.lock:
+                    self.store.create(oid, size, owner=None, secondary=True)
+                return lambda pos, data: self.store.write_into(oid, pos, data)
+
+            self.transfer_client.pull(address, oid, begin)
+            ok = True
+        except Exception as e:  # any failure: the readers learn the object is not here
+            log.warning("pulling %s from node %s failed: %s", oid.hex(), node, e)
+        with self.lock:
+            self.pulling.discard(oid)
+            if ok:
+                self.h_store_seal(None, 0, oid)
+            else:
+                self.h_store_abort(None, 0, oid)
+
+    def _transfer_address(self, node: str) -> str:
+        view = self.cluster_view.get(node)
+        if view is None:  # joined since our last heartbeat: ask the control store
+            for info in self.gcs.call("get_nodes", timeout=10):
+                if info["NodeID"] == node and info["Alive"]:
+                    return info["transfer_address"]
+        elif view.alive and view.transfer_address:
+            return view.transfer_address
+        raise ConnectionError(f"node {node} is not alive")
+
+    def _open_for_send(self, oid: bytes):
+        key = f"transfer-{next(self._senders)}"
+        with self.lock:
+            view = self.store.open_for_send(oid, key)
+        if view is None:
+            return None
+
+        def release():
+            with self.lock:
+                self.store.release(oid, key)
+
+        return view, release
 
     def h_store_release_free(self, conn, rid, releases, frees):
         for oid in releases:
@@ -467,6 +526,8 @@ class NodeManager:
         self._shut = True
         self.pool.stop()
         self.listener.close()
+        self.transfer_server.stop()
+        self.transfer_client.close()
         self.store.close()
         try:
             os.unlink(self.address[5:])

@@ -22,8 +22,10 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 
 class StoreClient:
-    def __init__(self, arena_path: str, capacity: int, conn):
+    def __init__(self, arena_path: str, capacity: int, conn, node_id: str = "", remote_free=None):
         self.conn = conn  # connection to the node manager
+        self.node_id = node_id
+        self.remote_free = remote_free  # fn(node_id, [oid]) for copies on other nodes
         self._fd = os.open(arena_path, os.O_RDWR)
         self._capacity = capacity
         self._arena: mmap.mmap | None = None
@@ -58,10 +60,14 @@ class StoreClient:
         self.conn.notify("store_seal", oid)
         return size
 
-    def get(self, oid: bytes, timeout: float | None = None):
-        """``(kind, meta, buffers)`` of a sealed object, or None if the store lacks it."""
+    def get(self, oid: bytes, node_hint: str | None = None, timeout: float | None = None):
+        """``(kind, meta, buffers)`` of a sealed object, or None if it cannot be found.
+
+        ``node_hint`` names the node holding the primary copy; the local node
+        manager pulls a copy from there when it has none.
+        """
         self.flush()
-        where = self.conn.call("store_get", oid, timeout=timeout)
+        where = self.conn.call("store_get", oid, node_hint, timeout=timeout)
         if where is None:
             return None
         if where[0] == "file":
@@ -89,23 +95,27 @@ class StoreClient:
         weakref.finalize(mm, self._releases.append, oid)
         return layout.read(memoryview(mm))
 
-    def free_later(self, oid: bytes) -> None:
+    def free_later(self, oid: bytes, node: str | None = None) -> None:
         """Called from finalizers: queue a free; it is sent with the next store call."""
-        self._frees.append(oid)
+        self._frees.append((oid, node))
 
     def flush(self) -> None:
         """Send queued unpins and frees (they are queued because finalizers cannot send)."""
         if not self._releases and not self._frees:
             return
-        rel, frees = [], []
+        rel, frees, remote = [], [], {}
         while self._releases:
             rel.append(self._releases.popleft())
         while self._frees:
-            frees.append(self._frees.popleft())
-        try:
-            self.conn.notify("store_release_free", rel, frees)
-        except ConnectionError:
-            pass
+            oid, node = self._frees.popleft()
+            if node is None or node == self.node_id:
+                frees.append(oid)
+            else:
+                remote.setdefault(node, []).append(oid)
+        self.conn.notify("store_release_free", rel, frees)
+        for node, oids in remote.items():  # primary copies on other nodes
+            if self.remote_free is not None:
+                self.remote_free(node, oids)
 
     def close(self) -> None:
         try:

@@ -34,6 +34,7 @@ class _Entry:
     deleted: bool = False
     pins: dict = field(default_factory=dict)  # reader key -> count
     last_used: float = 0.0
+    secondary: bool = False  # a copy pulled from another node: dropped, not spilled
 
 
 class ObjectStore:
@@ -54,10 +55,10 @@ class ObjectStore:
         self.restored_bytes_total = 0
 
     # -- writer side -----------------------------------------------------
-    def create(self, oid: bytes, size: int, owner) -> tuple:
+    def create(self, oid: bytes, size: int, owner, secondary: bool = False) -> tuple:
         if oid in self.objects:
             raise ValueError(f"object {oid.hex()} already exists in the store")
-        e = _Entry(size=size, owner=owner, last_used=time.monotonic())
+        e = _Entry(size=size, owner=owner, last_used=time.monotonic(), secondary=secondary)
         off = self._reserve(size)
         if off is None:
             e.path = self._spill_path(oid)
@@ -97,6 +98,26 @@ class ObjectStore:
             return ("file", e.path, e.size)
         e.pins[reader] = e.pins.get(reader, 0) + 1
         return ("arena", e.offset, e.size)
+
+    def write_into(self, oid: bytes, pos: int, data) -> None:
+        """Write part of an object being received (not yet sealed)."""
+        e = self.objects[oid]
+        if e.offset is not None:
+            self._mm[e.offset + pos:e.offset + pos + len(data)] = data
+        else:
+            with open(e.path, "r+b" if os.path.exists(e.path) else "wb") as f:
+                f.seek(pos)
+                f.write(data)
+
+    def open_for_send(self, oid: bytes, reader):
+        """``(memoryview, size)`` of a sealed object, pinned for ``reader``; None if absent."""
+        loc = self.get(oid, reader)
+        if loc is None:
+            return None
+        if loc[0] == "arena":
+            return memoryview(self._mm)[loc[1]:loc[1] + loc[2]]
+        with open(loc[1], "rb") as f:
+            return memoryview(f.read())
 
     def release(self, oid: bytes, reader) -> None:
         e = self.objects.get(oid)
@@ -141,12 +162,15 @@ class ObjectStore:
         return off
 
     def _spill_one(self) -> bool:
-        victims = [(e.last_used, oid) for oid, e in self.objects.items()
+        victims = [(not e.secondary, e.last_used, oid) for oid, e in self.objects.items()
                    if e.offset is not None and e.sealed and not e.pins and not e.deleted]
         if not victims:
             return False
-        _, oid = min(victims)
+        _, _, oid = min(victims)  # copies pulled from elsewhere go first: they are just dropped
         e = self.objects[oid]
+        if e.secondary:
+            self._drop(oid, e)
+            return True
         path = self._spill_path(oid)
         with open(path, "wb") as f:
             f.write(self._mm[e.offset:e.offset + e.size])

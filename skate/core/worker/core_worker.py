@@ -46,6 +46,7 @@ class CoreWorker:
         self.extra_handler = handler  # the executor's methods, in workers
         self._peers: dict[str, rpc.Connection] = {}
         self._peers_lock = threading.Lock()
+        self._raylet_addresses: dict[str, str] = {}  # node id -> node manager address
         self._borrow_removals: collections.deque = collections.deque()
         self.deferred_calls: collections.deque = collections.deque()  # from __del__ methods
         self.current_task = None  # (task_id, name) while a task runs here
@@ -64,7 +65,8 @@ class CoreWorker:
         else:
             self.raylet.call("register_worker", worker_id, os.getpid(), self.address)
             info = {"arena_path": arena_path, "capacity": capacity}
-        self.store = StoreClient(info["arena_path"], info["capacity"], self.raylet)
+        self.store = StoreClient(info["arena_path"], info["capacity"], self.raylet, node_id,
+                                 self._free_remote)
         self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
         self.submitter = TaskSubmitter(self)
         self.actors: dict[bytes, ActorSubmitter] = {}
@@ -177,6 +179,22 @@ class CoreWorker:
             out.append((ref.id, ref.owner))
         return out
 
+    def _free_remote(self, node: str, oids: list) -> None:
+        """Free primary copies our tasks left on another node (runs on the housekeeper)."""
+        address = self._raylet_addresses.get(node)
+        if address is None:
+            try:
+                for n in self.gcs.call("get_nodes", timeout=10):
+                    self._raylet_addresses[n["NodeID"]] = n["raylet_address"]
+            except Exception:
+                return
+            address = self._raylet_addresses.get(node)
+        if address is not None:
+            try:
+                self.peer(address).notify("store_release_free", [], oids)
+            except OSError:
+                pass
+
     # -- housekeeping ------------------------------------------------------------------
     def _housekeeping(self) -> None:
         """Sends what finalizers queued, and gives back idle leases.
@@ -231,7 +249,7 @@ class CoreWorker:
             value, in_store = ("i", kind, meta, [bytes(b) for b in bufs]), False
         else:
             self.store.put(oid, kind, meta, bufs, self.address)
-            value, in_store = ("s", kind), True
+            value, in_store = ("s", kind, self.node_id), True
         self.objects.complete(oid, READY, value, in_store, list(c.refs))
         return ref
 
@@ -244,7 +262,7 @@ class CoreWorker:
         if size <= INLINE_THRESHOLD:
             return ("i", kind, meta, [bytes(b) for b in bufs], contained)
         self.store.put(oid, kind, meta, bufs, caller)
-        return ("s", kind, contained)
+        return ("s", kind, self.node_id, contained)
 
     def get(self, refs, timeout=None):
         if isinstance(refs, ObjectRef):
@@ -266,7 +284,7 @@ class CoreWorker:
         return self._materialize(ref, entry)
 
     def _wait_value(self, ref: ObjectRef, deadline):
-        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind) / ("lost",)."""
+        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node) / ("lost",)."""
         obj = self.objects.owned(ref.id)
         if obj is not None:
             if obj.state == PENDING:
@@ -309,7 +327,7 @@ class CoreWorker:
         if tag == "i":
             kind, meta, bufs = entry[1], entry[2], entry[3]
         elif tag == "s":
-            got = self.store.get(ref.id)
+            got = self.store.get(ref.id, entry[2])
             if got is None:
                 raise exc.ObjectLostError(ref.hex())
             kind, meta, bufs = got
@@ -331,7 +349,7 @@ class CoreWorker:
             if obj.state == FAILED:
                 callback(("err", _error_of(obj.value)))
             elif obj.in_store:
-                callback(("s", ref.id))
+                callback(("s", ref.id, obj.value[2]))
             else:
                 callback(obj.value)
 
@@ -347,7 +365,7 @@ class CoreWorker:
             elif value[0] == "i" and value[1] == serialization.KIND_ERROR:
                 callback(("err", _error_of(value)))
             elif value[0] == "s":
-                callback(("s", ref.id))
+                callback(("s", ref.id, value[2]))
             else:
                 callback(value)
         try:
@@ -361,7 +379,7 @@ class CoreWorker:
         if tag == "i":
             kind, meta, bufs = entry[1], entry[2], entry[3]
         elif tag == "s":
-            got = self.store.get(entry[1])
+            got = self.store.get(entry[1], entry[2])
             if got is None:
                 raise exc.ObjectLostError(entry[1].hex())
             kind, meta, bufs = got
@@ -471,7 +489,7 @@ class CoreWorker:
             if r[0] == "i":
                 self.objects.complete(oid, state, ("i", r[1], r[2], r[3]), False, contained)
             else:
-                self.objects.complete(oid, state, ("s", r[1]), True, contained)
+                self.objects.complete(oid, state, ("s", r[1], r[2]), True, contained)
 
     def fail_returns(self, return_ids, error: BaseException) -> None:
         meta = serialization.dumps_inband(error, "error")
@@ -513,7 +531,7 @@ def _wire_value(obj):
     if obj is None:
         return ("lost",)
     if obj.in_store:
-        return ("s", obj.value[1])
+        return obj.value
     return obj.value
 
 

@@ -90,7 +90,7 @@ class ObjectTable:
             obj = self._owned.get(oid)
             if obj is None or obj.state != PENDING:
                 if obj is None and in_store:
-                    self._free_in_store(oid)  # nobody wants it any more
+                    self._free_in_store(oid, value[2])  # nobody wants it any more
                 return
             obj.state = state
             obj.value = value
@@ -129,7 +129,7 @@ class ObjectTable:
     def _free(self, oid: bytes, obj: OwnedObject) -> None:
         del self._owned[oid]
         if obj.in_store:
-            self._free_in_store(oid)
+            self._free_in_store(oid, obj.value[2])
         obj.contained = []
 
     # -- borrowing -----------------------------------------------------------
