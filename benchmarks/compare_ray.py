@@ -220,7 +220,13 @@ def _fmt_num(x: float) -> str:
 
 
 def _fmt_ratio(r):
-    return "n/a" if r is None else f"{r:.2f}x"
+    if r is None:
+        return "n/a"
+    if r >= 100:
+        return ">100x"
+    if r < 0.01:
+        return "<0.01x"
+    return f"{r:.2f}x"
 
 
 def build_rows(micro, startup, order):
@@ -284,6 +290,12 @@ def build_rows(micro, startup, order):
         lambda v: f"{v:.3f}",
     )
     startup_row("startup: import time (median)", "import_s", "s", lambda v: f"{v:.3f}")
+    startup_row(
+        "startup: import + init() + first task result (median)",
+        "import_init_first_result_s",
+        "s",
+        lambda v: f"{v:.3f}",
+    )
     startup_row(
         "idle cluster RSS, driver + all backend processes (median)",
         "idle_rss_mib",

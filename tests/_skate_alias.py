@@ -21,6 +21,8 @@ _ALIASES = {
     "skate.util": "ray.util",
     "skate.actor": "ray.actor",
     "skate.util.scheduling_strategies": "ray.util.scheduling_strategies",
+    "skate.util.actor_pool": "ray.util.actor_pool",
+    "skate.util.queue": "ray.util.queue",
 }
 
 

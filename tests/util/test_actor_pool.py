@@ -175,6 +175,7 @@ def test_dead_actor_leaves_the_pool(actors):
     assert not pool.has_free() and pool.pop_idle() is None
 
 
+@pytest.mark.skate_only  # Ray 2.x's ActorPool cannot wait on a list of refs (TypeError)
 def test_several_returns_per_value(actors):
     pool = ActorPool(actors)
     assert list(pool.map(lambda a, v: a.pair.remote(v), [1, 2])) == [[1, -1], [2, -2]]

@@ -11,7 +11,7 @@ import skate
 from skate.exceptions import RayActorError
 from skate.util.multiprocessing import AsyncResult, Pool, PoolTerminatedError
 from skate.util.multiprocessing import TimeoutError as PoolTimeoutError
-from tests.core.utils import rendezvous, touch, wait_for_file
+from tests.core.utils import rendezvous, run_driver, touch, wait_for_file
 
 pytestmark = pytest.mark.skate_only
 
@@ -376,3 +376,66 @@ def test_ray_address_is_passed_to_init(shutdown_only):
     # No cluster runs here, so joining one must fail the way skate.init(address=...) does.
     with pytest.raises(ConnectionError):
         Pool(1, ray_address="auto")
+
+
+# -- functions defined in a script (__main__) travel by value ---------------------------------
+MAIN_SCRIPT = """
+from skate.util.multiprocessing import Pool
+
+def f(index):
+    global scale
+    return index * scale
+
+def init_worker():
+    global scale
+    scale = 10
+
+calls = 0
+
+def count(_):
+    global calls
+    calls += 1
+    return calls
+
+if __name__ == "__main__":
+    with Pool(1, initializer=init_worker) as pool:
+        print(pool.map(f, range(5)))
+        print(pool.map(count, range(3), chunksize=1))
+"""
+
+
+def test_initializer_sets_globals_of_a_script(shutdown_only):
+    # ray-project/ray#37705: Ray's Pool prints an error here; the stdlib prints these lines.
+    proc = run_driver(MAIN_SCRIPT, timeout=90)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split("\n")[:2] == ["[0, 10, 20, 30, 40]", "[1, 2, 3]"]
+
+
+def _by_value(source, *names):
+    """Functions defined in a fake __main__, shipped by value as cloudpickle ships them."""
+    import cloudpickle
+
+    ns = {"__name__": "__main__"}
+    exec(source, ns)
+    return [cloudpickle.loads(cloudpickle.dumps(ns[n])) for n in names]
+
+
+def test_shared_globals_first_value_wins_and_process_assignments_stay():
+    from skate.util.multiprocessing.namespace import SharedGlobals
+
+    source = "SCALE = 1\ndef set_scale(v):\n    global SCALE\n    SCALE = v\n" \
+             "def helper():\n    return SCALE\ndef read():\n    return helper()\n"
+    set_scale, read = _by_value(source, "set_scale", "read")
+    shared = SharedGlobals()
+    assert shared.adopt(read)() == 1
+    shared.adopt(set_scale)(5)
+    (read_again,) = _by_value(source.replace("SCALE = 1", "SCALE = 2"), "read")
+    assert shared.adopt(read_again)() == 5  # the process's own assignment stays
+    assert shared.adopt(square) is square  # pickled by reference: its real module
+
+
+def test_shared_globals_leave_other_callables_alone():
+    from skate.util.multiprocessing.namespace import SharedGlobals
+
+    shared = SharedGlobals()
+    assert shared.adopt(abs) is abs and shared.adopt(3) == 3

@@ -216,6 +216,16 @@ class ControlStore:
         head = next((n for n, i in self.nodes.items() if i["Alive"] and i.get("is_head")), None)
         return self.raylets.get(head) or next(iter(self.raylets.values()), None)
 
+    def _retry_actor_lease(self, rec: ActorRecord, attempt: int) -> None:
+        with self.lock:
+            if rec.state == DEAD or rec.num_restarts != attempt:
+                return
+            raylet = self._raylet_for(rec)
+            if raylet is None:
+                self._set_dead(rec, "no node is alive to run the actor")
+                return
+            self._request_actor_lease(rec, raylet, attempt, 0)
+
     def _request_actor_lease(self, rec: ActorRecord, raylet, attempt: int, hops: int) -> None:
         spec = rec.spec
 
@@ -230,9 +240,14 @@ class ControlStore:
                     return
                 if value[0] == "spill":
                     target = self.raylets.get(value[2])
-                    if target is None or hops > 8:
-                        target = self._raylet_for(rec)
-                    self._request_actor_lease(rec, target, attempt, hops + 1)
+                    if target is not None and hops < 8:
+                        self._request_actor_lease(rec, target, attempt, hops + 1)
+                    else:
+                        # sent to a node that just died, or views disagree: node managers'
+                        # views catch up within a heartbeat, so ask again from home shortly
+                        t = threading.Timer(0.2, self._retry_actor_lease, (rec, attempt))
+                        t.daemon = True
+                        t.start()
                     return
                 lease_id, worker_id, address, gpu_ids, node_id = value
                 rec.lease_id, rec.worker_id, rec.node_id = lease_id, worker_id, node_id
@@ -364,6 +379,9 @@ class ControlStore:
 
     def h_ping(self, conn, rid):
         return "pong"
+
+    def h_warning(self, conn, rid, message):
+        log.warning(message)
 
     def h_shutdown(self, conn, rid):
         self.stopping.set()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,17 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopped = False
+        self._spawner = ThreadPoolExecutor(1, "skate-spawner")
         self._pump_lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, name="skate-worker-logs", daemon=True)
         self._thread.start()
 
     def start(self, worker_id: str, env_key: str, env_vars: dict | None) -> WorkerProc:
+        # Workers die with the *thread* that started them (PR_SET_PDEATHSIG), so they are
+        # all started from one thread that lives as long as this process.
+        return self._spawner.submit(self._start, worker_id, env_key, env_vars).result()
+
+    def _start(self, worker_id: str, env_key: str, env_vars: dict | None) -> WorkerProc:
         env = dict(os.environ)
         env["PYTHONUNBUFFERED"] = "1"
         if env_vars:

@@ -33,6 +33,7 @@ MAX_LEASE_REQUESTS_PER_KEY = 16
 #: push; longer tasks go one at a time so none waits behind a slow one.
 SHORT_TASK_S = 0.002
 PIPELINE_DEPTH = 4
+RETRY_LEASE_S = 0.2
 
 
 @dataclass
@@ -163,23 +164,30 @@ class TaskSubmitter:
     def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
         with self.lock:
             k = self.keys[key]
-            if ok and value is not None and value[0] == "spill" and hops < 8:
+            if ok and value is not None and value[0] == "spill":
                 # the node manager sent us to a node with room: ask there instead
                 try:
-                    target = self.core.peer(value[1])
+                    target = self.core.peer(value[1]) if hops < 8 else None
                 except OSError:
-                    target = self.core.raylet
-                self._request_lease(key, k, target, hops + 1)
+                    target = None  # that node just died; our views lag by a heartbeat
+                if target is not None:
+                    self._request_lease(key, k, target, hops + 1)
+                else:
+                    self._retry_later(key)
                 return
             k.requested -= 1
-            if not ok or value is None or value[0] == "spill":
+            if not ok or value is None:
                 if not ok and isinstance(value, ValueError):
                     failed = list(k.queue)  # unschedulable (e.g. pinned to a dead node)
                     k.queue.clear()
                     for task in failed:
                         self._finish_all(task, exc.TaskUnschedulableError(str(value)))
-                elif not ok and self.core.connected:
-                    log.warning("lease request failed: %s", value)
+                elif not ok and self.core.connected and k.queue:
+                    # that node manager died (or was unreachable): ask again shortly,
+                    # once the cluster view no longer lists it
+                    log.info("lease request failed (%s); asking again", value)
+                    k.requested += 1
+                    self._retry_later(key)
                 return
             lease_id, worker_id, address, gpu_ids, node_id = value
             try:
@@ -195,6 +203,19 @@ class TaskSubmitter:
                 return
             k.workers.append(w)
             self._dispatch(key, k)
+
+    def _retry_later(self, key: tuple) -> None:
+        t = threading.Timer(RETRY_LEASE_S, self._retry_lease, (key,))
+        t.daemon = True
+        t.start()
+
+    def _retry_lease(self, key: tuple) -> None:
+        with self.lock:
+            k = self.keys[key]
+            if not self.core.connected or not k.queue:
+                k.requested -= 1
+                return
+            self._request_lease(key, k, self.core.raylet, hops=0)
 
     def _push(self, task: TaskRecord, w: _Leased) -> None:
         w.inflight += 1

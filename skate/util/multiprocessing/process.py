@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from skate.util.multiprocessing.namespace import SharedGlobals
+
 __all__ = ["PoolProcess", "run_chunk"]
 
 # How a chunk's items become calls: map -> f(x), star -> f(*x), apply -> f(*args, **kwds).
@@ -44,9 +46,11 @@ class PoolProcess:
         # constructor would kill the actor and leave callers only an ActorDiedError;
         # this way the pool's caller gets the initializer's own exception type.
         self._init_error: Exception | None = None
+        # Lets the initializer set globals that the mapped functions then read.
+        self._globals = SharedGlobals()
         if initializer is not None:
             try:
-                initializer(*initargs)
+                self._globals.adopt(initializer)(*initargs)
             except Exception as e:  # noqa: BLE001 - reported by ready() and run()
                 self._init_error = e
 
@@ -58,7 +62,7 @@ class PoolProcess:
     def run(self, func, items: list, mode: str) -> list:
         """The results of one chunk, in order."""
         self._check_initialized()
-        return run_chunk(func, items, mode)
+        return run_chunk(self._globals.adopt(func), items, mode)
 
     def _check_initialized(self) -> None:
         if self._init_error is not None:
