@@ -372,10 +372,26 @@ def test_pool_initializes_skate(shutdown_only):
         assert skate.cluster_resources()["CPU"] == 2
 
 
-def test_ray_address_is_passed_to_init(shutdown_only):
-    # No cluster runs here, so joining one must fail the way skate.init(address=...) does.
-    with pytest.raises(ConnectionError):
-        Pool(1, ray_address="auto")
+def node_of(args):
+    directory, name = args
+    rendezvous(directory, name, 3, timeout=60)  # all three processes at once
+    return skate.get_runtime_context().get_node_id()
+
+
+def test_joins_a_cluster_and_spreads_over_its_cpus(shutdown_only, tmp_path):
+    from skate.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=2)
+    try:
+        with Pool(ray_address=cluster.address) as p:  # joins; one process per CPU
+            directory = str(tmp_path / "meet")
+            nodes = p.map(node_of, [(directory, str(i)) for i in range(3)], chunksize=1)
+        assert sorted(nodes.count(n) for n in set(nodes)) == [1, 2]
+        assert nodes.count(worker.node_id) == 2
+    finally:
+        skate.shutdown()
+        cluster.shutdown()
 
 
 # -- functions defined in a script (__main__) travel by value ---------------------------------
@@ -405,7 +421,7 @@ if __name__ == "__main__":
 
 
 def test_initializer_sets_globals_of_a_script(shutdown_only):
-    # ray-project/ray#37705: Ray's Pool prints an error here; the stdlib prints these lines.
+    # ray-project/ray#37705: Ray's Pool raises NameError here; the stdlib prints these lines.
     proc = run_driver(MAIN_SCRIPT, timeout=90)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split("\n")[:2] == ["[0, 10, 20, 30, 40]", "[1, 2, 3]"]

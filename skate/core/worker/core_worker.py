@@ -281,7 +281,13 @@ class CoreWorker:
 
     def _get_one(self, ref: ObjectRef, deadline):
         entry = self._wait_value(ref, deadline)
-        return self._materialize(ref, entry)
+        try:
+            return self._materialize(ref, entry)
+        except exc.ObjectLostError:
+            # every copy is gone (its node died): rebuild it from lineage if we can
+            if not self.submitter.reconstruct(ref.id):
+                raise
+        return self._materialize(ref, self._wait_value(ref, deadline))
 
     def _wait_value(self, ref: ObjectRef, deadline):
         """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node) / ("lost",)."""

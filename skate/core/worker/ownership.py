@@ -110,6 +110,7 @@ class ObjectTable:
             if obj is not None:
                 obj.state = PENDING
                 obj.value = None
+                obj.in_store = False
 
     def on_ready(self, oid: bytes, callback) -> bool:
         """Run ``callback(obj)`` once the owned object is no longer pending.

@@ -304,7 +304,26 @@ class TaskSubmitter:
         with self.lock:
             self.by_task.pop(task.task_id, None)
         self.core.complete_returns(task.return_ids, returns)
-        task.held = []
+        if not any(r[0] == "s" for r in returns):
+            task.held = []  # results in the store keep their lineage (arguments) alive
+
+    def reconstruct(self, oid: bytes) -> bool:
+        """Re-run the task that made ``oid`` (its stored copy was lost); False if it cannot."""
+        obj = self.core.objects.owned(oid)
+        task = obj.task if obj is not None else None
+        if task is None or not task.done or task.cancelled:
+            return False
+        if not (task.max_retries == -1 or task.attempt < task.max_retries):
+            return False
+        log.info("object %s was lost; re-running %s to rebuild it", oid.hex(), task.fn_name)
+        task.attempt += 1
+        task.done = False
+        for rid in task.return_ids:
+            self.core.objects.reset_pending(rid)
+        with self.lock:
+            self.by_task[task.task_id] = task
+        self._resolve_deps(task)
+        return True
 
     def _finish_all(self, task: TaskRecord, error: BaseException) -> None:
         task.done = True

@@ -18,6 +18,13 @@ Completions arrive on Skate's future threads (``ObjectRef.future()``); each
 one hands the chunk to its sink and pumps again. Sources are read lazily
 under the pool's lock, so ``imap`` over a generator never materializes it.
 
+Placement: each slot is pinned (softly) to a node, the slots spread over the
+nodes in proportion to their CPUs (one node's CPUs interleaved with the
+next's, so a small pool still spans nodes). The actors themselves ask for no
+CPU, like Ray's Pool, so a pool never starves the cluster's tasks nor waits
+for a CPU that other work holds. ``ray_remote_args`` with a
+``scheduling_strategy`` replaces this placement.
+
 ``maxtasksperchild`` counts chunks (the stdlib counts tasks, and a chunk is
 one task). A slot whose actor reached the limit takes no more chunks; when
 its last one completes, its actor is ended and a fresh one takes the slot,
@@ -45,6 +52,7 @@ import skate
 from skate.exceptions import RayActorError
 from skate.util.multiprocessing.process import PoolProcess
 from skate.util.multiprocessing.results import AsyncResult, IMapIterator, unwrap_error
+from skate.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,8 @@ class _Slot:
     """One pool process: the actor running it and its chunk counters."""
 
     actor: object
+    # The node the slot's actors are placed on (None: wherever the scheduler likes).
+    node: str | None = None
     # ``actor`` is running a chunk (it gets one at a time).
     busy: bool = False
     # Chunks ever sent to ``actor`` (for maxtasksperchild).
@@ -112,6 +122,21 @@ def _chunked(iterable, size: int):
 def _check_chunksize(chunksize):
     if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
         raise ValueError(f"Chunksize must be 1+, not {chunksize!r}")
+
+
+def _spread_over_cpus(processes: int) -> list:
+    """A node id per slot, in proportion to the nodes' CPUs; Nones on a single node.
+
+    The CPUs of the nodes are interleaved (A B C A B A ...), so the first slots
+    land on different nodes.
+    """
+    cpus = {n["NodeID"]: int(n["Resources"].get("CPU", 0))
+            for n in skate.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1}
+    if len(cpus) <= 1:
+        return [None] * processes
+    order = [node for r in range(max(cpus.values()))
+             for node in sorted(cpus) if cpus[node] > r]
+    return [order[i % len(order)] for i in range(processes)]
 
 
 _actor_class = None
@@ -181,7 +206,11 @@ class Pool:
         self._stopped = threading.Event()
         # __ray_terminate__ refs of actors ending on their own; join() waits for them.
         self._exiting: list = []
-        self._slots = [_Slot(self._new_actor()) for _ in range(processes)]
+        if "scheduling_strategy" in self._actor_options:
+            nodes = [None] * processes
+        else:
+            nodes = _spread_over_cpus(processes)
+        self._slots = [_Slot(self._new_actor(node), node) for node in nodes]
         try:
             # Fail here, with the initializer's error, rather than at the first map.
             skate.get([slot.actor.ready.remote() for slot in self._slots])
@@ -324,10 +353,13 @@ class Pool:
         self._pump()
 
     # -- dispatch (the pool's one loop; see the module docstring) -----------------------------
-    def _new_actor(self):
+    def _new_actor(self, node: str | None):
         cls = _pool_process_class()
-        if self._actor_options:
-            cls = cls.options(**self._actor_options)
+        options = dict(self._actor_options)
+        if node is not None:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+        if options:
+            cls = cls.options(**options)
         return cls.remote(self._initializer, self._initargs)
 
     def _pump(self) -> None:
@@ -385,7 +417,7 @@ class Pool:
 
     def _refill(self, slot: _Slot) -> None:
         """Give the slot a fresh actor (called under the lock)."""
-        slot.actor = self._new_actor()
+        slot.actor = self._new_actor(slot.node)
         slot.busy = slot.retiring = False
         slot.sent = 0
 
