@@ -27,7 +27,9 @@ if not AGAINST_RAY and REPO_ROOT not in sys.path:
 
 from tests.core.utils import wait_for_condition  # noqa: E402
 
-SHM_GLOB = "/dev/shm/skate*"
+# Only this test process's own arenas (session names carry the creating pid), so
+# concurrent test runs on the same machine do not trip each other's leak checks.
+SHM_GLOB = f"/dev/shm/skate-s*-p{os.getpid()}-*"
 
 
 # --------------------------------------------------------------------------

@@ -58,7 +58,9 @@ class LocalNode:
 def new_session_dir() -> str:
     os.makedirs(TEMP_DIR, exist_ok=True)
     # short names: Unix socket paths are limited to 107 bytes
-    path = os.path.join(TEMP_DIR, f"s{time.strftime('%m%d%H%M%S')}-{random_id(3).hex()}")
+    # the creating pid in the name tells whose leftovers a file is (tests check their own)
+    path = os.path.join(TEMP_DIR, f"s{time.strftime('%m%d%H%M%S')}-p{os.getpid()}-"
+                                  f"{random_id(3).hex()}")
     for sub in ("", "sockets", "logs", "spill"):
         os.makedirs(os.path.join(path, sub), exist_ok=True)
     return path
