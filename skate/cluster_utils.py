@@ -79,10 +79,11 @@ class Cluster:
             node = start_head(resources, store, owner_pid=os.getpid())
             self._session_dir = node.session_dir
             self.address = node.gcs_address
+            self.token = node.token
             self.head_node = ClusterNode(node, resources, head=True)
             return self.head_node
-        node = start_worker_node(self.address, resources, store, owner_pid=os.getpid(),
-                                 parent_dir=self._session_dir)
+        node = start_worker_node(self.address, resources, store, self.token,
+                                 owner_pid=os.getpid(), parent_dir=self._session_dir)
         cn = ClusterNode(node, resources, head=False)
         self.worker_nodes.append(cn)
         if wait:
@@ -107,7 +108,7 @@ class Cluster:
     def _nodes(self) -> list:
         from skate.core import rpc
 
-        c = rpc.connect(self.address, name="cluster-util")
+        c = rpc.connect(self.address, name="cluster-util", token=self.token)
         try:
             return c.call("get_nodes", timeout=10)
         finally:

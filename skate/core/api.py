@@ -120,6 +120,9 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         total["node:__internal_head__"] = 1
         total = {k: v for k, v in total.items() if v}
         node = start_head(total, store, owner_pid=os.getpid())
+        from skate.core import rpc
+
+        rpc.set_token(node.token)
         try:
             core = CoreWorker(mode="driver", session_dir=node.session_dir,
                               raylet_address=node.raylet_address, gcs_address=node.gcs_address,
@@ -144,8 +147,8 @@ def _connect_existing(address: str, namespace, log_to_driver):
     from skate.core.node import read_current
     from skate.core.worker.core_worker import CoreWorker
 
+    info = read_current()
     if address == "auto":
-        info = read_current()
         if info is None:
             raise ConnectionError(
                 "Could not find a running Skate cluster for address='auto'. Start one with "
@@ -156,6 +159,7 @@ def _connect_existing(address: str, namespace, log_to_driver):
         gcs_address = address
     else:
         gcs_address = f"tcp:{address}"
+    rpc.set_token(_find_token(gcs_address, info))
     try:
         gcs = rpc.connect(gcs_address, name="probe", timeout=5)
     except (OSError, ValueError) as e:
@@ -163,6 +167,11 @@ def _connect_existing(address: str, namespace, log_to_driver):
                               f"running (`skate status`)?") from None
     try:
         nodes = [n for n in gcs.call("get_nodes", timeout=10) if n["Alive"]]
+    except rpc.ConnectionClosed:
+        raise ConnectionError(
+            f"The cluster at {address!r} refused this connection: wrong or missing cluster "
+            f"token. Set SKATE_TOKEN to the token in the head's session directory "
+            f"(<session>/token), or run the driver as a user who can read it.") from None
     finally:
         gcs.close()
     local = [n for n in nodes if n["raylet_address"].startswith("unix:")
@@ -178,6 +187,20 @@ def _connect_existing(address: str, namespace, log_to_driver):
                       worker_id="driver-" + os.urandom(6).hex(),
                       namespace=namespace or "anon-" + os.urandom(4).hex(),
                       log_to_driver=log_to_driver)
+
+
+def _find_token(gcs_address: str, current: dict | None) -> str | None:
+    """SKATE_TOKEN, else the token file of the head's session directory on this machine."""
+    from skate.core.node import read_token
+
+    if os.environ.get("SKATE_TOKEN"):
+        return os.environ["SKATE_TOKEN"]
+    if gcs_address.startswith("unix:"):
+        return read_token(os.path.dirname(gcs_address[5:]))
+    if current is not None and gcs_address in (current.get("tcp_address"),
+                                               current.get("gcs_address")):
+        return read_token(current["session_dir"])
+    return None
 
 
 def _address_info() -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,7 @@ class LocalNode:
     node_id: str
     arena_path: str
     procs: list = field(default_factory=list)
+    token: str = ""
 
     def stop(self, timeout: float = 5.0) -> None:
         for p in self.procs:
@@ -66,10 +68,29 @@ def new_session_dir() -> str:
     return path
 
 
+def new_token(session_dir: str) -> str:
+    """A fresh cluster token, saved as ``<session>/token`` readable by this user only."""
+    token = secrets.token_hex(16)
+    path = os.path.join(session_dir, "token")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token)
+    return token
+
+
+def read_token(session_dir: str) -> str | None:
+    try:
+        with open(os.path.join(session_dir, "token")) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                node_ip: str = "127.0.0.1", gcs_port: int | None = None) -> LocalNode:
     """Start a control store and a node manager; with ``owner_pid`` they die with that process."""
     session_dir = new_session_dir()
+    token = new_token(session_dir)
     node_id = random_id(14).hex()
     gcs_address = f"unix:{os.path.join(session_dir, 'gcs.sock')}"
     arena = os.path.join(SHM_DIR, f"skate-{os.path.basename(session_dir)}-{node_id[:8]}")
@@ -77,7 +98,7 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      resources=resources, object_store_memory=object_store_memory,
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)))
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
     procs = []
     logs = os.path.join(session_dir, "logs")
     # stderr to files: a head started by `skate start` must not hold the caller's pipes open
@@ -109,11 +130,12 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
         gcs_err.close()
         raylet_err.close()
     return LocalNode(session_dir, gcs_address,
-                     f"unix:{os.path.join(session_dir, 'raylet.sock')}", node_id, arena, procs)
+                     f"unix:{os.path.join(session_dir, 'raylet.sock')}", node_id, arena, procs,
+                     token)
 
 
 def start_worker_node(gcs_address: str, resources: dict, object_store_memory: int,
-                      owner_pid: int = 0, node_ip: str = "127.0.0.1",
+                      token: str, owner_pid: int = 0, node_ip: str = "127.0.0.1",
                       parent_dir: str | None = None) -> LocalNode:
     """Start a node manager that joins the cluster whose control store is ``gcs_address``."""
     node_id = random_id(14).hex()
@@ -126,14 +148,14 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
                      resources=resources, object_store_memory=object_store_memory,
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)), is_head=False)
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
     with open(os.path.join(session_dir, "logs", f"raylet-{node_id[:8]}.err"), "ab") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "skate.core.node_manager", "--config", cfg.to_json()],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
             start_new_session=True)
     node = LocalNode(session_dir, gcs_address, f"unix:{os.path.join(session_dir, 'raylet.sock')}",
-                     node_id, arena, [proc])
+                     node_id, arena, [proc], token)
     line = proc.stdout.readline()
     proc.stdout.close()
     if line.strip() != b"ready":

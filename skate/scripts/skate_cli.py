@@ -49,6 +49,7 @@ def _start(args) -> int:
     print(f"Started a Skate head (session {node.session_dir}).\n"
           f"  Connect a driver on this machine:  skate.init(address='auto')\n"
           f"  Control store:                     {args.node_ip_address}:{args.port}\n"
+          f"  Cluster token (mode 0600):         {os.path.join(node.session_dir, 'token')}\n"
           f"  Stop it:                           skate stop")
     return 0
 
@@ -65,12 +66,13 @@ def _stop(args) -> int:
 
 def _status(args) -> int:
     from skate.core import rpc
-    from skate.core.node import read_current
+    from skate.core.node import read_current, read_token
 
     info = read_current()
     if info is None:
         print("No Skate cluster is running on this machine (start one with `skate start --head`).")
         return 1
+    rpc.set_token(read_token(info["session_dir"]))
     gcs = rpc.connect(info["gcs_address"], name="status")
     raylet = rpc.connect(info["raylet_address"], name="status")
     try:

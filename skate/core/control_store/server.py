@@ -423,6 +423,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
                         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rpc.set_token(os.environ.get("SKATE_TOKEN"))
     cs = ControlStore(args.address, args.owner_pid, args.tcp)
     signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
     sys.stdout.write("ready\n")

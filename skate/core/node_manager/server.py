@@ -83,8 +83,9 @@ class NodeManager:
         self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_close, name="raylet")
         self.pulling: set = set()  # objects being pulled from other nodes
         self._senders = itertools.count()
-        self.transfer_server = TransferServer(cfg.node_ip, self._open_for_send)
-        self.transfer_client = TransferClient()
+        self.transfer_server = TransferServer(cfg.node_ip, self._open_for_send,
+                                              rpc.current_token())
+        self.transfer_client = TransferClient(rpc.current_token())
         self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
         self.gcs.call("register_node", cfg.node_id, {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
@@ -572,6 +573,7 @@ def main(argv=None) -> None:
         filename=os.path.join(cfg.session_dir, "logs", f"raylet-{cfg.node_id[:8]}.log"),
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *a: nm.stopping.set())
+    rpc.set_token(os.environ.get("SKATE_TOKEN"))
     nm = NodeManager(cfg)
     sys.stdout.write("ready\n")
     sys.stdout.flush()

@@ -19,4 +19,6 @@ from skate.core.rpc.connection import (  # noqa: F401
     ConnectionClosed,
     Listener,
     connect,
+    current_token,
+    set_token,
 )

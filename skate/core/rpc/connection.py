@@ -26,7 +26,19 @@ DEFER = object()
 _HEADER = struct.Struct("<I")
 _dumps = pickle.dumps
 _loads = pickle.loads
-MAX_FRAME = 1 << 31
+MAX_FRAME = 1 << 28  # 256 MiB: larger values travel through the object store
+_HELLO = b"SKATE1 "
+_token: bytes = b""
+
+
+def set_token(token: str | None) -> None:
+    """The cluster token this process presents, and that its listeners demand."""
+    global _token
+    _token = (token or "").encode()
+
+
+def current_token() -> str:
+    return _token.decode()
 
 
 class ConnectionClosed(ConnectionError):
@@ -71,7 +83,8 @@ class Connection:
     """One side of a socket connection; thread-safe for senders."""
 
     def __init__(self, sock: socket.socket, handler: Handler | None = None,
-                 on_close: Callable[["Connection"], None] | None = None, name: str = ""):
+                 on_close: Callable[["Connection"], None] | None = None, name: str = "",
+                 expect_token: bytes | None = None):
         self.sock = sock
         self.handler = handler
         self.on_close = on_close
@@ -83,6 +96,7 @@ class Connection:
         self._waiters: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
         self._close_lock = threading.Lock()
+        self._expect_token = expect_token  # server side: the hello frame must carry it
         self._reader = threading.Thread(target=self._read_loop, name=f"skate-conn-{name}", daemon=True)
         self._reader.start()
 
@@ -146,15 +160,38 @@ class Connection:
             self._send((REPLY, rid, False, RuntimeError(f"cannot send reply: {e!r}")))
 
     # -- receiving -------------------------------------------------------
+    def _check_hello(self, read) -> bool:
+        """The first frame must be the raw hello with the token: nothing is unpickled before."""
+        header = read(4)
+        if len(header) < 4:
+            return False
+        (n,) = _HEADER.unpack(header)
+        if n > 1024:
+            log.warning("refused a connection on %s: no hello frame", self.name)
+            return False
+        body = read(n)
+        import hmac
+
+        if not body.startswith(_HELLO) or not hmac.compare_digest(body[len(_HELLO):],
+                                                                 self._expect_token):
+            log.warning("refused a connection on %s: wrong or missing cluster token", self.name)
+            return False
+        return True
+
     def _read_loop(self) -> None:
         read = self._rfile.read
         unpack = _HEADER.unpack
         try:
+            if self._expect_token is not None and not self._check_hello(read):
+                return
             while True:
                 header = read(4)
                 if len(header) < 4:
                     break
                 (n,) = unpack(header)
+                if n > MAX_FRAME:
+                    log.warning("dropping %s: a %d-byte frame is over the limit", self.name, n)
+                    break
                 body = read(n)
                 if len(body) < n:
                     break
@@ -224,7 +261,8 @@ def _parse(address: str):
 
 
 def connect(address: str, handler: Handler | None = None, on_close=None, name: str = "",
-            timeout: float = 10.0) -> Connection:
+            timeout: float = 10.0, token: str | None = None) -> Connection:
+    """Connect and present the cluster token (this process's, or ``token``)."""
     family, where = _parse(address)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
@@ -236,6 +274,12 @@ def connect(address: str, handler: Handler | None = None, on_close=None, name: s
     sock.settimeout(None)
     if family == socket.AF_INET:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    hello = _HELLO + (_token if token is None else token.encode())
+    try:
+        sock.sendall(_HEADER.pack(len(hello)) + hello)
+    except OSError:
+        sock.close()
+        raise
     return Connection(sock, handler, on_close, name or address)
 
 
@@ -275,7 +319,8 @@ class Listener:
                 break
             if sock.family == socket.AF_INET:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, self.handler, self._closed_conn, name=f"{self.name}-peer")
+            conn = Connection(sock, self.handler, self._closed_conn, name=f"{self.name}-peer",
+                              expect_token=_token)
             self.connections.add(conn)
             if self.on_connect:
                 self.on_connect(conn)

@@ -27,7 +27,10 @@ def main() -> None:
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    from skate.core import rpc
     from skate.core.worker.core_worker import CoreWorker
+
+    rpc.set_token(os.environ.get("SKATE_TOKEN"))
     from skate.core.worker.executor import Executor
 
     ex = Executor()
