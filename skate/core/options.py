@@ -97,7 +97,27 @@ def validate(options: dict, valid: set, what: str) -> dict:
 
 
 def resource_request(options: dict, default_cpus: float) -> dict:
-    """The resources a task or actor asks for, in natural units."""
+    """The resources a task or actor asks for, in natural units.
+
+    Inside a placement group they are renamed to draw from its bundles.
+    """
+    req = _plain_request(options, default_cpus)
+    st = options.get("scheduling_strategy")
+    pg = getattr(st, "placement_group", None) or options.get("placement_group")
+    if pg is not None and pg != "default":
+        from skate.core.control_store.placement_groups import request_in_group
+
+        index = getattr(st, "placement_group_bundle_index", None)
+        if index is None:
+            index = options.get("placement_group_bundle_index", -1)
+        if index is not None and index >= len(pg.bundle_specs):
+            raise ValueError(f"placement_group_bundle_index={index} is out of range: the group "
+                             f"has {len(pg.bundle_specs)} bundles.")
+        return request_in_group(req, pg.id.hex(), index)
+    return req
+
+
+def _plain_request(options: dict, default_cpus: float) -> dict:
     req = {}
     cpus = options.get("num_cpus")
     req["CPU"] = default_cpus if cpus is None else cpus

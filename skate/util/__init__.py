@@ -1,4 +1,4 @@
-"""Utilities on the public API: drop-ins for parallel Python, and scheduling strategies.
+"""Utilities on the public API: drop-ins for parallel Python, placement groups, strategies.
 
 ``ActorPool`` is here; the drop-ins are submodules, loaded on first use:
 ``skate.util.multiprocessing`` (``Pool``), ``skate.util.queue`` (``Queue``),
@@ -14,10 +14,22 @@ import importlib
 
 from skate.core.api import list_named_actors
 from skate.util.actor_pool import ActorPool
+from skate.util.placement_group import (
+    PlacementGroup,
+    get_current_placement_group,
+    get_placement_group,
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 
-_SUBMODULES = {"actor_pool", "joblib", "multiprocessing", "queue", "scheduling_strategies"}
+_SUBMODULES = {"actor_pool", "joblib", "multiprocessing", "placement_group", "queue",
+               "scheduling_strategies"}
 
-__all__ = ["ActorPool", "list_named_actors"]
+__all__ = [
+    "ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group",
+    "list_named_actors", "placement_group", "placement_group_table", "remove_placement_group",
+]
 
 
 def __getattr__(name):

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from skate.core import rpc
+from skate.core.control_store.placement_groups import PlacementGroups
 from skate.exceptions import ActorAlreadyExistsError
 
 log = logging.getLogger("skate.control_store")
@@ -75,6 +76,7 @@ class ControlStore:
         self.kv: dict[tuple, bytes] = {}
         self.jobs: dict[str, dict] = {}
         self._next_job = 1
+        self.placement_groups = PlacementGroups(self)
         self.stopping = threading.Event()
         self.listener = rpc.Listener(address, self._handle, on_close=self._on_close, name="gcs")
         self.address = self.listener.address
@@ -98,6 +100,7 @@ class ControlStore:
                 for rec in list(self.actors.values()):
                     if rec.job_id == job and not rec.detached and rec.state != DEAD:
                         self._kill(rec, "the job (driver) that created it exited")
+                self.placement_groups.job_finished(job)
             node = conn.peer_info.get("node_id")
             if node is not None:
                 self._node_died(node, "its node manager disconnected")
@@ -115,6 +118,7 @@ class ControlStore:
         for rec in list(self.actors.values()):
             if rec.node_id == node and rec.state != DEAD and rec.worker_id is not None:
                 self._on_worker_gone(rec.worker_id, f"its node died ({why})")
+        self.placement_groups.node_died(node)
 
     # -- nodes and jobs --------------------------------------------------
     def h_register_node(self, conn, rid, node_id, info):
@@ -128,12 +132,17 @@ class ControlStore:
     def h_get_nodes(self, conn, rid):
         return list(self.nodes.values())
 
-    def h_cluster_view(self, conn, rid, node_id, available):
-        """A node's heartbeat: it reports what it has free and gets everyone's view back."""
+    def h_cluster_view(self, conn, rid, node_id, available, total=None):
+        """A node's heartbeat: it reports its resources and gets everyone's view back.
+
+        ``total`` changes when placement group bundles add their resources.
+        """
         if node_id is not None and node_id in self.nodes:
             if not self.nodes[node_id]["Alive"]:
                 return None  # declared dead: the node must stop
             self.available[node_id] = available
+            if total is not None:
+                self.nodes[node_id]["Resources"] = total
             self.last_seen[node_id] = time.monotonic()
         return {n: (info["Resources"], self.available.get(n, {}), info["Alive"],
                     info["raylet_address"], info.get("transfer_address", ""))
@@ -377,6 +386,26 @@ class ControlStore:
     def h_list_actors(self, conn, rid):
         return [r.info() for r in self.actors.values()]
 
+    # -- placement groups ------------------------------------------------------
+    def h_create_placement_group(self, conn, rid, pg_id, bundles, strategy, name, namespace,
+                                 job_id, detached):
+        return self.placement_groups.create(pg_id, bundles, strategy, name, namespace, job_id,
+                                            detached)
+
+    def h_wait_placement_group(self, conn, rid, pg_id):
+        info = self.placement_groups.wait(pg_id, conn, rid)
+        return rpc.DEFER if info is None else info
+
+    def h_remove_placement_group(self, conn, rid, pg_id):
+        self.placement_groups.remove(pg_id)
+        return True
+
+    def h_placement_group_table(self, conn, rid, pg_id):
+        return self.placement_groups.table(pg_id)
+
+    def h_get_named_placement_group(self, conn, rid, name, namespace):
+        return self.placement_groups.by_name(name, namespace)
+
     def h_ping(self, conn, rid):
         return "pong"
 
@@ -392,6 +421,8 @@ class ControlStore:
             if self.owner_pid and not _alive(self.owner_pid):
                 break
             self._check_heartbeats()
+            with self.lock:
+                self.placement_groups.try_place_all()
         self.listener.close()
         if self.tcp_listener is not None:
             self.tcp_listener.close()

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from skate.core import rpc
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
 from skate.core.ids import random_id
+from skate.core.control_store.placement_groups import bundle_resources as pg_bundle_resources
 from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
@@ -37,6 +38,7 @@ from skate.core.object_store.transfer import TransferClient, TransferServer
 log = logging.getLogger("skate.node_manager")
 
 HEARTBEAT_S = 0.1
+INFEASIBLE_WARN_S = 1.0
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Lease:
     holder: rpc.Connection  # who asked
     rid: int  # the request to answer
     strategy: object = None  # None, "SPREAD" or ("node", id, soft)
+    infeasible_since: float | None = None  # when no node could ever fit it, first seen
     created: float = field(default_factory=time.monotonic)
     worker: WorkerProc | None = None
     gpu_ids: list = field(default_factory=list)
@@ -68,6 +71,7 @@ class NodeManager:
         self.store = ObjectStore(cfg.arena_path, cfg.object_store_memory,
                                  os.path.join(cfg.session_dir, "spill"))
         self.pending: list[Lease] = []
+        self.bundles: dict[tuple, tuple] = {}  # (group hex, index) -> (units taken, units added)
         self.leases: dict[int, Lease] = {}
         self._next_lease = 1
         self.store_waiters: dict[bytes, list] = {}  # oid -> [(conn, rid)] waiting for seal
@@ -167,7 +171,13 @@ class NodeManager:
 
     def _route(self, lease: Lease, fresh: bool = False) -> bool:
         """Keep the request here (True), or answer it with a spill / an error (False)."""
-        view = self.cluster_view
+        view = dict(self.cluster_view)
+        mine = view.get(self.cfg.node_id)
+        # our own entry from the live books, not from the last heartbeat
+        view[self.cfg.node_id] = placement.NodeView(
+            dict(self.total), dict(self.available), True,
+            mine.address if mine else self.address,
+            mine.transfer_address if mine else self.transfer_server.address)
         if len(view) <= 1 and lease.strategy is None:
             decision = placement.Decision(placement.HERE if self._fits_total(lease.units) else None,
                                           infeasible=not self._fits_total(lease.units))
@@ -181,7 +191,13 @@ class NodeManager:
             address = view[decision.node].address
             lease.holder.reply(lease.rid, ("spill", address, decision.node))
             return False
-        if decision.infeasible and not lease.warned:
+        if not decision.infeasible:
+            lease.infeasible_since = None
+        elif lease.infeasible_since is None:
+            # views lag a heartbeat (a bundle just reserved, a node just joined): warn only
+            # if it stays infeasible
+            lease.infeasible_since = time.monotonic()
+        elif not lease.warned and time.monotonic() - lease.infeasible_since > INFEASIBLE_WARN_S:
             lease.warned = True
             msg = (f"A task or actor needs {{{res.describe(lease.units)}}} but no node has that "
                    f"much in total (this node: {{{res.describe(self.total)}}}), so it cannot be "
@@ -202,7 +218,8 @@ class NodeManager:
             for lease in self.pending:
                 if lease.holder.closed:
                     continue
-                if res.fits(lease.units, self.available) or self._route(lease):
+                if res.fits(lease.units, self.available) and lease.infeasible_since is None \
+                        or self._route(lease):
                     keep.append(lease)
             self.pending = keep
             self._schedule_locked()
@@ -222,7 +239,8 @@ class NodeManager:
             self._reroute_pending()
 
         avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
-        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, callback=got)
+        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, res.from_units(self.total),
+                            callback=got)
 
     def h_cancel_lease_request(self, conn, rid, count):
         """Drop up to ``count`` of this requester's unanswered lease requests."""
@@ -256,6 +274,45 @@ class NodeManager:
             self._schedule_locked()
         else:
             res.subtract(self.available, cpu)
+
+    # -- placement group bundles -------------------------------------------------
+    def h_prepare_bundle(self, conn, rid, pg_hex: str, index: int, bundle: dict):
+        """Reserve a bundle here: its resources become the group's, or refuse (False)."""
+        key = (pg_hex, index)
+        if key in self.bundles:
+            return True
+        units = res.to_units(bundle)
+        if not res.fits(units, self.available):
+            return False
+        res.subtract(self.available, units)
+        group = res.to_units(pg_bundle_resources(bundle, index, pg_hex))
+        self._add_group_resources(group)
+        self.bundles[key] = (units, group)
+        self._schedule_locked()
+        return True
+
+    def h_return_bundle(self, conn, rid, pg_hex: str, index: int):
+        entry = self.bundles.pop((pg_hex, index), None)
+        if entry is None:
+            return
+        units, group = entry
+        # whatever runs on this bundle ends with it (as in Ray)
+        for lease in list(self.leases.values()):
+            if any(k in group for k in lease.units):
+                self._return(lease, kill=True)
+        for k, v in group.items():  # shared keys (CPU_group_<g>) lose this bundle's share
+            for table in (self.total, self.available):
+                left = table.get(k, 0) - v
+                if left > 0:
+                    table[k] = left
+                else:
+                    table.pop(k, None)
+        res.add(self.available, units)
+        self._schedule_locked()
+
+    def _add_group_resources(self, group: dict) -> None:
+        res.add(self.total, group)
+        res.add(self.available, group)
 
     def h_kill_worker(self, conn, rid, worker_id):
         w = self.pool.workers.get(worker_id)

@@ -1,0 +1,250 @@
+"""Placement groups: reserve bundles of resources on nodes, all or none.
+
+``assign`` (pure) picks a node for every bundle from the nodes' free
+resources, by strategy: PACK (as few nodes as possible), SPREAD (as many as
+possible), STRICT_PACK (one node or nothing), STRICT_SPREAD (a different
+node per bundle or nothing). The manager then reserves in two phases: it
+asks each chosen node manager to *prepare* its bundles, and if any refuses
+(its resources changed meanwhile) it returns those already prepared, so a
+group holds all its bundles or none. Unplaced groups are retried as nodes
+join or free up.
+
+A reserved bundle ``i`` of group ``g`` turns, on its node, ``{"CPU": 2}`` into
+the resources ``CPU_group_i_g`` and ``CPU_group_g`` (Ray's naming), which tasks
+in the group ask for instead of plain CPUs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from skate.core.node_manager import resources as res
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+PENDING, CREATED, REMOVED = "PENDING", "CREATED", "REMOVED"
+
+
+def assign(bundles: list, strategy: str, available: dict) -> list | None:
+    """A node id per bundle, or None if the group cannot be placed now.
+
+    ``bundles`` are dicts of natural amounts; ``available`` maps node id ->
+    free fixed-point units (see :mod:`resources`).
+    """
+    need = [res.to_units(b) for b in bundles]
+    free = {n: dict(a) for n, a in sorted(available.items())}
+
+    def take(node, units):
+        res.subtract(free[node], units)
+
+    if strategy in ("PACK", "STRICT_PACK"):
+        total = {}
+        for u in need:
+            res.add(total, u)
+        for n in free:
+            if res.fits(total, free[n]):
+                return [n] * len(need)
+        if strategy == "STRICT_PACK":
+            return None
+    out, used = [], []
+    for u in need:
+        if strategy == "PACK":
+            order = used + [n for n in free if n not in used]
+        elif strategy == "SPREAD":
+            order = [n for n in free if n not in used] + used
+        else:  # STRICT_SPREAD
+            order = [n for n in free if n not in used]
+        node = next((n for n in order if res.fits(u, free[n])), None)
+        if node is None:
+            return None
+        take(node, u)
+        out.append(node)
+        if node not in used:
+            used.append(node)
+    return out
+
+
+def bundle_resources(bundle: dict, index: int, pg_hex: str) -> dict:
+    """The resources a reserved bundle adds to its node."""
+    out = {"bundle_group_" + pg_hex: 1000, f"bundle_group_{index}_{pg_hex}": 1000}
+    for k, v in bundle.items():
+        out[f"{k}_group_{pg_hex}"] = v
+        out[f"{k}_group_{index}_{pg_hex}"] = v
+    return out
+
+
+def request_in_group(request: dict, pg_hex: str, index: int) -> dict:
+    """A task's resource request rewritten to draw from a group's bundle(s)."""
+    suffix = f"{index}_{pg_hex}" if index is not None and index >= 0 else pg_hex
+    out = {f"{k}_group_{suffix}": v for k, v in request.items() if v}
+    out[f"bundle_group_{suffix}"] = 0.001
+    return out
+
+
+def validate(bundles, strategy) -> None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of "
+                         f"{', '.join(STRATEGIES)}.")
+    if not isinstance(bundles, list) or not bundles:
+        raise ValueError("bundles must be a non-empty list of dicts, e.g. [{'CPU': 1}].")
+    for i, b in enumerate(bundles):
+        if not isinstance(b, dict) or not b:
+            raise ValueError(f"bundle {i} must be a non-empty dict of resources, got {b!r}.")
+        for k, v in b.items():
+            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) \
+                    or v < 0:
+                raise ValueError(f"bundle {i}: resource {k!r} must be a non-negative number, "
+                                 f"got {v!r}.")
+        if not any(v > 0 for v in b.values()):
+            raise ValueError(f"bundle {i} asks for nothing; every bundle needs some resource.")
+
+
+@dataclass
+class Group:
+    pg_id: bytes
+    bundles: list
+    strategy: str
+    name: str | None
+    namespace: str
+    job_id: str | None
+    detached: bool
+    state: str = PENDING
+    nodes: list = field(default_factory=list)  # node id per bundle once created
+    waiters: list = field(default_factory=list)  # (conn, rid) waiting for CREATED/REMOVED
+    placing: bool = False
+
+    def info(self) -> dict:
+        return {
+            "placement_group_id": self.pg_id.hex(), "name": self.name or "",
+            "bundles": {i: dict(b) for i, b in enumerate(self.bundles)},
+            "bundles_to_node_id": {i: n for i, n in enumerate(self.nodes)},
+            "strategy": self.strategy, "state": self.state, "namespace": self.namespace,
+        }
+
+
+class PlacementGroups:
+    """The control store's placement group table and the two-phase reservation."""
+
+    def __init__(self, store):
+        self.store = store  # the ControlStore: its lock, node table and node managers
+        self.groups: dict[bytes, Group] = {}
+        self.named: dict[tuple, bytes] = {}
+
+    def create(self, pg_id, bundles, strategy, name, namespace, job_id, detached) -> dict:
+        validate(bundles, strategy)
+        if name:
+            other = self.named.get((namespace, name))
+            if other is not None and self.groups[other].state != REMOVED:
+                raise ValueError(f"A placement group named {name!r} already exists in "
+                                 f"namespace {namespace!r}.")
+            self.named[(namespace, name)] = pg_id
+        g = Group(pg_id, [dict(b) for b in bundles], strategy, name or None, namespace, job_id,
+                  detached)
+        self.groups[pg_id] = g
+        self.try_place(g)
+        return g.info()
+
+    def try_place_all(self) -> None:
+        for g in list(self.groups.values()):
+            if g.state == PENDING and not g.placing:
+                self.try_place(g)
+
+    def try_place(self, g: Group) -> None:
+        """Start a placement attempt in the background (it talks to node managers)."""
+        cs = self.store
+        available = {n: res.to_units(cs.available.get(n, {}))
+                     for n, info in cs.nodes.items() if info["Alive"] and n in cs.raylets}
+        nodes = assign(g.bundles, g.strategy, available)
+        if nodes is None:
+            return
+        g.placing = True
+        threading.Thread(target=self._reserve, args=(g, nodes), daemon=True,
+                         name="skate-pg").start()
+
+    def _reserve(self, g: Group, nodes: list) -> None:
+        cs = self.store
+        pg_hex = g.pg_id.hex()
+        prepared = []
+        ok = True
+        for i, (bundle, node) in enumerate(zip(g.bundles, nodes)):
+            raylet = cs.raylets.get(node)
+            try:
+                if raylet is None or not raylet.call("prepare_bundle", pg_hex, i, bundle,
+                                                     timeout=10):
+                    ok = False
+            except Exception as e:  # a node that died or answered badly: not reserved
+                log.info("preparing bundle %d of %s on %s failed: %s", i, pg_hex, node, e)
+                ok = False
+            if not ok:
+                break
+            prepared.append((i, node))
+        with cs.lock:
+            g.placing = False
+            if ok and g.state == PENDING:
+                g.state = CREATED
+                g.nodes = list(nodes)
+                self._wake(g, True)
+                return
+        for i, node in prepared:  # all or nothing
+            raylet = cs.raylets.get(node)
+            if raylet is not None:
+                raylet.notify("return_bundle", pg_hex, i)
+
+    def _wake(self, g: Group, ok: bool) -> None:
+        waiters, g.waiters = g.waiters, []
+        for conn, rid in waiters:
+            conn.reply(rid, g.info() if ok else ValueError(
+                f"The placement group {g.pg_id.hex()} was removed."), ok=ok)
+
+    def wait(self, pg_id, conn, rid):
+        g = self.groups.get(pg_id)
+        if g is None:
+            raise ValueError(f"No placement group {pg_id.hex()}.")
+        if g.state == CREATED:
+            return g.info()
+        if g.state == REMOVED:
+            raise ValueError(f"The placement group {pg_id.hex()} was removed.")
+        g.waiters.append((conn, rid))
+        return None
+
+    def remove(self, pg_id) -> None:
+        g = self.groups.get(pg_id)
+        if g is None or g.state == REMOVED:
+            return
+        self._release(g)
+        g.state = REMOVED
+        if g.name and self.named.get((g.namespace, g.name)) == pg_id:
+            del self.named[(g.namespace, g.name)]
+        self._wake(g, False)
+
+    def _release(self, g: Group) -> None:
+        for i, node in enumerate(g.nodes):
+            raylet = self.store.raylets.get(node)
+            if raylet is not None:
+                raylet.notify("return_bundle", g.pg_id.hex(), i)
+        g.nodes = []
+
+    def node_died(self, node: str) -> None:
+        """Groups with a bundle on a dead node are reserved again from scratch."""
+        for g in self.groups.values():
+            if g.state == CREATED and node in g.nodes:
+                self._release(g)
+                g.state = PENDING
+
+    def job_finished(self, job_id: str) -> None:
+        for g in list(self.groups.values()):
+            if g.job_id == job_id and not g.detached:
+                self.remove(g.pg_id)
+
+    def table(self, pg_id=None):
+        if pg_id is not None:
+            g = self.groups.get(pg_id)
+            return g.info() if g else {}
+        return {g.pg_id.hex(): g.info() for g in self.groups.values()}
+
+    def by_name(self, name: str, namespace: str):
+        pg_id = self.named.get((namespace, name))
+        return None if pg_id is None else self.groups[pg_id].info()
