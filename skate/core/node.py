@@ -57,7 +57,12 @@ class LocalNode:
         shutil.rmtree(self.session_dir, ignore_errors=True)
 
 
-def new_session_dir() -> str:
+def new_session_dir(path: str | None = None) -> str:
+    """Make (or, given ``path``, reuse) a session directory."""
+    if path:
+        for sub in ("", "sockets", "logs", "spill"):
+            os.makedirs(os.path.join(path, sub), exist_ok=True)
+        return os.path.abspath(path)
     os.makedirs(TEMP_DIR, exist_ok=True)
     # short names: Unix socket paths are limited to 107 bytes
     # the creating pid in the name tells whose leftovers a file is (tests check their own)
@@ -87,10 +92,15 @@ def read_token(session_dir: str) -> str | None:
 
 
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
-               node_ip: str = "127.0.0.1", gcs_port: int | None = None) -> LocalNode:
-    """Start a control store and a node manager; with ``owner_pid`` they die with that process."""
-    session_dir = new_session_dir()
-    token = new_token(session_dir)
+               node_ip: str = "127.0.0.1", gcs_port: int | None = None,
+               session_dir: str | None = None) -> LocalNode:
+    """Start a control store and a node manager; with ``owner_pid`` they die with that process.
+
+    Given an existing ``session_dir`` (a head restart), its token and the control
+    store's database are reused.
+    """
+    session_dir = new_session_dir(session_dir)
+    token = read_token(session_dir) or new_token(session_dir)
     node_id = random_id(14).hex()
     gcs_address = f"unix:{os.path.join(session_dir, 'gcs.sock')}"
     arena = os.path.join(SHM_DIR, f"skate-{os.path.basename(session_dir)}-{node_id[:8]}")
@@ -198,14 +208,17 @@ def stop_current(timeout: float = 5.0) -> bool:
     except (OSError, ValueError):
         return False
     pids = info.get("pids", [])
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # the control store first (pids[0]): it must not record the actors dying with the node
+    # manager as deaths, or a restarted head would forget its detached actors
+    for group in (pids[:1], pids[1:]):
+        for pid in group:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while any(_alive(p) for p in group) and time.monotonic() < deadline:
+            time.sleep(0.05)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -215,7 +228,10 @@ def stop_current(timeout: float = 5.0) -> bool:
         os.unlink(info.get("arena_path", ""))
     except OSError:
         pass
-    shutil.rmtree(info.get("session_dir", "/nonexistent"), ignore_errors=True)
+    # the session directory stays (logs, token, the control store's database), so that
+    # `skate start --head --session-dir` can bring the same cluster state back
+    shutil.rmtree(os.path.join(info.get("session_dir", "/nonexistent"), "spill"),
+                  ignore_errors=True)
     os.unlink(CURRENT)
     return True
 

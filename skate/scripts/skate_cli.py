@@ -1,7 +1,7 @@
 """The ``skate`` command.
 
     skate start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
-                       [--object-store-memory BYTES]
+                       [--object-store-memory BYTES] [--session-dir DIR]
     skate stop
     skate status
     skate microbenchmark [--filter NAME] [--duration S]   # Ray's microbenchmark lines
@@ -43,10 +43,12 @@ def _start(args) -> int:
              f"node:{args.node_ip_address}": 1, "node:__internal_head__": 1}
     total = {k: v for k, v in total.items() if v}
     node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
-                      gcs_port=args.port)
+                      gcs_port=args.port, session_dir=args.session_dir)
     tcp = f"tcp:{args.node_ip_address}:{args.port}"
     write_current(node, {"tcp_address": tcp})
     print(f"Started a Skate head (session {node.session_dir}).\n"
+          f"  Restart it later with its state:   skate start --head --session-dir "
+          f"{node.session_dir}\n"
           f"  Connect a driver on this machine:  skate.init(address='auto')\n"
           f"  Control store:                     {args.node_ip_address}:{args.port}\n"
           f"  Cluster token (mode 0600):         {os.path.join(node.session_dir, 'token')}\n"
@@ -112,6 +114,8 @@ def main(argv=None) -> int:
     st.add_argument("--resources", default=None, help='custom resources as JSON: \'{"x": 1}\'')
     st.add_argument("--object-store-memory", type=int, default=None)
     st.add_argument("--node-ip-address", default="127.0.0.1")
+    st.add_argument("--session-dir", default=None,
+                    help="reuse this session directory (restarts keep detached actors and KV)")
     sub.add_parser("stop", help="stop the head this machine started")
     sub.add_parser("status", help="nodes and resources of the running cluster")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",

@@ -117,3 +117,44 @@ def test_stop_without_head_and_bad_resources_json():
     assert "No Skate head" in skate_cli("stop").stdout
     bad = skate_cli("start", "--head", "--resources", "{nope", check=False)
     assert bad.returncode == 2 and "JSON" in bad.stderr
+
+
+def test_head_restart_keeps_detached_actors_and_kv(tmp_path):
+    from skate.core.node import read_current
+
+    if read_current() is not None:
+        pytest.skip("a Skate head is already running on this machine")
+    session = str(tmp_path / "session")
+    skate_cli("start", "--head", "--num-cpus", "1", "--port", "6392", "--session-dir", session)
+    try:
+        first = run_driver("""
+            import skate
+            from skate.experimental import internal_kv
+            skate.init(address="auto", namespace="restart")
+            @skate.remote
+            class Keeper:
+                def __init__(self, tag):
+                    self.tag = tag
+                def get(self):
+                    return self.tag
+            k = Keeper.options(name="keeper", lifetime="detached").remote("kept")
+            assert skate.get(k.get.remote()) == "kept"
+            internal_kv._internal_kv_put("lib-state", b"42")
+            print("ok")
+        """)
+        assert first.stdout.strip() == "ok", first.stderr
+        skate_cli("stop")
+        skate_cli("start", "--head", "--num-cpus", "1", "--port", "6392", "--session-dir",
+                  session)
+        second = run_driver("""
+            import skate
+            from skate.experimental import internal_kv
+            skate.init(address="auto", namespace="restart")
+            assert internal_kv._internal_kv_get("lib-state") == b"42"
+            k = skate.get_actor("keeper")
+            assert skate.get(k.get.remote(), timeout=30) == "kept"  # recreated from its record
+            print("ok")
+        """)
+        assert second.stdout.strip() == "ok", second.stderr + second.stdout
+    finally:
+        skate_cli("stop")

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 
 from skate.core import rpc
+from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
 from skate.exceptions import ActorAlreadyExistsError
 
@@ -63,7 +64,8 @@ class ActorRecord:
 
 
 class ControlStore:
-    def __init__(self, address: str, owner_pid: int = 0, tcp: str | None = None):
+    def __init__(self, address: str, owner_pid: int = 0, tcp: str | None = None,
+                 db_path: str | None = None):
         self.lock = threading.RLock()
         self.owner_pid = owner_pid
         self.nodes: dict[str, dict] = {}
@@ -77,6 +79,10 @@ class ControlStore:
         self.jobs: dict[str, dict] = {}
         self._next_job = 1
         self.placement_groups = PlacementGroups(self)
+        self.db = Persistence(db_path) if db_path else None
+        self._restored: list[ActorRecord] = []  # detached actors to recreate once a node joins
+        if self.db is not None:
+            self._restore()
         self.stopping = threading.Event()
         self.listener = rpc.Listener(address, self._handle, on_close=self._on_close, name="gcs")
         self.address = self.listener.address
@@ -120,6 +126,31 @@ class ControlStore:
                 self._on_worker_gone(rec.worker_id, f"its node died ({why})")
         self.placement_groups.node_died(node)
 
+    # -- persistence ---------------------------------------------------------
+    def _restore(self) -> None:
+        self.kv.update(self.db.load_kv())
+        self._next_job = int(self.db.get_meta("next_job") or 1)
+        for fields in self.db.load_actors():
+            rec = ActorRecord(**fields)
+            rec.state = RESTARTING
+            self.actors[rec.actor_id] = rec
+            if rec.name is not None:
+                self.named[(rec.namespace, rec.name)] = rec.actor_id
+            self._restored.append(rec)
+        if self._restored:
+            log.info("restored %d detached actor(s) from %s", len(self._restored), "the database")
+
+    def _persist_actor(self, rec: ActorRecord) -> None:
+        if self.db is None or not rec.detached or self.stopping.is_set():
+            return
+        if rec.state == DEAD:
+            self.db.drop_actor(rec.actor_id)
+        else:
+            self.db.save_actor(rec.actor_id, {
+                "actor_id": rec.actor_id, "spec": rec.spec, "job_id": rec.job_id,
+                "name": rec.name, "namespace": rec.namespace, "detached": True,
+                "num_restarts": rec.num_restarts})
+
     # -- nodes and jobs --------------------------------------------------
     def h_register_node(self, conn, rid, node_id, info):
         conn.peer_info["node_id"] = node_id
@@ -127,6 +158,9 @@ class ControlStore:
         self.available[node_id] = dict(info["Resources"])
         self.last_seen[node_id] = time.monotonic()
         self.raylets[node_id] = rpc.connect(info["raylet_address"], name="gcs->raylet")
+        restored, self._restored = self._restored, []
+        for rec in restored:  # detached actors from before a head restart come back
+            self._schedule(rec)
         return True
 
     def h_get_nodes(self, conn, rid):
@@ -169,6 +203,8 @@ class ControlStore:
     def h_register_job(self, conn, rid, driver_address, namespace):
         job_id = f"{self._next_job:08x}"
         self._next_job += 1
+        if self.db is not None:
+            self.db.set_meta("next_job", str(self._next_job))
         conn.peer_info["job_id"] = job_id
         self.jobs[job_id] = {"job_id": job_id, "driver": driver_address, "namespace": namespace,
                              "alive": True, "start_time": time.time()}
@@ -180,12 +216,16 @@ class ControlStore:
         if not overwrite and k in self.kv:
             return False
         self.kv[k] = value
+        if self.db is not None:
+            self.db.kv_put(ns, key, value)
         return True
 
     def h_kv_get(self, conn, rid, ns, key):
         return self.kv.get((ns, key))
 
     def h_kv_del(self, conn, rid, ns, key):
+        if self.db is not None:
+            self.db.kv_del(ns, key)
         return self.kv.pop((ns, key), None) is not None
 
     def h_kv_keys(self, conn, rid, ns, prefix):
@@ -207,6 +247,7 @@ class ControlStore:
         self.actors[actor_id] = rec
         if name is not None:
             self.named[(namespace, name)] = actor_id
+        self._persist_actor(rec)
         self._schedule(rec)
         return ("created", rec.info(), None)
 
@@ -299,6 +340,7 @@ class ControlStore:
 
     def _set_dead(self, rec: ActorRecord, cause: str) -> None:
         rec.state = DEAD
+        self._persist_actor(rec)
         rec.address = None
         rec.death_cause = cause
         if rec.name is not None and self.named.get((rec.namespace, rec.name)) == rec.actor_id:
@@ -455,7 +497,8 @@ def main(argv=None) -> None:
     logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
                         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rpc.set_token(os.environ.get("SKATE_TOKEN"))
-    cs = ControlStore(args.address, args.owner_pid, args.tcp)
+    cs = ControlStore(args.address, args.owner_pid, args.tcp,
+                      os.path.join(args.session_dir, "gcs.sqlite3"))
     signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
     sys.stdout.write("ready\n")
     sys.stdout.flush()

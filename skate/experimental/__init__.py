@@ -1,0 +1,1 @@
+"""Interfaces libraries use that are not part of the stable user API (as Ray's)."""
