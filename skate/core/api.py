@@ -174,13 +174,16 @@ def _connect_existing(address: str, namespace, log_to_driver):
             f"(<session>/token), or run the driver as a user who can read it.") from None
     finally:
         gcs.close()
-    local = [n for n in nodes if n["raylet_address"].startswith("unix:")
-             and os.path.exists(n["raylet_address"][5:])]
+    local = [n for n in nodes if rpc.unix_path(n["raylet_address"])
+             and os.path.exists(rpc.unix_path(n["raylet_address"]))]
     if not local:
         raise ConnectionError(
             f"The cluster at {address!r} has no node on this machine; a driver must run on one "
             f"of the cluster's machines (start one with `skate start --address=...`).")
     node = next((n for n in local if n.get("is_head")), local[0])
+    if "|tcp:" in node["raylet_address"]:
+        # a cluster other machines join: they must be able to reach this driver too
+        os.environ.setdefault("SKATE_NODE_TCP_HOST", node["NodeManagerAddress"])
     return CoreWorker(mode="driver", session_dir=node["session_dir"],
                       raylet_address=node["raylet_address"], gcs_address=gcs_address,
                       node_id=node["NodeID"], node_ip=node["NodeManagerAddress"],

@@ -93,7 +93,7 @@ def read_token(session_dir: str) -> str | None:
 
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                node_ip: str = "127.0.0.1", gcs_port: int | None = None,
-               session_dir: str | None = None) -> LocalNode:
+               session_dir: str | None = None, reachable: bool = False) -> LocalNode:
     """Start a control store and a node manager; with ``owner_pid`` they die with that process.
 
     Given an existing ``session_dir`` (a head restart), its token and the control
@@ -109,6 +109,8 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)))
     env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    if reachable:  # other machines will join: every process listens on TCP too
+        env["SKATE_NODE_TCP_HOST"] = node_ip
     procs = []
     logs = os.path.join(session_dir, "logs")
     # stderr to files: a head started by `skate start` must not hold the caller's pipes open
@@ -146,7 +148,7 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
 
 def start_worker_node(gcs_address: str, resources: dict, object_store_memory: int,
                       token: str, owner_pid: int = 0, node_ip: str = "127.0.0.1",
-                      parent_dir: str | None = None) -> LocalNode:
+                      parent_dir: str | None = None, reachable: bool = False) -> LocalNode:
     """Start a node manager that joins the cluster whose control store is ``gcs_address``."""
     node_id = random_id(14).hex()
     base = parent_dir or new_session_dir()
@@ -159,6 +161,8 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)), is_head=False)
     env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    if reachable:
+        env["SKATE_NODE_TCP_HOST"] = node_ip
     with open(os.path.join(session_dir, "logs", f"raylet-{node_id[:8]}.err"), "ab") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "skate.core.node_manager", "--config", cfg.to_json()],
@@ -198,6 +202,52 @@ def read_current() -> dict | None:
     if not any(_alive(pid) for pid in info.get("pids", [])):
         return None
     return info
+
+
+NODES_DIR = os.path.join(TEMP_DIR, "nodes")
+
+
+def record_joined_node(node: LocalNode) -> None:
+    """Remember a node started by ``skate start --address`` so ``skate stop`` stops it."""
+    os.makedirs(NODES_DIR, exist_ok=True)
+    with open(os.path.join(NODES_DIR, f"{node.node_id}.json"), "w") as f:
+        json.dump({"pids": [p.pid for p in node.procs], "arena_path": node.arena_path,
+                   "session_dir": node.session_dir}, f)
+
+
+def stop_joined_nodes(timeout: float = 5.0) -> int:
+    stopped = 0
+    try:
+        names = os.listdir(NODES_DIR)
+    except OSError:
+        return 0
+    for name in names:
+        path = os.path.join(NODES_DIR, name)
+        try:
+            with open(path) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            continue
+        for pid in info.get("pids", []):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + timeout
+        while any(_alive(p) for p in info["pids"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for pid in info["pids"]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            os.unlink(info.get("arena_path", ""))
+        except OSError:
+            pass
+        os.unlink(path)
+        stopped += 1
+    return stopped
 
 
 def stop_current(timeout: float = 5.0) -> bool:

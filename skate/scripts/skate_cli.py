@@ -21,21 +21,17 @@ def _start(args) -> int:
     from skate.core.config import default_object_store_memory
     from skate.core.node import read_current, start_head, write_current
 
-    if not args.head:
-        print("Joining a head from another machine (skate start --address=...) is not supported "
-              "yet; start a head with `skate start --head`.", file=sys.stderr)
+    if not args.head and not args.address:
+        print("Give --head to start a head, or --address=HOST:PORT to join one.", file=sys.stderr)
         return 2
+    if not args.head:
+        return _join(args)
     if read_current() is not None:
         print("A Skate head is already running on this machine; `skate stop` it first.",
               file=sys.stderr)
         return 1
-    try:
-        custom = json.loads(args.resources) if args.resources else {}
-    except ValueError as e:
-        print(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {e}", file=sys.stderr)
-        return 2
-    if not isinstance(custom, dict):
-        print("--resources must be a JSON object of name -> amount", file=sys.stderr)
+    custom = _resources_from(args)
+    if custom is None:
         return 2
     store = args.object_store_memory or default_object_store_memory()
     total = {"CPU": args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1,
@@ -43,7 +39,7 @@ def _start(args) -> int:
              f"node:{args.node_ip_address}": 1, "node:__internal_head__": 1}
     total = {k: v for k, v in total.items() if v}
     node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
-                      gcs_port=args.port, session_dir=args.session_dir)
+                      gcs_port=args.port, session_dir=args.session_dir, reachable=True)
     tcp = f"tcp:{args.node_ip_address}:{args.port}"
     write_current(node, {"tcp_address": tcp})
     print(f"Started a Skate head (session {node.session_dir}).\n"
@@ -56,12 +52,60 @@ def _start(args) -> int:
     return 0
 
 
-def _stop(args) -> int:
-    from skate.core.node import stop_current
+def _resources_from(args) -> dict | None:
+    try:
+        custom = json.loads(args.resources) if args.resources else {}
+    except ValueError as e:
+        print(f"--resources must be JSON, e.g. '{{\"x\": 1}}': {e}", file=sys.stderr)
+        return None
+    if not isinstance(custom, dict):
+        print("--resources must be a JSON object of name -> amount", file=sys.stderr)
+        return None
+    return custom
 
+
+def _join(args) -> int:
+    """Start a node manager on this machine that joins the head at --address."""
+    import os
+
+    from skate.core.config import default_object_store_memory
+    from skate.core.node import read_current, read_token, record_joined_node, start_worker_node
+
+    custom = _resources_from(args)
+    if custom is None:
+        return 2
+    address = args.address if args.address.startswith(("tcp:", "unix:")) else f"tcp:{args.address}"
+    current = read_current()
+    token = args.token or os.environ.get("SKATE_TOKEN") or (
+        read_token(current["session_dir"]) if current else None)
+    if not token:
+        print("Joining needs the cluster token: pass --token or set SKATE_TOKEN (it is in the "
+              "head's session directory, file 'token').", file=sys.stderr)
+        return 2
+    store = args.object_store_memory or default_object_store_memory()
+    total = {"CPU": args.num_cpus if args.num_cpus is not None else os.cpu_count() or 1,
+             "GPU": args.num_gpus or 0, **custom, "object_store_memory": store,
+             f"node:{args.node_ip_address}": 1}
+    try:
+        node = start_worker_node(address, {k: v for k, v in total.items() if v}, store, token,
+                                 owner_pid=0, node_ip=args.node_ip_address, reachable=True)
+    except Exception as e:
+        print(f"Could not join {args.address}: {e}", file=sys.stderr)
+        return 1
+    record_joined_node(node)
+    print(f"Joined the cluster at {args.address} as node {node.node_id}.")
+    return 0
+
+
+def _stop(args) -> int:
+    from skate.core.node import stop_current, stop_joined_nodes
+
+    joined = stop_joined_nodes()
+    if joined:
+        print(f"Stopped {joined} node(s) that joined from this machine.")
     if stop_current():
         print("Stopped the Skate head started on this machine.")
-    else:
+    elif not joined:
         print("No Skate head started on this machine is running.")
     return 0
 
@@ -79,7 +123,7 @@ def _status(args) -> int:
     raylet = rpc.connect(info["raylet_address"], name="status")
     try:
         nodes = gcs.call("get_nodes", timeout=5)
-        total, avail = raylet.call("resources", timeout=5)
+        total, avail = gcs.call("cluster_resources", timeout=5)
     finally:
         gcs.close()
         raylet.close()
@@ -90,7 +134,7 @@ def _status(args) -> int:
               f"{n['NodeManagerAddress']}{'  (head)' if n.get('is_head') else ''}")
     print("Resources (used / total):")
     for k in sorted(total):
-        if k.startswith("node:"):
+        if k.startswith("node:") or "_group_" in k:
             continue
         used = total[k] - avail.get(k, 0)
         if "memory" in k:
@@ -114,6 +158,7 @@ def main(argv=None) -> int:
     st.add_argument("--resources", default=None, help='custom resources as JSON: \'{"x": 1}\'')
     st.add_argument("--object-store-memory", type=int, default=None)
     st.add_argument("--node-ip-address", default="127.0.0.1")
+    st.add_argument("--token", default=None, help="the cluster token, to join a head")
     st.add_argument("--session-dir", default=None,
                     help="reuse this session directory (restarts keep detached actors and KV)")
     sub.add_parser("stop", help="stop the head this machine started")

@@ -158,3 +158,26 @@ def test_head_restart_keeps_detached_actors_and_kv(tmp_path):
         assert second.stdout.strip() == "ok", second.stderr + second.stdout
     finally:
         skate_cli("stop")
+
+
+def test_a_second_node_joins_over_tcp(head):
+    out, info = head
+    joined = skate_cli("start", "--address", "127.0.0.1:6391", "--num-cpus", "1",
+                       "--resources", '{"joined": 1}')
+    assert "Joined the cluster" in joined.stdout, joined.stderr
+    status = skate_cli("status").stdout
+    assert "2 alive" in status and "joined: 0 / 1" in status
+    drv = run_driver("""
+        import numpy as np
+        import skate
+        skate.init(address="auto")
+        @skate.remote(resources={"joined": 1})
+        def there(a):
+            return skate.get_runtime_context().get_node_id(), float(a.sum())
+        node, total = skate.get(there.remote(np.ones(1_000_000)))
+        assert total == 1e6
+        print("ok", node)
+    """)
+    assert drv.stdout.startswith("ok"), drv.stderr
+    bad = skate_cli("start", "--address", "127.0.0.1:6391", "--token", "wrong", check=False)
+    assert bad.returncode != 0

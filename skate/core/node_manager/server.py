@@ -84,7 +84,9 @@ class NodeManager:
         self.starting: dict[str, int] = {}  # env key -> workers started, not yet registered
         self.stopping = threading.Event()
         self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
-        self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_close, name="raylet")
+        self.listener = rpc.listen(self.address, self._handle, on_close=self._on_close,
+                                   name="raylet")
+        self.address = self.listener.address
         self.pulling: set = set()  # objects being pulled from other nodes
         self._senders = itertools.count()
         self.transfer_server = TransferServer(cfg.node_ip, self._open_for_send,
@@ -588,7 +590,7 @@ class NodeManager:
         self.transfer_client.close()
         self.store.close()
         try:
-            os.unlink(self.address[5:])
+            os.unlink(rpc.unix_path(self.address))
         except OSError:
             pass
 

@@ -20,5 +20,7 @@ from skate.core.rpc.connection import (  # noqa: F401
     Listener,
     connect,
     current_token,
+    listen,
     set_token,
+    unix_path,
 )

@@ -251,6 +251,25 @@ class Connection:
                 log.exception("on_close failed")
 
 
+def unix_path(address: str) -> str | None:
+    """The Unix socket path inside an address (plain or dual ``unix:...|tcp:...``), if any."""
+    for part in address.split("|"):
+        if part.startswith("unix:"):
+            return part[5:]
+    return None
+
+
+def _pick(address: str) -> str:
+    """Of a dual address, the Unix socket when it is on this machine, else TCP."""
+    if "|" not in address:
+        return address
+    parts = address.split("|")
+    for part in parts:
+        if part.startswith("unix:") and os.path.exists(part[5:]):
+            return part
+    return next((p for p in parts if p.startswith("tcp:")), parts[0])
+
+
 def _parse(address: str):
     if address.startswith("unix:"):
         return socket.AF_UNIX, address[5:]
@@ -263,7 +282,7 @@ def _parse(address: str):
 def connect(address: str, handler: Handler | None = None, on_close=None, name: str = "",
             timeout: float = 10.0, token: str | None = None) -> Connection:
     """Connect and present the cluster token (this process's, or ``token``)."""
-    family, where = _parse(address)
+    family, where = _parse(_pick(address))
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -281,6 +300,32 @@ def connect(address: str, handler: Handler | None = None, on_close=None, name: s
         sock.close()
         raise
     return Connection(sock, handler, on_close, name or address)
+
+
+def listen(address: str, handler: Handler, on_close=None, name: str = "server"):
+    """A listener on the Unix socket ``address``, and also on TCP when this node is reachable
+    from other machines (``SKATE_NODE_TCP_HOST`` is set by ``skate start``): its address is
+    then ``unix:...|tcp:host:port`` and peers pick what they can reach."""
+    host = os.environ.get("SKATE_NODE_TCP_HOST")
+    unix = Listener(address, handler, on_close=on_close, name=name)
+    if not host:
+        return unix
+    return _DualListener(unix, Listener(f"tcp:{host}:0", handler, on_close=on_close,
+                                        name=name + "-tcp"))
+
+
+class _DualListener:
+    def __init__(self, unix: "Listener", tcp: "Listener"):
+        self._parts = (unix, tcp)
+        self.address = f"{unix.address}|{tcp.address}"
+
+    @property
+    def connections(self):
+        return self._parts[0].connections | self._parts[1].connections
+
+    def close(self) -> None:
+        for p in self._parts:
+            p.close()
 
 
 class Listener:

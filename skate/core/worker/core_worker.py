@@ -55,8 +55,9 @@ class CoreWorker:
         self.gpu_ids: list = []
         self.job_id = None
         self._future_pool = None
-        self.listener = rpc.Listener(self.address, self._handle, on_close=self._on_peer_closed,
+        self.listener = rpc.listen(self.address, self._handle, on_close=self._on_peer_closed,
                                      name=f"{mode}-{worker_id[:6]}")
+        self.address = self.listener.address  # with its TCP part, in a multi-machine cluster
         self.raylet = rpc.connect(raylet_address, handler=self._handle, name=f"{mode}->raylet")
         self.gcs = rpc.connect(gcs_address, handler=self._handle, name=f"{mode}->gcs")
         if mode == "driver":
@@ -528,7 +529,7 @@ class CoreWorker:
         if self._future_pool is not None:
             self._future_pool.shutdown(wait=False)
         try:
-            os.unlink(self.address[5:])
+            os.unlink(rpc.unix_path(self.address))
         except OSError:
             pass
 
