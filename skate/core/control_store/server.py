@@ -28,8 +28,11 @@ from skate.exceptions import ActorAlreadyExistsError
 log = logging.getLogger("skate.control_store")
 
 PENDING, ALIVE, RESTARTING, DEAD = "PENDING_CREATION", "ALIVE", "RESTARTING", "DEAD"
-#: A node silent for this long is declared dead (node managers beat every 0.1 s).
-NODE_TIMEOUT_S = float(os.environ.get("SKATE_NODE_TIMEOUT_S", 3.0))
+#: A node still connected but silent for this long is declared dead (node managers beat
+#: every 0.1 s). A node whose connection drops (kill -9, a crash) is declared dead at once;
+#: this timeout only catches hung ones, so it is generous: a loaded 2-core machine can
+#: starve a process for seconds.
+NODE_TIMEOUT_S = float(os.environ.get("SKATE_NODE_TIMEOUT_S", 30.0))
 
 
 @dataclass

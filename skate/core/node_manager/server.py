@@ -240,9 +240,10 @@ class NodeManager:
                 for n, (t, a, alive, address, transfer) in value.items()}
             self._reroute_pending()
 
-        avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
-        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, res.from_units(self.total),
-                            callback=got)
+        with self.lock:
+            avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
+            total = res.from_units(self.total)
+        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, total, callback=got)
 
     def h_cancel_lease_request(self, conn, rid, count):
         """Drop up to ``count`` of this requester's unanswered lease requests."""
@@ -570,13 +571,16 @@ class NodeManager:
             if self.gcs.closed:
                 log.info("control store is gone; stopping")
                 break
-            self._heartbeat()
             ticks += 1
-            if ticks % 5 == 0:
-                if owner and not _alive(owner):
-                    log.info("process %d that owns this node is gone; stopping", owner)
-                    break
-                self._cull_idle()
+            try:
+                self._heartbeat()
+                if ticks % 5 == 0:
+                    if owner and not _alive(owner):
+                        log.info("process %d that owns this node is gone; stopping", owner)
+                        break
+                    self._cull_idle()
+            except Exception:  # the node must outlive a bug in its housekeeping
+                log.exception("node manager housekeeping failed")
         self.shutdown()
 
     def shutdown(self) -> None:

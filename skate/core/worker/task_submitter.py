@@ -71,6 +71,7 @@ class _Leased:
     raylet: rpc.Connection = None  # the node manager that granted it (gets it back)
     node_id: str = ""
     inflight: int = 0
+    used: bool = False  # SPREAD leases run a single task
     idle_since: float = 0.0
     dead: bool = False
 
@@ -145,13 +146,20 @@ class TaskSubmitter:
             self._dispatch(task.key, k)
 
     def _dispatch(self, key: tuple, k: _Key) -> None:
-        depth = k.depth()
-        for level in range(1, depth + 1):  # fill every worker to one, then to two, ...
+        if k.strategy == "SPREAD":
+            # one task per lease: each task's placement is decided by the node managers
             for w in k.workers:
-                if not k.queue:
-                    break
-                if w.inflight < level and not w.dead:
+                if k.queue and not w.used and not w.dead:
+                    w.used = True
                     self._push(k.queue.popleft(), w)
+        else:
+            depth = k.depth()
+            for level in range(1, depth + 1):  # fill every worker to one, then to two, ...
+                for w in k.workers:
+                    if not k.queue:
+                        break
+                    if w.inflight < level and not w.dead:
+                        self._push(k.queue.popleft(), w)
         want = min(len(k.queue), MAX_LEASE_REQUESTS_PER_KEY) - k.requested
         for _ in range(want):
             k.requested += 1
@@ -256,6 +264,9 @@ class TaskSubmitter:
             w.idle_since = time.monotonic()
             if ok:
                 k.avg_run_s = 0.8 * k.avg_run_s + 0.2 * value[4]
+            if ok and w.used and w in k.workers and not w.inflight:
+                k.workers.remove(w)  # a SPREAD lease: give it back, the next task goes anew
+                w.raylet.notify("return_lease", w.lease_id, False)
             if not ok or value[3]:  # connection lost, or the worker exits (max_calls)
                 w.dead = True
                 if w in k.workers:
