@@ -56,3 +56,9 @@ def test_node_affinity_hard_and_soft():
     assert decide(U(CPU=1), ("node", "b", False), "a", v).node == "b"
     assert decide(U(CPU=1), ("node", "c", False), "a", v).error
     assert decide(U(CPU=1), ("node", "c", True), "a", v).node == HERE
+
+
+def test_node_affinity_to_a_node_not_yet_in_the_view_waits():
+    v = view(a=({"CPU": 2}, {"CPU": 2}, True))
+    d = decide(U(CPU=1), ("node", "new", False), "a", v)
+    assert d.unknown_target and d.node is None and not d.error

@@ -34,6 +34,7 @@ class Decision:
     node: str | None  # HERE, another node's id, or None (queue here: nothing fits yet)
     infeasible: bool = False  # no live node could ever run it
     error: str | None = None  # the request can never be served (hard affinity to a dead node)
+    unknown_target: bool = False  # pinned to a node this view has not heard of (yet)
 
 
 _spread_counter = itertools.count()
@@ -50,6 +51,8 @@ def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0) 
         tv = alive.get(target)
         if tv is not None and res.fits(units, tv.total):
             return Decision(HERE if target == local else target)
+        if target not in view:  # it may have joined since this view was taken
+            return Decision(None, unknown_target=True)
         if not soft:
             why = "is dead or unknown" if tv is None else "can never fit the request"
             return Decision(None, error=f"The node {target} that the task is pinned to "

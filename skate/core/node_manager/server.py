@@ -39,6 +39,7 @@ log = logging.getLogger("skate.node_manager")
 
 HEARTBEAT_S = 0.1
 INFEASIBLE_WARN_S = 1.0
+UNKNOWN_NODE_GRACE_S = 2.0  # a node pinned to but not in our view yet: wait this long
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Lease:
     rid: int  # the request to answer
     strategy: object = None  # None, "SPREAD" or ("node", id, soft)
     infeasible_since: float | None = None  # when no node could ever fit it, first seen
+    held: bool = False  # waiting to learn of the node it is pinned to: never granted here
     created: float = field(default_factory=time.monotonic)
     worker: WorkerProc | None = None
     gpu_ids: list = field(default_factory=list)
@@ -186,6 +188,17 @@ class NodeManager:
         else:
             queued = sum(1 for p in self.pending if p.units == lease.units) if fresh else 0
             decision = placement.decide(lease.units, lease.strategy, self.cfg.node_id, view, queued)
+        lease.held = False
+        if decision.unknown_target:
+            if time.monotonic() - lease.created < UNKNOWN_NODE_GRACE_S:
+                lease.held = True  # not for this node: wait for the view to learn of its target
+                return True
+            strategy, lease.strategy = lease.strategy, None
+            if strategy[2]:  # soft: anywhere will do
+                return self._route(lease)
+            decision = placement.Decision(None, error=f"The node {strategy[1]} that the task is "
+                                          f"pinned to (NodeAffinitySchedulingStrategy, "
+                                          f"soft=False) is unknown or dead.")
         if decision.error:
             lease.holder.reply(lease.rid, ValueError(decision.error), ok=False)
             return False
@@ -221,7 +234,7 @@ class NodeManager:
                 if lease.holder.closed:
                     continue
                 if res.fits(lease.units, self.available) and lease.infeasible_since is None \
-                        or self._route(lease):
+                        and not lease.held or self._route(lease):
                     keep.append(lease)
             self.pending = keep
             self._schedule_locked()
@@ -362,7 +375,7 @@ class NodeManager:
         for lease in self.pending:
             if lease.holder.closed:
                 continue
-            if not res.fits(lease.units, self.available):
+            if lease.held or not res.fits(lease.units, self.available):
                 still.append(lease)
                 continue
             idle = self.idle.get(lease.env_key)
@@ -593,6 +606,12 @@ class NodeManager:
         self.transfer_server.stop()
         self.transfer_client.close()
         self.store.close()
+        owner = self.cfg.owner_pid
+        if owner and not _alive(owner):
+            # a private node whose driver was killed: nobody else will clean its session up
+            import shutil
+
+            shutil.rmtree(self.cfg.session_dir, ignore_errors=True)
         try:
             os.unlink(rpc.unix_path(self.address))
         except OSError:

@@ -16,7 +16,9 @@ it (pipelining) was measured and gains nothing here, since the caller's
 per-call cost dominates, while it would let a slow chunk block a fast one.
 Completions arrive on Skate's future threads (``ObjectRef.future()``); each
 one hands the chunk to its sink and pumps again. Sources are read lazily
-under the pool's lock, so ``imap`` over a generator never materializes it.
+under the pool's lock, so ``imap`` over a generator never materializes it;
+an ``imap`` job stops taking chunks while its consumer lags a few chunks per
+process behind (its ``next()`` pumps again), and other jobs pass it.
 
 Placement: each slot is pinned (softly) to a node, the slots spread over the
 nodes in proportion to their CPUs (one node's CPUs interleaved with the
@@ -82,6 +84,10 @@ class _Slot:
     retiring: bool = False
 
 
+# _Job.take()'s answer when an imap consumer is too far behind: try again after its next().
+_WAIT = object()
+
+
 class _Job:
     """One pool call: where its chunks come from, how to run them, where results go."""
 
@@ -92,17 +98,21 @@ class _Job:
         self._chunks = iter(chunks)
         self._taken = 0  # chunks handed out so far
 
-    def take(self):
-        """``(index, items)`` of the next chunk, or None when the source is exhausted."""
+    def take(self, bounded: bool = True):
+        """``(index, items)`` of the next chunk; None when the source is exhausted;
+        ``_WAIT`` when an imap consumer lags (``bounded``) and the chunk should wait."""
+        imap = isinstance(self.sink, IMapIterator)
+        if imap and bounded and not self.sink._may_take():
+            return _WAIT
         try:
             items = next(self._chunks)
         except StopIteration:
-            if isinstance(self.sink, IMapIterator):
+            if imap:
                 self.sink._set_length(self._taken)
             return None
         except Exception as e:  # noqa: BLE001 - the user's iterable raised: fail at its place
             self.sink._set(self._taken, False, e)
-            if isinstance(self.sink, IMapIterator):
+            if imap:
                 self.sink._set_length(self._taken + 1)
             return None
         index = self._taken
@@ -267,9 +277,9 @@ class Pool:
         with self._lock:
             if self._state == RUN:
                 self._state = CLOSE
-            drained = self._state == CLOSE and not self._jobs and not self._outstanding
-        if drained:
-            self._stop_actors()
+        # Resumes imap jobs held back for their consumers (a closed pool reads its inputs to
+        # the end, so join() returns), or ends the processes if nothing is left.
+        self._pump()
 
     def terminate(self) -> None:
         """Stop the processes now; unfinished results fail with PoolTerminatedError."""
@@ -336,7 +346,8 @@ class Pool:
     def _imap(self, func, iterable, chunksize, ordered):
         self._check_running()
         _check_chunksize(chunksize)
-        sink = IMapIterator(ordered)
+        # Read ahead of the consumer by a few chunks per process, no more.
+        sink = IMapIterator(ordered, ahead=4 * self._processes, wake=self._pump)
         self._submit(_Job(func, _chunked(iterable, chunksize or 1), "map", sink))
         return sink
 
@@ -370,12 +381,9 @@ class Pool:
                 slot = next((s for s in self._slots if not s.busy and not s.retiring), None)
                 if slot is None:
                     break
-                job = self._jobs[0]
-                # A map that already failed needs none of its remaining chunks.
-                taken = None if job.sink._settled() else job.take()
-                if taken is None:
-                    self._jobs.popleft()
-                    continue
+                job, taken = self._next_chunk()
+                if job is None:
+                    break  # every job waits for its consumer
                 index, items = taken
                 try:
                     # Sent under the lock: the slot's state always matches what was sent.
@@ -397,6 +405,18 @@ class Pool:
                 functools.partial(self._on_done, slot, actor, job, index))
         if drained:
             self._stop_actors()
+
+    def _next_chunk(self):
+        """``(job, (index, items))`` from the oldest job that has a chunk now, or
+        ``(None, None)`` (called under the lock)."""
+        for job in list(self._jobs):
+            # A map that already failed needs none of its remaining chunks.
+            taken = None if job.sink._settled() else job.take(self._state == RUN)
+            if taken is None:
+                self._jobs.remove(job)
+            elif taken is not _WAIT:
+                return job, taken
+        return None, None
 
     def _on_done(self, slot: _Slot, actor, job: _Job, index: int, future) -> None:
         error = future.exception()

@@ -154,23 +154,36 @@ class IMapIterator:
     arrives in time. A chunk whose function raised yields that exception once,
     at the chunk's place; iteration can go on after it.
 
+    Unlike the stdlib's, it reads its input only ``ahead`` chunks ahead of the
+    consumer: the pool stops taking chunks while that many are taken and not
+    yet fully consumed, and ``next()`` wakes it again. (A closed pool reads on
+    regardless, so that ``close(); join()`` finishes, as with the stdlib.)
+
     >>> from skate.util.multiprocessing import Pool
     >>> with Pool(2) as pool:
     ...     list(pool.imap(abs, [-3, -4]))
     [3, 4]
     """
 
-    def __init__(self, ordered: bool = True):
+    def __init__(self, ordered: bool = True, ahead: int | None = None, wake=None):
         self._cond = threading.Condition()
         self._ordered = ordered
+        # Most chunks taken and not fully consumed (None: no bound); wake() resumes taking.
+        self._ahead = ahead
+        self._wake = wake
         # Ordered: chunks that arrived before an earlier one, by index.
         self._early: dict[int, tuple[bool, object]] = {}
-        # (ok, value) per item, in the order next() hands them out.
+        # (ok, value, last item of its chunk) per item, in the order next() hands them out.
         self._items: collections.deque = collections.deque()
         # Ordered: index of the next chunk to move into _items.
         self._next_chunk = 0
         # Chunks moved into _items so far.
         self._delivered = 0
+        # Chunks taken from the input / whose last item next() handed out.
+        self._taken = 0
+        self._consumed = 0
+        # The pool found this iterator too far ahead and waits for next() to wake it.
+        self._paused = False
         # Total number of chunks; None until the input is exhausted.
         self._length: int | None = None
         # Set by _abort: no further chunks are accepted.
@@ -193,10 +206,25 @@ class IMapIterator:
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"No imap result arrived within {timeout} s.")
                 self._cond.wait(remaining)
-            ok, value = self._items.popleft()
+            ok, value, last = self._items.popleft()
+            self._consumed += last
+            wake = self._paused and self._taken - self._consumed < self._ahead
+            if wake:
+                self._paused = False
+        if wake:
+            self._wake()
         if ok:
             return value
         raise value
+
+    def _may_take(self) -> bool:
+        """Whether the pool may take another chunk now; if not, next() will wake it."""
+        with self._cond:
+            if self._ahead is None or self._taken - self._consumed < self._ahead:
+                self._taken += 1
+                return True
+            self._paused = True
+            return False
 
     def _set(self, index: int, ok: bool, value) -> None:
         with self._cond:
@@ -212,10 +240,13 @@ class IMapIterator:
             self._cond.notify_all()
 
     def _deliver(self, ok: bool, value) -> None:
-        if ok:
-            self._items.extend((True, item) for item in value)
+        if not ok:
+            self._items.append((False, value, True))
+        elif value:
+            self._items.extend((True, item, False) for item in value)
+            self._items[-1] = (True, value[-1], True)
         else:
-            self._items.append((False, value))
+            self._consumed += 1  # nothing to hand out
         self._delivered += 1
 
     def _set_length(self, num_chunks: int) -> None:
@@ -234,6 +265,6 @@ class IMapIterator:
             if self._aborted or (self._length is not None and self._delivered >= self._length):
                 return
             self._aborted = True
-            self._items.append((False, error))
+            self._items.append((False, error, True))
             self._length = self._delivered = 0
             self._cond.notify_all()
