@@ -13,8 +13,13 @@ from skate.core.config import INLINE_THRESHOLD
 from skate.core.object_ref import ObjectRef
 
 
+_NO_ARGS = serialization.dumps_inband(([], {}))
+
+
 def pack(core, args: tuple, kwargs: dict, what: str):
     """``(args_blob, deps, held)``: deps are the top-level refs, held every ref to keep alive."""
+    if not args and not kwargs:
+        return _NO_ARGS, [], []
     deps = []
 
     def sub(a):

@@ -23,12 +23,24 @@ from skate.util.placement_group import (
     remove_placement_group,
 )
 
-_SUBMODULES = {"actor_pool", "joblib", "multiprocessing", "placement_group", "queue",
-               "scheduling_strategies"}
+_SUBMODULES = {
+    "actor_pool",
+    "joblib",
+    "multiprocessing",
+    "placement_group",
+    "queue",
+    "scheduling_strategies",
+}
 
 __all__ = [
-    "ActorPool", "PlacementGroup", "get_current_placement_group", "get_placement_group",
-    "list_named_actors", "placement_group", "placement_group_table", "remove_placement_group",
+    "ActorPool",
+    "PlacementGroup",
+    "get_current_placement_group",
+    "get_placement_group",
+    "list_named_actors",
+    "placement_group",
+    "placement_group_table",
+    "remove_placement_group",
 ]
 
 

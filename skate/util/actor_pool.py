@@ -17,7 +17,8 @@ skips past it and raises ValueError when nothing in order is left.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import skate
 from skate.exceptions import ActorDiedError

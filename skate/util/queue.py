@@ -205,8 +205,9 @@ class Queue:
         items = list(items)
         status, size = skate.get(self._handle().put_nowait_batch.remote(items))
         if status == _FULL:
-            raise Full(f"Cannot add {len(items)} items to queue of size {size} "
-                       f"and maxsize {self.maxsize}.")
+            raise Full(
+                f"Cannot add {len(items)} items to queue of size {size} and maxsize {self.maxsize}."
+            )
 
     def get_nowait_batch(self, num_items: int) -> list:
         """Remove and return ``num_items`` items in order, in one call; raises ``Empty``

@@ -147,29 +147,36 @@ class ActorSubmitter:
     # -- calls -------------------------------------------------------------------
     def submit(self, call: ActorCall) -> None:
         with self.lock:
+            conn = self.conn
+            if conn is not None and not self.queue and not conn.closed:
+                self._send(call, conn)  # the common case: connected, nothing waiting
+                return
             if self.state == "DEAD":
                 self._fail(call, self.dead_error(call.method))
                 return
             self.queue.append(call)
-            if self.conn is not None:
+            if conn is not None:
                 self._flush()
 
     def _flush(self) -> None:
         conn = self.conn
         while self.queue and conn is not None and not conn.closed:
-            call = self.queue.popleft()
-            self.inflight[call.task_id] = call
-            spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
-                    self.core.address)
-            conn.call_async("actor_call", spec,
-                            callback=lambda ok, v, call=call, conn=conn: self._replied(call, conn, ok, v))
+            self._send(self.queue.popleft(), conn)
+
+    def _send(self, call: ActorCall, conn) -> None:
+        self.inflight[call.task_id] = call
+        spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
+                self.core.address)
+        conn.call_async("actor_call", spec,
+                        callback=lambda ok, v: self._replied(call, conn, ok, v))
 
     def _replied(self, call: ActorCall, conn, ok: bool, value) -> None:
         if not ok:
             return  # the connection broke: _on_conn_closed decides
-        with self.lock:
-            if self.inflight.pop(call.task_id, None) is None:
-                return
+        # No lock: replies and _on_conn_closed both run on this connection's reader
+        # thread, one after the other, and a dict pop is atomic.
+        if self.inflight.pop(call.task_id, None) is None:
+            return
         self.core.complete_returns(call.return_ids, value[1])
         call.held = []
 

@@ -19,7 +19,8 @@ def _register(name: str) -> None:
     except ImportError as e:
         raise ImportError(
             "The skate joblib backend needs joblib: pip install joblib "
-            "(or pip install 'skate[util]').") from e
+            "(or pip install 'skate[util]')."
+        ) from e
     from skate.util.joblib.backend import SkateBackend
 
     register_parallel_backend(name, SkateBackend)

@@ -16,13 +16,20 @@ behind it.
 
 from __future__ import annotations
 
+import logging
 import threading
 
-from joblib.parallel import (AutoBatchingMixin, FallbackToBackend, ParallelBackendBase,
-                             SequentialBackend)
+from joblib.parallel import (
+    AutoBatchingMixin,
+    FallbackToBackend,
+    ParallelBackendBase,
+    SequentialBackend,
+)
 
 import skate
 from skate.util.multiprocessing.results import unwrap_error
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SkateBackend"]
 
@@ -68,10 +75,16 @@ class SkateBackend(AutoBatchingMixin, ParallelBackendBase):
     supports_sharedmem = False
     default_n_jobs = -1
 
-    def __init__(self, nesting_level=None, inner_max_num_threads=None,
-                 ray_remote_args: dict | None = None, **kwargs):
-        super().__init__(nesting_level=nesting_level,
-                         inner_max_num_threads=inner_max_num_threads, **kwargs)
+    def __init__(
+        self,
+        nesting_level=None,
+        inner_max_num_threads=None,
+        ray_remote_args: dict | None = None,
+        **kwargs,
+    ):
+        super().__init__(
+            nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads, **kwargs
+        )
         self._remote_args = dict(ray_remote_args or {})
         self._lock = threading.Lock()
         # Batches submitted and not yet completed, for abort_everything to cancel.
@@ -87,8 +100,15 @@ class SkateBackend(AutoBatchingMixin, ParallelBackendBase):
             return max(_cluster_cpus() + 1 + n_jobs, 1)
         return n_jobs
 
-    def configure(self, n_jobs=1, parallel=None, prefer=None, require=None,
-                  ray_remote_args: dict | None = None, **backend_kwargs) -> int:
+    def configure(
+        self,
+        n_jobs=1,
+        parallel=None,
+        prefer=None,
+        require=None,
+        ray_remote_args: dict | None = None,
+        **backend_kwargs,
+    ) -> int:
         """Start Skate if needed; one job runs in-process, as with joblib's own backends."""
         n_jobs = self.effective_n_jobs(n_jobs)
         if n_jobs == 1:
@@ -119,7 +139,8 @@ class SkateBackend(AutoBatchingMixin, ParallelBackendBase):
         try:
             return out.result()
         except Exception as e:  # noqa: BLE001 - re-raised as the user's exception
-            raise unwrap_error(e) from None
+            error = unwrap_error(e)
+            raise error from error.__cause__
 
     def abort_everything(self, ensure_ready: bool = True) -> None:
         """Cancel the batches still running (a batch raised; joblib drops the rest)."""
@@ -128,8 +149,8 @@ class SkateBackend(AutoBatchingMixin, ParallelBackendBase):
         for ref in refs:
             try:
                 skate.cancel(ref)
-            except Exception:  # noqa: BLE001 - it may have completed meanwhile
-                pass
+            except Exception as e:  # noqa: BLE001 - it may have completed meanwhile
+                log.debug("could not cancel a joblib batch: %s", e)
 
     def terminate(self) -> None:
         self.reset_batch_stats()

@@ -58,8 +58,9 @@ class SharedGlobals:
         if id(func) in memo:
             return memo[id(func)]
         ns = self._namespaces.setdefault(func.__module__, {"__builtins__": builtins})
-        new = types.FunctionType(func.__code__, ns, func.__name__, func.__defaults__,
-                                 func.__closure__)
+        new = types.FunctionType(
+            func.__code__, ns, func.__name__, func.__defaults__, func.__closure__
+        )
         new.__kwdefaults__ = func.__kwdefaults__
         new.__qualname__ = func.__qualname__
         new.__doc__ = func.__doc__

@@ -140,12 +140,14 @@ def _spread_over_cpus(processes: int) -> list:
     The CPUs of the nodes are interleaved (A B C A B A ...), so the first slots
     land on different nodes.
     """
-    cpus = {n["NodeID"]: int(n["Resources"].get("CPU", 0))
-            for n in skate.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1}
+    cpus = {
+        n["NodeID"]: int(n["Resources"].get("CPU", 0))
+        for n in skate.nodes()
+        if n.get("Alive") and n["Resources"].get("CPU", 0) >= 1
+    }
     if len(cpus) <= 1:
         return [None] * processes
-    order = [node for r in range(max(cpus.values()))
-             for node in sorted(cpus) if cpus[node] > r]
+    order = [node for r in range(max(cpus.values())) for node in sorted(cpus) if cpus[node] > r]
     return [order[i % len(order)] for i in range(processes)]
 
 
@@ -179,15 +181,23 @@ class Pool:
     [3, 2, 1]
     """
 
-    def __init__(self, processes: int | None = None, initializer=None, initargs=(),
-                 maxtasksperchild: int | None = None, context=None,
-                 ray_address: str | None = None, ray_remote_args: dict | None = None):
+    def __init__(
+        self,
+        processes: int | None = None,
+        initializer=None,
+        initargs=(),
+        maxtasksperchild: int | None = None,
+        context=None,
+        ray_address: str | None = None,
+        ray_remote_args: dict | None = None,
+    ):
         if processes is not None and (not isinstance(processes, int) or processes < 1):
             raise ValueError(f"Number of processes must be at least 1, got {processes!r}.")
         if initializer is not None and not callable(initializer):
             raise TypeError("initializer must be a callable")
         if maxtasksperchild is not None and (
-                not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0):
+            not isinstance(maxtasksperchild, int) or maxtasksperchild <= 0
+        ):
             raise ValueError("maxtasksperchild must be a positive int or None")
         if context is not None:
             log.warning("Pool(context=...) is ignored: Skate starts the pool's processes.")
@@ -224,7 +234,7 @@ class Pool:
         try:
             # Fail here, with the initializer's error, rather than at the first map.
             skate.get([slot.actor.ready.remote() for slot in self._slots])
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 - ends the actors, then re-raises
             for slot in self._slots:
                 skate.kill(slot.actor)
             error = unwrap_error(e)
@@ -235,8 +245,9 @@ class Pool:
         """``func(*args, **kwds)`` in a pool process; blocks for the result."""
         return self.apply_async(func, args, kwds, kwargs=kwargs).get()
 
-    def apply_async(self, func, args=(), kwds=None, callback=None, error_callback=None, *,
-                    kwargs=None) -> AsyncResult:
+    def apply_async(
+        self, func, args=(), kwds=None, callback=None, error_callback=None, *, kwargs=None
+    ) -> AsyncResult:
         """``func(*args, **kwds)`` in a pool process; returns an :class:`AsyncResult`.
 
         ``kwargs`` is accepted as another name for ``kwds`` (Ray's Pool calls it so).
@@ -250,8 +261,9 @@ class Pool:
         """``[func(x) for x in iterable]`` in parallel, in order."""
         return self.map_async(func, iterable, chunksize).get()
 
-    def map_async(self, func, iterable, chunksize: int | None = None, callback=None,
-                  error_callback=None) -> AsyncResult:
+    def map_async(
+        self, func, iterable, chunksize: int | None = None, callback=None, error_callback=None
+    ) -> AsyncResult:
         """Like :meth:`map`, returning an :class:`AsyncResult`."""
         return self._map_async(func, iterable, chunksize, "map", callback, error_callback)
 
@@ -259,8 +271,9 @@ class Pool:
         """``[func(*args) for args in iterable]`` in parallel, in order."""
         return self.starmap_async(func, iterable, chunksize).get()
 
-    def starmap_async(self, func, iterable, chunksize: int | None = None, callback=None,
-                      error_callback=None) -> AsyncResult:
+    def starmap_async(
+        self, func, iterable, chunksize: int | None = None, callback=None, error_callback=None
+    ) -> AsyncResult:
         """Like :meth:`starmap`, returning an :class:`AsyncResult`."""
         return self._map_async(func, iterable, chunksize, "star", callback, error_callback)
 
@@ -293,7 +306,8 @@ class Pool:
         error = PoolTerminatedError(
             "The pool was terminated before this result was ready (terminate() was called, "
             "or the `with Pool()` block was left). Get results inside the block, or call "
-            "close() and join() to let queued work finish.")
+            "close() and join() to let queued work finish."
+        )
         for sink in sinks:  # first, so that the killed calls' errors are ignored
             sink._abort(error)
         for actor in actors:
@@ -322,7 +336,8 @@ class Pool:
     def __reduce__(self):
         raise NotImplementedError(
             "Pool objects cannot be passed between processes or pickled; create the pool "
-            "where it is used, or pass an ActorPool of actor handles instead.")
+            "where it is used, or pass an ActorPool of actor handles instead."
+        )
 
     def __repr__(self):
         return f"<skate.util.multiprocessing.Pool state={self._state} pool_size={self._processes}>"
@@ -402,7 +417,8 @@ class Pool:
             job.sink._set(index, False, error)
         for ref, slot, actor, job, index in sent:
             ref.future().add_done_callback(
-                functools.partial(self._on_done, slot, actor, job, index))
+                functools.partial(self._on_done, slot, actor, job, index)
+            )
         if drained:
             self._stop_actors()
 

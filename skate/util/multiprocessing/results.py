@@ -52,7 +52,7 @@ def _call_quietly(callback, value, what: str) -> None:
     # kill that thread; here it would kill a completion thread. Log instead.
     try:
         callback(value)
-    except Exception:  # noqa: BLE001 - user code; reported, never propagated
+    except Exception:
         log.exception("The %s of a Pool call raised; its exception is ignored.", what)
 
 
