@@ -20,6 +20,7 @@ from skate.core.rpc.connection import (  # noqa: F401
     Listener,
     connect,
     current_token,
+    in_send,
     listen,
     set_token,
     unix_path,

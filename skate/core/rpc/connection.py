@@ -41,6 +41,16 @@ def current_token() -> str:
     return _token.decode()
 
 
+_sending = threading.local()
+_sending.depth = 0
+
+
+def in_send() -> bool:
+    """True while this thread writes a frame: an exception raised now (by a signal
+    handler) would cut the frame in half and corrupt the stream for the peer."""
+    return getattr(_sending, "depth", 0) > 0
+
+
 class ConnectionClosed(ConnectionError):
     """The peer went away before answering."""
 
@@ -107,6 +117,7 @@ class Connection:
         with self._send_lock:
             if self.closed:
                 raise ConnectionClosed(f"connection {self.name} is closed")
+            _sending.depth = getattr(_sending, "depth", 0) + 1  # see in_send
             try:
                 if len(body) < 65536:
                     self.sock.sendall(header + body)
@@ -115,6 +126,8 @@ class Connection:
                     self.sock.sendall(body)
             except OSError as e:
                 raise ConnectionClosed(f"connection {self.name} broke: {e}") from e
+            finally:
+                _sending.depth -= 1
 
     def call(self, method: str, *args, timeout: float | None = None):
         """Send a request and wait for its reply; the peer's exception re-raises here."""

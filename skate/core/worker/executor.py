@@ -50,7 +50,7 @@ class Executor:
         self.actor_loop = None
         self._running = None  # task id running on the main thread
         self._cancel = None  # task id asked to stop
-        self._cancel_lock = threading.Lock()
+        self._cancel_lock = threading.RLock()  # reentrant: the SIGINT handler takes it too
         self._main_ident = threading.get_ident()
         self._exiting = False
         signal.signal(signal.SIGINT, self._on_sigint)
@@ -81,8 +81,14 @@ class Executor:
     def _on_sigint(self, signum, frame):
         with self._cancel_lock:
             hit = self._running is not None and self._running == self._cancel
-        if hit:
-            raise exc.TaskCancelledError(self._running.hex())
+        if not hit:
+            return
+        if rpc.in_send():  # raising mid-frame would corrupt a connection: try again shortly
+            t = threading.Timer(0.005, signal.pthread_kill, (self._main_ident, signal.SIGINT))
+            t.daemon = True
+            t.start()
+            return
+        raise exc.TaskCancelledError(self._running.hex())
 
     # -- main loop -------------------------------------------------------------------
     def _enqueue(self, item) -> None:
