@@ -50,7 +50,7 @@ def resolve_now(core, deps: list) -> list:
         obj = core.objects.owned(ref.id)
         if obj is not None and obj.state != 0:
             if obj.in_store:
-                out.append(("s", ref.id, obj.value[2]))
+                out.append(("s", ref.id, obj.value[2], obj.value[3]))
             elif obj.value[1] == serialization.KIND_VALUE:
                 out.append(obj.value)
             else:

@@ -62,3 +62,10 @@ def test_node_affinity_to_a_node_not_yet_in_the_view_waits():
     v = view(a=({"CPU": 2}, {"CPU": 2}, True))
     d = decide(U(CPU=1), ("node", "new", False), "a", v)
     assert d.unknown_target and d.node is None and not d.error
+
+
+def test_locality_prefers_the_node_holding_the_arguments():
+    v = view(a=({"CPU": 2}, {"CPU": 2}, True), b=({"CPU": 2}, {"CPU": 2}, True))
+    assert decide(U(CPU=1), None, "a", v, preferred="b").node == "b"
+    busy = view(a=({"CPU": 2}, {"CPU": 2}, True), b=({"CPU": 2}, {"CPU": 0}, True))
+    assert decide(U(CPU=1), None, "a", busy, preferred="b").node == HERE  # no room there now

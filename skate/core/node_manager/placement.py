@@ -40,8 +40,13 @@ class Decision:
 _spread_counter = itertools.count()
 
 
-def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0) -> Decision:
-    """Decide for one request. ``strategy`` is None, "DEFAULT", "SPREAD" or ("node", id, soft)."""
+def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0,
+           preferred: str | None = None) -> Decision:
+    """Decide for one request. ``strategy`` is None, "DEFAULT", "SPREAD" or ("node", id, soft).
+
+    ``preferred`` (locality) is the node holding the task's largest arguments: used
+    when it has room now.
+    """
     alive = {n: v for n, v in view.items() if v.alive}
     here = alive.get(local)
     feasible = [n for n, v in sorted(alive.items()) if res.fits(units, v.total)]
@@ -67,6 +72,9 @@ def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0) 
         pool = fitting_now or feasible
         choice = pool[next(_spread_counter) % len(pool)]
         return Decision(HERE if choice == local else choice)
+
+    if strategy is None and preferred in alive and res.fits(units, alive[preferred].available):
+        return Decision(HERE if preferred == local else preferred)
 
     if here is not None and res.fits(units, here.total):
         if res.fits(units, here.available) and queued_here == 0:

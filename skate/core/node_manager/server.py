@@ -54,6 +54,7 @@ class Lease:
     strategy: object = None  # None, "SPREAD" or ("node", id, soft)
     infeasible_since: float | None = None  # when no node could ever fit it, first seen
     held: bool = False  # waiting to learn of the node it is pinned to: never granted here
+    preferred_node: str | None = None  # where its largest arguments are (locality)
     created: float = field(default_factory=time.monotonic)
     worker: WorkerProc | None = None
     gpu_ids: list = field(default_factory=list)
@@ -161,11 +162,12 @@ class NodeManager:
             w.name = name
 
     # -- leases ----------------------------------------------------------
-    def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None):
+    def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None,
+                        preferred_node=None):
         units = res.to_units(request)
         env_key = _env_key(env_vars)
         lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid,
-                      strategy=strategy)
+                      strategy=strategy, preferred_node=preferred_node)
         self._next_lease += 1
         if not self._route(lease, fresh=True):
             return rpc.DEFER
@@ -182,12 +184,13 @@ class NodeManager:
             dict(self.total), dict(self.available), True,
             mine.address if mine else self.address,
             mine.transfer_address if mine else self.transfer_server.address)
-        if len(view) <= 1 and lease.strategy is None:
+        if len(view) <= 1 and lease.strategy is None and lease.preferred_node is None:
             decision = placement.Decision(placement.HERE if self._fits_total(lease.units) else None,
                                           infeasible=not self._fits_total(lease.units))
         else:
             queued = sum(1 for p in self.pending if p.units == lease.units) if fresh else 0
-            decision = placement.decide(lease.units, lease.strategy, self.cfg.node_id, view, queued)
+            decision = placement.decide(lease.units, lease.strategy, self.cfg.node_id, view, queued,
+                                        lease.preferred_node if fresh else None)
         lease.held = False
         if decision.unknown_target:
             if time.monotonic() - lease.created < UNKNOWN_NODE_GRACE_S:

@@ -249,8 +249,8 @@ class CoreWorker:
         if len(meta) + sum(b.nbytes for b in bufs) <= INLINE_THRESHOLD:
             value, in_store = ("i", kind, meta, [bytes(b) for b in bufs]), False
         else:
-            self.store.put(oid, kind, meta, bufs, self.address)
-            value, in_store = ("s", kind, self.node_id), True
+            size = self.store.put(oid, kind, meta, bufs, self.address)
+            value, in_store = ("s", kind, self.node_id, size), True
         self.objects.complete(oid, READY, value, in_store, list(c.refs))
         return ref
 
@@ -262,8 +262,8 @@ class CoreWorker:
         size = len(meta) + sum(b.nbytes for b in bufs)
         if size <= INLINE_THRESHOLD:
             return ("i", kind, meta, [bytes(b) for b in bufs], contained)
-        self.store.put(oid, kind, meta, bufs, caller)
-        return ("s", kind, self.node_id, contained)
+        size = self.store.put(oid, kind, meta, bufs, caller)
+        return ("s", kind, self.node_id, size, contained)
 
     def get(self, refs, timeout=None):
         if isinstance(refs, ObjectRef):
@@ -291,7 +291,7 @@ class CoreWorker:
         return self._materialize(ref, self._wait_value(ref, deadline))
 
     def _wait_value(self, ref: ObjectRef, deadline):
-        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node) / ("lost",)."""
+        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node, size) / ("lost",)."""
         obj = self.objects.owned(ref.id)
         if obj is not None:
             if obj.state == PENDING:
@@ -356,7 +356,7 @@ class CoreWorker:
             if obj.state == FAILED:
                 callback(("err", _error_of(obj.value)))
             elif obj.in_store:
-                callback(("s", ref.id, obj.value[2]))
+                callback(("s", ref.id, obj.value[2], obj.value[3]))
             else:
                 callback(obj.value)
 
@@ -372,7 +372,7 @@ class CoreWorker:
             elif value[0] == "i" and value[1] == serialization.KIND_ERROR:
                 callback(("err", _error_of(value)))
             elif value[0] == "s":
-                callback(("s", ref.id, value[2]))
+                callback(("s", ref.id, value[2], value[3]))
             else:
                 callback(value)
         try:
@@ -496,7 +496,7 @@ class CoreWorker:
             if r[0] == "i":
                 self.objects.complete(oid, state, ("i", r[1], r[2], r[3]), False, contained)
             else:
-                self.objects.complete(oid, state, ("s", r[1], r[2]), True, contained)
+                self.objects.complete(oid, state, ("s", r[1], r[2], r[3]), True, contained)
 
     def fail_returns(self, return_ids, error: BaseException) -> None:
         meta = serialization.dumps_inband(error, "error")

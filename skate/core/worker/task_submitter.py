@@ -55,6 +55,7 @@ class TaskRecord:
     strategy: object = None  # None, "SPREAD" or ("node", node_id, soft)
     attempt: int = 0
     resolved: list = field(default_factory=list)
+    preferred_node: str | None = None  # the node holding most of its argument bytes
     cancelled: bool = False
     force_cancelled: bool = False
     worker: object = None  # _Leased, while in flight
@@ -125,6 +126,7 @@ class TaskSubmitter:
                 last = remaining[0] == 0
             if last:
                 task.resolved = resolved
+                task.preferred_node = _largest_holder(resolved)
                 failed = next((e for e in resolved if e[0] == "err"), None)
                 if failed is not None:
                     self._finish_all(task, failed[1])
@@ -166,7 +168,9 @@ class TaskSubmitter:
             self._request_lease(key, k, self.core.raylet, hops=0)
 
     def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int) -> None:
-        raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy,
+        # locality: ask for a worker near the arguments of the task next in line
+        preferred = k.queue[0].preferred_node if k.queue else None
+        raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy, preferred,
                           callback=lambda ok, v: self._granted(key, raylet, hops, ok, v))
 
     def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
@@ -401,3 +405,12 @@ class TaskSubmitter:
                 for w in k.workers:
                     w.raylet.notify("return_lease", w.lease_id, False)
                 k.workers.clear()
+
+
+def _largest_holder(resolved: list) -> str | None:
+    """The node holding the most bytes of a task's stored arguments (None if all inline)."""
+    by_node: dict = {}
+    for entry in resolved:
+        if entry[0] == "s" and len(entry) > 3 and entry[2]:
+            by_node[entry[2]] = by_node.get(entry[2], 0) + entry[3]
+    return max(by_node, key=by_node.get) if by_node else None
