@@ -155,10 +155,10 @@ def _connect_existing(address: str, namespace, log_to_driver):
                 "`skate start --head`, or call skate.init() without an address to start a "
                 "private one.")
         gcs_address = info["gcs_address"]
-    elif address.startswith(("unix:", "tcp:")):
+    elif address.startswith(("unix:", "tcp:", "grpc:")):
         gcs_address = address
     else:
-        gcs_address = f"tcp:{address}"
+        gcs_address = f"grpc:{address}"  # another machine's head: its gRPC port
     rpc.set_token(_find_token(gcs_address, info))
     try:
         gcs = rpc.connect(gcs_address, name="probe", timeout=5)
@@ -181,7 +181,7 @@ def _connect_existing(address: str, namespace, log_to_driver):
             f"The cluster at {address!r} has no node on this machine; a driver must run on one "
             f"of the cluster's machines (start one with `skate start --address=...`).")
     node = next((n for n in local if n.get("is_head")), local[0])
-    if "|tcp:" in node["raylet_address"]:
+    if "|grpc:" in node["raylet_address"]:
         # a cluster other machines join: they must be able to reach this driver too
         os.environ.setdefault("SKATE_NODE_TCP_HOST", node["NodeManagerAddress"])
     return CoreWorker(mode="driver", session_dir=node["session_dir"],

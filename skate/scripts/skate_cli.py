@@ -40,7 +40,7 @@ def _start(args) -> int:
     total = {k: v for k, v in total.items() if v}
     node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
                       gcs_port=args.port, session_dir=args.session_dir, reachable=True)
-    tcp = f"tcp:{args.node_ip_address}:{args.port}"
+    tcp = f"grpc:{args.node_ip_address}:{args.port}"
     write_current(node, {"tcp_address": tcp})
     print(f"Started a Skate head (session {node.session_dir}).\n"
           f"  Restart it later with its state:   skate start --head --session-dir "
@@ -74,7 +74,8 @@ def _join(args) -> int:
     custom = _resources_from(args)
     if custom is None:
         return 2
-    address = args.address if args.address.startswith(("tcp:", "unix:")) else f"tcp:{args.address}"
+    address = args.address if args.address.startswith(("grpc:", "tcp:", "unix:")) \
+        else f"grpc:{args.address}"
     current = read_current()
     token = args.token or os.environ.get("SKATE_TOKEN") or (
         read_token(current["session_dir"]) if current else None)

@@ -160,7 +160,7 @@ def test_head_restart_keeps_detached_actors_and_kv(tmp_path):
         skate_cli("stop")
 
 
-def test_a_second_node_joins_over_tcp(head):
+def test_a_second_node_joins_over_grpc(head):
     out, info = head
     joined = skate_cli("start", "--address", "127.0.0.1:6391", "--num-cpus", "1",
                        "--resources", '{"joined": 1}')
@@ -181,3 +181,23 @@ def test_a_second_node_joins_over_tcp(head):
     assert drv.stdout.startswith("ok"), drv.stderr
     bad = skate_cli("start", "--address", "127.0.0.1:6391", "--token", "wrong", check=False)
     assert bad.returncode != 0
+
+
+def test_grpc_port_refuses_bad_tokens_and_survives_garbage(head):
+    import socket
+
+    from skate.core import rpc
+
+    intruder = rpc.connect("grpc:127.0.0.1:6391", token="wrong", name="intruder")
+    try:
+        with pytest.raises(rpc.ConnectionClosed):
+            intruder.call("get_nodes", timeout=10)
+    finally:
+        intruder.close()
+    for garbage in (os.urandom(200), b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + os.urandom(100)):
+        s = socket.create_connection(("127.0.0.1", 6391), timeout=5)
+        try:
+            s.sendall(garbage)
+        finally:
+            s.close()
+    assert "1 alive" in skate_cli("status").stdout  # still serving

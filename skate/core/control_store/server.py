@@ -89,9 +89,13 @@ class ControlStore:
         self.stopping = threading.Event()
         self.listener = rpc.Listener(address, self._handle, on_close=self._on_close, name="gcs")
         self.address = self.listener.address
-        # other machines' node managers and drivers join over TCP
-        self.tcp_listener = rpc.Listener(f"tcp:{tcp}", self._handle, on_close=self._on_close,
-                                         name="gcs-tcp") if tcp else None
+        # other machines' node managers and drivers join over gRPC
+        self.tcp_listener = None
+        if tcp:
+            from skate.core.rpc.grpc_transport import GrpcListener
+
+            self.tcp_listener = GrpcListener(tcp, self._handle, on_close=self._on_close,
+                                             name="gcs-grpc")
 
     def _handle(self, conn, method, args, rid):
         fn = getattr(self, "h_" + method, None)

@@ -101,7 +101,7 @@ class Connection:
         self.name = name
         self.closed = False
         self.peer_info: dict = {}  # what the peer said about itself (worker id, role, ...)
-        self._rfile = sock.makefile("rb", buffering=1 << 16)
+        self._rfile = sock.makefile("rb", buffering=1 << 16) if sock is not None else None
         self._send_lock = threading.Lock()
         self._waiters: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
@@ -119,15 +119,38 @@ class Connection:
                 raise ConnectionClosed(f"connection {self.name} is closed")
             _sending.depth = getattr(_sending, "depth", 0) + 1  # see in_send
             try:
-                if len(body) < 65536:
-                    self.sock.sendall(header + body)
-                else:
-                    self.sock.sendall(header)
-                    self.sock.sendall(body)
+                self._write(header, body)
             except OSError as e:
                 raise ConnectionClosed(f"connection {self.name} broke: {e}") from e
             finally:
                 _sending.depth -= 1
+
+    def _write(self, header: bytes, body: bytes) -> None:
+        """Put one frame on the wire (under the send lock)."""
+        if len(body) < 65536:
+            self.sock.sendall(header + body)
+        else:
+            self.sock.sendall(header)
+            self.sock.sendall(body)
+
+    def _frames(self):
+        """The bodies of incoming frames, until the peer goes (socket transport)."""
+        read = self._rfile.read
+        unpack = _HEADER.unpack
+        if self._expect_token is not None and not self._check_hello(read):
+            return
+        while True:
+            header = read(4)
+            if len(header) < 4:
+                return
+            (n,) = unpack(header)
+            if n > MAX_FRAME:
+                log.warning("dropping %s: a %d-byte frame is over the limit", self.name, n)
+                return
+            body = read(n)
+            if len(body) < n:
+                return
+            yield body
 
     def call(self, method: str, *args, timeout: float | None = None):
         """Send a request and wait for its reply; the peer's exception re-raises here."""
@@ -192,22 +215,8 @@ class Connection:
         return True
 
     def _read_loop(self) -> None:
-        read = self._rfile.read
-        unpack = _HEADER.unpack
         try:
-            if self._expect_token is not None and not self._check_hello(read):
-                return
-            while True:
-                header = read(4)
-                if len(header) < 4:
-                    break
-                (n,) = unpack(header)
-                if n > MAX_FRAME:
-                    log.warning("dropping %s: a %d-byte frame is over the limit", self.name, n)
-                    break
-                body = read(n)
-                if len(body) < n:
-                    break
+            for body in self._frames():
                 try:
                     kind, rid, a, b = _loads(body)
                 except Exception:
@@ -219,10 +228,20 @@ class Connection:
                         w.set(a, b)
                 else:
                     self._dispatch(kind, rid, a, b)
-        except (OSError, ValueError):
+        except Exception:  # a broken transport ends the connection, never the process
             pass
         finally:
             self.close()
+
+    def _close_transport(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
     def _dispatch(self, kind, rid, method, args) -> None:
         handler = self.handler
@@ -244,14 +263,7 @@ class Connection:
             if self.closed:
                 return
             self.closed = True
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self._close_transport()
         err = ConnectionClosed(f"connection {self.name} closed")
         for rid in list(self._waiters):
             w = self._waiters.pop(rid, None)
@@ -265,7 +277,7 @@ class Connection:
 
 
 def unix_path(address: str) -> str | None:
-    """The Unix socket path inside an address (plain or dual ``unix:...|tcp:...``), if any."""
+    """The Unix socket path inside an address (plain or dual ``unix:...|grpc:...``), if any."""
     for part in address.split("|"):
         if part.startswith("unix:"):
             return part[5:]
@@ -280,7 +292,7 @@ def _pick(address: str) -> str:
     for part in parts:
         if part.startswith("unix:") and os.path.exists(part[5:]):
             return part
-    return next((p for p in parts if p.startswith("tcp:")), parts[0])
+    return next((p for p in parts if p.startswith(("grpc:", "tcp:"))), parts[0])
 
 
 def _parse(address: str):
@@ -295,7 +307,13 @@ def _parse(address: str):
 def connect(address: str, handler: Handler | None = None, on_close=None, name: str = "",
             timeout: float = 10.0, token: str | None = None) -> Connection:
     """Connect and present the cluster token (this process's, or ``token``)."""
-    family, where = _parse(_pick(address))
+    picked = _pick(address)
+    if picked.startswith("grpc:"):
+        from skate.core.rpc.grpc_transport import connect_grpc
+
+        return connect_grpc(picked[5:], handler, on_close, name or address, timeout,
+                            _token if token is None else token.encode())
+    family, where = _parse(picked)
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -316,15 +334,17 @@ def connect(address: str, handler: Handler | None = None, on_close=None, name: s
 
 
 def listen(address: str, handler: Handler, on_close=None, name: str = "server"):
-    """A listener on the Unix socket ``address``, and also on TCP when this node is reachable
+    """A listener on the Unix socket ``address``, and also on gRPC when this node is reachable
     from other machines (``SKATE_NODE_TCP_HOST`` is set by ``skate start``): its address is
-    then ``unix:...|tcp:host:port`` and peers pick what they can reach."""
+    then ``unix:...|grpc:host:port`` and peers pick what they can reach."""
     host = os.environ.get("SKATE_NODE_TCP_HOST")
     unix = Listener(address, handler, on_close=on_close, name=name)
     if not host:
         return unix
-    return _DualListener(unix, Listener(f"tcp:{host}:0", handler, on_close=on_close,
-                                        name=name + "-tcp"))
+    from skate.core.rpc.grpc_transport import GrpcListener
+
+    return _DualListener(unix, GrpcListener(f"{host}:0", handler, on_close=on_close,
+                                            name=name + "-grpc"))
 
 
 class _DualListener:
