@@ -336,7 +336,7 @@ class ControlStore:
                              spec["meta"], callback=created)
 
         raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
-                          spec.get("strategy"), callback=granted)
+                          spec.get("strategy"), None, hops > 0, callback=granted)
 
     def _bump(self, rec: ActorRecord) -> None:
         rec.version += 1

@@ -163,9 +163,11 @@ class NodeManager:
 
     # -- leases ----------------------------------------------------------
     def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None,
-                        preferred_node=None):
+                        preferred_node=None, spilled=False):
         units = res.to_units(request)
         env_key = _env_key(env_vars)
+        if spilled and strategy == "SPREAD" and self._fits_total(units):
+            strategy = None  # another node manager already chose this node for the spread
         lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid,
                       strategy=strategy, preferred_node=preferred_node)
         self._next_lease += 1
@@ -546,6 +548,11 @@ class NodeManager:
 
     def h_store_stats(self, conn, rid):
         return self.store.stats()
+
+    def h_store_objects(self, conn, rid):
+        """Every object here: id, size, readers pinning it, freed-by-owner, pulled copy."""
+        return [(oid.hex(), e.size, sum(e.pins.values()), e.deleted, e.secondary)
+                for oid, e in self.store.objects.items()]
 
     # -- info --------------------------------------------------------------
     def h_resources(self, conn, rid):

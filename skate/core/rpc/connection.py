@@ -217,21 +217,28 @@ class Connection:
     def _read_loop(self) -> None:
         try:
             for body in self._frames():
-                try:
-                    kind, rid, a, b = _loads(body)
-                except Exception:
-                    log.warning("dropping a malformed frame on %s", self.name)
+                if not self._on_frame(body):
                     break
-                if kind == REPLY:
-                    w = self._waiters.pop(rid, None)
-                    if w is not None:
-                        w.set(a, b)
-                else:
-                    self._dispatch(kind, rid, a, b)
         except Exception:  # a broken transport ends the connection, never the process
             pass
         finally:
             self.close()
+
+    def _on_frame(self, body: bytes) -> bool:
+        # A method of its own so that the message, its waiter and their callbacks are
+        # released as soon as it is handled (loop locals would keep the last one alive).
+        try:
+            kind, rid, a, b = _loads(body)
+        except Exception:
+            log.warning("dropping a malformed frame on %s", self.name)
+            return False
+        if kind == REPLY:
+            w = self._waiters.pop(rid, None)
+            if w is not None:
+                w.set(a, b)
+        else:
+            self._dispatch(kind, rid, a, b)
+        return True
 
     def _close_transport(self) -> None:
         try:

@@ -180,6 +180,22 @@ class CoreWorker:
             out.append((ref.id, ref.owner))
         return out
 
+    def node_is_dead(self, node_id: str, wait: bool = True) -> bool:
+        """Whether the control store has declared ``node_id`` dead (waits briefly for it)."""
+        if not node_id or node_id == self.node_id:
+            return False
+        deadline = time.monotonic() + (2.0 if wait else 0.0)
+        while True:
+            try:
+                nodes = {n["NodeID"]: n["Alive"] for n in self.gcs.call("get_nodes", timeout=5)}
+            except Exception:
+                return False
+            if not nodes.get(node_id, False):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)  # its death may reach the control store a moment after ours
+
     def _free_remote(self, node: str, oids: list) -> None:
         """Free primary copies our tasks left on another node (runs on the housekeeper)."""
         address = self._raylet_addresses.get(node)
@@ -205,11 +221,16 @@ class CoreWorker:
         deques and never take a lock or write to a socket themselves.
         """
         interval = 0.05
+        last_check = 0.0
         while not self._stop.wait(interval):
             try:
                 self.flush_background()
-                busy = self.submitter.return_idle_leases(time.monotonic())
+                now = time.monotonic()
+                busy = self.submitter.return_idle_leases(now)
                 interval = 0.005 if busy else 0.05
+                if self.submitter.remote_requests and now - last_check > 1.0:
+                    last_check = now
+                    self.submitter.abandon_requests_to_dead_nodes(now)
             except Exception:
                 if self.connected:
                     log.exception("housekeeping failed")

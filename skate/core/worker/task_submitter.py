@@ -78,6 +78,17 @@ class _Leased:
 
 
 @dataclass
+class _Request:
+    """One outstanding lease request."""
+
+    key: tuple
+    raylet: rpc.Connection
+    node: str | None  # set when it went to another node
+    sent: float
+    abandoned: bool = False
+
+
+@dataclass
 class _Key:
     queue: collections.deque = field(default_factory=collections.deque)
     workers: list = field(default_factory=list)
@@ -99,6 +110,7 @@ class TaskSubmitter:
         self.fn_sent: dict[str, set] = collections.defaultdict(set)  # worker id -> fn keys it has
         self.by_task: dict[bytes, TaskRecord] = {}
         self.children: dict[bytes, list] = {}  # running task here -> tasks it submitted
+        self.remote_requests: dict[int, _Request] = {}  # lease requests sent to other nodes
 
     # -- submission ----------------------------------------------------------
     def submit(self, task: TaskRecord) -> None:
@@ -167,11 +179,38 @@ class TaskSubmitter:
             k.requested += 1
             self._request_lease(key, k, self.core.raylet, hops=0)
 
-    def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int) -> None:
+    def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int,
+                       node: str | None = None) -> None:
         # locality: ask for a worker near the arguments of the task next in line
         preferred = k.queue[0].preferred_node if k.queue else None
+        req = _Request(key, raylet, node, time.monotonic())
+        if node is not None:  # another node: watched, in case that node hangs
+            self.remote_requests[id(req)] = req
         raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy, preferred,
-                          callback=lambda ok, v: self._granted(key, raylet, hops, ok, v))
+                          hops > 0, callback=lambda ok, v: self._answered(req, hops, ok, v))
+
+    def _answered(self, req: "_Request", hops: int, ok: bool, value) -> None:
+        with self.lock:
+            self.remote_requests.pop(id(req), None)
+            if req.abandoned:  # its node was declared dead meanwhile; we asked elsewhere
+                if ok and value is not None and value[0] != "spill":
+                    req.raylet.notify("return_lease", value[0], False)
+                return
+        self._granted(req.key, req.raylet, hops, ok, value)
+
+    def abandon_requests_to_dead_nodes(self, now: float) -> None:
+        """Lease requests waiting on a node that has since died (it hung) are asked again."""
+        with self.lock:
+            old = [r for r in self.remote_requests.values() if now - r.sent > 1.0]
+        if not old:
+            return
+        dead = {r.node for r in old if self.core.node_is_dead(r.node, wait=False)}
+        with self.lock:
+            for r in old:
+                if r.node in dead and not r.abandoned:
+                    r.abandoned = True
+                    self.remote_requests.pop(id(r), None)
+                    self._retry_later(r.key)  # its k.requested slot carries over
 
     def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
         with self.lock:
@@ -183,7 +222,7 @@ class TaskSubmitter:
                 except OSError:
                     target = None  # that node just died; our views lag by a heartbeat
                 if target is not None:
-                    self._request_lease(key, k, target, hops + 1)
+                    self._request_lease(key, k, target, hops + 1, node=value[2])
                 else:
                     self._retry_later(key)
                 return
@@ -283,6 +322,11 @@ class TaskSubmitter:
                 self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
             elif task.max_retries == -1 or task.attempt < task.max_retries:
                 retry = True
+            elif self.core.node_is_dead(w.node_id):
+                self._finish_all(task, exc.NodeDiedError(
+                    f"Task {task.fn_name} (id {task.task_id.hex()}) failed because the node it "
+                    f"was running on ({w.node_id}) died; it was tried {task.attempt + 1} "
+                    f"time(s) (max_retries={task.max_retries})."))
             else:
                 self._finish_all(task, exc.WorkerCrashedError(
                     f"The worker running task {task.fn_name} (id {task.task_id.hex()}) died "
