@@ -61,8 +61,9 @@ def make_pool(backend: str, processes: int):
         try:
             import skate
         except ImportError:  # run from a checkout without installing
-            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(
-                os.path.abspath(__file__)))))
+            sys.path.insert(
+                0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            )
             import skate
         from skate.util.multiprocessing import Pool
 
@@ -87,15 +88,18 @@ def run(backend: str, processes: int, repeat_small: int, repeat_cpu: int) -> dic
     startup = time.perf_counter() - start
     pool.map(square, range(SMALL_ITEMS))  # warm: functions shipped, workers imported
     expected = [i * i for i in range(SMALL_ITEMS)]
-    small = timed(lambda: pool.map(square, range(SMALL_ITEMS)) == expected or 1 / 0,
-                  repeat_small)
+    small = timed(lambda: pool.map(square, range(SMALL_ITEMS)) == expected or 1 / 0, repeat_small)
     cpu = timed(lambda: pool.map(burn, range(CPU_ITEMS)), repeat_cpu)
     pool.terminate()
     return {
-        "backend": backend, "processes": processes, "startup_s": startup,
-        "small_median_s": statistics.median(small), "small_best_s": min(small),
+        "backend": backend,
+        "processes": processes,
+        "startup_s": startup,
+        "small_median_s": statistics.median(small),
+        "small_best_s": min(small),
         "small_items_per_s": SMALL_ITEMS / statistics.median(small),
-        "cpu_median_s": statistics.median(cpu), "cpu_best_s": min(cpu),
+        "cpu_median_s": statistics.median(cpu),
+        "cpu_best_s": min(cpu),
         "cpu_ideal_s": CPU_ITEMS * CPU_SECONDS / processes,
     }
 
@@ -103,42 +107,73 @@ def run(backend: str, processes: int, repeat_small: int, repeat_cpu: int) -> dic
 def report(r: dict) -> None:
     print(f"[{r['backend']}] {r['processes']} processes")
     print(f"  startup (init + Pool + first map)  {r['startup_s']:.3f} s")
-    print(f"  small: map {SMALL_ITEMS} items       median {r['small_median_s'] * 1e3:.2f} ms "
-          f"(best {r['small_best_s'] * 1e3:.2f} ms, {r['small_items_per_s']:,.0f} items/s)")
-    print(f"  cpu:   map {CPU_ITEMS} x 50 ms         median {r['cpu_median_s']:.3f} s "
-          f"(best {r['cpu_best_s']:.3f} s, ideal {r['cpu_ideal_s']:.3f} s)")
+    print(
+        f"  small: map {SMALL_ITEMS} items       median {r['small_median_s'] * 1e3:.2f} ms "
+        f"(best {r['small_best_s'] * 1e3:.2f} ms, {r['small_items_per_s']:,.0f} items/s)"
+    )
+    print(
+        f"  cpu:   map {CPU_ITEMS} x 50 ms         median {r['cpu_median_s']:.3f} s "
+        f"(best {r['cpu_best_s']:.3f} s, ideal {r['cpu_ideal_s']:.3f} s)"
+    )
 
 
 def compare(args) -> None:
     here = os.path.abspath(__file__)
     results = {}
-    for backend, python in (("skate", sys.executable), ("stdlib", sys.executable),
-                            ("ray", args.ray_python)):
-        cmd = [python, here, "--backend", backend, "--json", "-", "--processes",
-               str(args.processes), "--repeat-small", str(args.repeat_small),
-               "--repeat-cpu", str(args.repeat_cpu)]
+    for backend, python in (
+        ("skate", sys.executable),
+        ("stdlib", sys.executable),
+        ("ray", args.ray_python),
+    ):
+        cmd = [
+            python,
+            here,
+            "--backend",
+            backend,
+            "--json",
+            "-",
+            "--processes",
+            str(args.processes),
+            "--repeat-small",
+            str(args.repeat_small),
+            "--repeat-cpu",
+            str(args.repeat_cpu),
+        ]
         try:
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                 timeout=600).stdout
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
         finally:
             if backend == "ray":
                 ray_bin = os.path.join(os.path.dirname(python), "ray")
-                subprocess.run([ray_bin, "stop", "--force"], capture_output=True)
-        results[backend] = json.loads(out.strip().splitlines()[-1])
+                subprocess.run([ray_bin, "stop", "--force"], capture_output=True, check=False)
+        if proc.returncode != 0:
+            sys.exit(f"the {backend} run failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}")
+        results[backend] = json.loads(proc.stdout.strip().splitlines()[-1])
         report(results[backend])
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average (1, 5, 15 min) after the runs: {load}")
+    rows = [
+        (f"map {SMALL_ITEMS:,} small items, median", "small_median_s"),
+        (f"map {SMALL_ITEMS:,} small items, best", "small_best_s"),
+        (
+            f"map {CPU_ITEMS} x 50 ms CPU, median (ideal {CPU_ITEMS * CPU_SECONDS / args.processes:.2f} s)",
+            "cpu_median_s",
+        ),
+        (f"map {CPU_ITEMS} x 50 ms CPU, best", "cpu_best_s"),
+        ("startup: init + Pool + first map", "startup_s"),
+    ]
     s, lib, ray = results["skate"], results["stdlib"], results["ray"]
-    print("\n| workload | skate | stdlib Pool | Ray Pool | skate vs stdlib | skate vs Ray |")
+    print("\n(ratios: the other's time / Skate's; above 1 means Skate is faster)")
+    print("| workload | Skate | stdlib Pool | Ray Pool | stdlib / Skate | Ray / Skate |")
     print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| map {SMALL_ITEMS:,} small items (median) | {s['small_median_s'] * 1e3:.1f} ms | "
-          f"{lib['small_median_s'] * 1e3:.1f} ms | {ray['small_median_s'] * 1e3:.1f} ms | "
-          f"{lib['small_median_s'] / s['small_median_s']:.2f}x | "
-          f"{ray['small_median_s'] / s['small_median_s']:.1f}x faster |")
-    print(f"| map {CPU_ITEMS} x 50 ms CPU (median; ideal {s['cpu_ideal_s']:.2f} s) | "
-          f"{s['cpu_median_s']:.3f} s | {lib['cpu_median_s']:.3f} s | {ray['cpu_median_s']:.3f} s"
-          f" | {(s['cpu_median_s'] / lib['cpu_median_s'] - 1) * 100:+.1f}% time | "
-          f"{ray['cpu_median_s'] / s['cpu_median_s']:.2f}x |")
-    print(f"| startup: init + Pool + first map | {s['startup_s']:.2f} s | {lib['startup_s']:.2f} s"
-          f" | {ray['startup_s']:.2f} s | | {ray['startup_s'] / s['startup_s']:.1f}x faster |")
+    for label, key in rows:
+        print(
+            f"| {label} | {_fmt(s[key])} | {_fmt(lib[key])} | {_fmt(ray[key])} | "
+            f"{lib[key] / s[key]:.2f} | {ray[key] / s[key]:.2f} |"
+        )
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 0.1 else f"{seconds:.3f} s"
 
 
 def main() -> None:

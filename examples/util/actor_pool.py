@@ -29,8 +29,9 @@ if __name__ == "__main__":
     pool = ActorPool([Scorer.remote(), Scorer.remote()])
     words = ["skate", "actor", "pool", "distributed", "map", "queue", "asyncio"]
     print("in order:      ", list(pool.map(lambda a, w: a.score.remote(w), words)))
-    print("as they finish:", [w for w, _ in pool.map_unordered(lambda a, w: a.score.remote(w),
-                                                               words)])
+    print(
+        "as they finish:", [w for w, _ in pool.map_unordered(lambda a, w: a.score.remote(w), words)]
+    )
     for w in ["one", "two", "three"]:
         pool.submit(lambda a, v: a.score.remote(v), w)  # the third waits for a free actor
     while pool.has_next():

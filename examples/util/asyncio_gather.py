@@ -45,8 +45,10 @@ async def main():
     stop = asyncio.Event()
     beat = asyncio.ensure_future(heartbeat(stop))
     start = time.perf_counter()
-    pages = await asyncio.gather(*[fetch.remote(f"https://example.com/{i}") for i in range(4)],
-                                 *[limiter.acquire.remote(f"client{i}") for i in range(4)])
+    pages = await asyncio.gather(
+        *[fetch.remote(f"https://example.com/{i}") for i in range(4)],
+        *[limiter.acquire.remote(f"client{i}") for i in range(4)],
+    )
     stop.set()
     elapsed = time.perf_counter() - start
     for page in pages:

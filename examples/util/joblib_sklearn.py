@@ -25,8 +25,10 @@ if __name__ == "__main__":
     start = time.perf_counter()
     with joblib.parallel_backend("skate"):
         search = GridSearchCV(SVC(), grid, cv=3, n_jobs=-1).fit(X, y)
-    print(f"{len(search.cv_results_['params']) * 3} fits in {time.perf_counter() - start:.1f} s "
-          f"on Skate")
+    print(
+        f"{len(search.cv_results_['params']) * 3} fits in {time.perf_counter() - start:.1f} s "
+        f"on Skate"
+    )
     print("best parameters:", search.best_params_)
     print(f"best cross-validated accuracy: {search.best_score_:.4f}")
     skate.shutdown()

@@ -33,14 +33,18 @@ def hello(name):
 def checked_sqrt(x):
     if x < 0:
         raise ValueError(f"negative input {x}")
-    return x ** 0.5
+    return x**0.5
 
 
 if __name__ == "__main__":
     with Pool(2, initializer=init, initargs=("hello",)) as pool:
         steps = pool.map(collatz_steps, range(1, 100_001))
-        print("longest Collatz chain below 100,001:", max(steps), "steps, at",
-              steps.index(max(steps)) + 1)
+        print(
+            "longest Collatz chain below 100,001:",
+            max(steps),
+            "steps, at",
+            steps.index(max(steps)) + 1,
+        )
         print(pool.apply(hello, ("world",)))
         print("starmap pow:", pool.starmap(pow, [(2, 10), (3, 4)]))
         print("imap_unordered:", sorted(pool.imap_unordered(collatz_steps, [27, 97, 871])))

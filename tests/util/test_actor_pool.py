@@ -52,7 +52,8 @@ def test_map_unordered_yields_in_completion_order(actors, tmp_path):
     pool = ActorPool(actors)
     results = pool.map_unordered(
         lambda a, v: a.gated.remote(gate, v) if v == "slow" else a.double.remote(v),
-        ["slow", 1, 2, 3])
+        ["slow", 1, 2, 3],
+    )
     # one actor is held by the slow value; the other runs every fast one meanwhile
     assert [next(results) for _ in range(3)] == [2, 4, 6]
     touch(gate)

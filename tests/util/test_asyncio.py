@@ -54,9 +54,11 @@ def test_gather_tasks_and_async_actor_calls_concurrently(skate_cluster, tmp_path
 
     async def main():
         return await asyncio.gather(
-            meet.remote(directory, "a", 2), meet.remote(directory, "b", 2),
+            meet.remote(directory, "a", 2),
+            meet.remote(directory, "b", 2),
             *[barrier.arrive.remote(i) for i in range(5)],
-            local_work())
+            local_work(),
+        )
 
     results = asyncio.run(main())
     assert results == [2, 2, 0, 1, 2, 3, 4, "local"]
@@ -70,7 +72,7 @@ def test_await_in_an_existing_program(skate_cluster):
     async def main():
         return await asyncio.gather(*(pipeline(x) for x in range(5)))
 
-    assert asyncio.run(main()) == [x ** 4 for x in range(5)]
+    assert asyncio.run(main()) == [x**4 for x in range(5)]
 
 
 def test_as_completed_and_wait_for(skate_cluster, tmp_path):
@@ -91,8 +93,7 @@ def test_exceptions_raise_at_await(skate_cluster):
     async def main():
         with pytest.raises(ValueError, match="boom"):
             await fail.remote("boom")
-        results = await asyncio.gather(fail.remote("x"), square.remote(3),
-                                       return_exceptions=True)
+        results = await asyncio.gather(fail.remote("x"), square.remote(3), return_exceptions=True)
         return [type(r) if isinstance(r, Exception) else r for r in results]
 
     out = asyncio.run(main())

@@ -11,14 +11,14 @@ import pytest
 joblib = pytest.importorskip("joblib")
 sklearn = pytest.importorskip("sklearn")
 
-from sklearn.datasets import load_digits, load_iris  # noqa: E402
-from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
-from sklearn.svm import SVC  # noqa: E402
-from sklearn.tree import DecisionTreeClassifier  # noqa: E402
+from sklearn.datasets import load_digits, load_iris
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
-import skate  # noqa: E402
-from skate.util.joblib import SkateBackend, register_ray, register_skate  # noqa: E402
-from tests.core.utils import wait_for_condition, wait_for_file  # noqa: E402
+import skate
+from skate.util.joblib import SkateBackend, register_ray, register_skate
+from tests.core.utils import wait_for_condition, wait_for_file
 
 pytestmark = pytest.mark.skate_only
 
@@ -59,8 +59,14 @@ print(json.dumps({"cv": scores.tolist(), "best": grid.best_params_, "error": err
 @pytest.fixture(scope="module")
 def loky():
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(LOKY_REFERENCE)], cwd=root,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(LOKY_REFERENCE)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -93,7 +99,7 @@ def test_parallel_runs_in_skate_workers(skate_cluster):
 def test_results_match_the_sequential_run(skate_cluster):
     with joblib.parallel_backend("skate", n_jobs=2):
         ours = joblib.Parallel()(joblib.delayed(pow)(i, 3) for i in range(200))
-    assert ours == [i ** 3 for i in range(200)]
+    assert ours == [i**3 for i in range(200)]
 
 
 def test_cross_val_score_identical_to_loky(skate_cluster, loky):
@@ -112,19 +118,18 @@ def test_grid_search_identical_to_loky(skate_cluster, loky):
 
 
 def test_exception_type_matches_loky(skate_cluster, loky):
-    with joblib.parallel_backend("skate", n_jobs=2):
-        with pytest.raises(KeyError) as info:
-            joblib.Parallel()(joblib.delayed(fail_on)(i, 7) for i in range(20))
+    with joblib.parallel_backend("skate", n_jobs=2), pytest.raises(KeyError) as info:
+        joblib.Parallel()(joblib.delayed(fail_on)(i, 7) for i in range(20))
     assert type(info.value) is KeyError
     assert [type(info.value).__name__, str(info.value)] == loky["error"]
 
 
 def test_failure_cancels_the_running_batches(skate_cluster, tmp_path):
     never = str(tmp_path / "never")
-    with joblib.parallel_backend("skate", n_jobs=2):
-        with pytest.raises(KeyError):
-            joblib.Parallel(batch_size=1)(
-                [joblib.delayed(wait_for_file)(never, 60), joblib.delayed(fail_on)(1, 1)])
+    with joblib.parallel_backend("skate", n_jobs=2), pytest.raises(KeyError):
+        joblib.Parallel(batch_size=1)(
+            [joblib.delayed(wait_for_file)(never, 60), joblib.delayed(fail_on)(1, 1)]
+        )
     # the blocked batch was cancelled, so its CPU comes back well before its 60 s timeout
     wait_for_condition(lambda: skate.available_resources().get("CPU") == 2, timeout=20)
 

@@ -103,8 +103,9 @@ DIFFERENTIAL = [
 ]
 
 
-@pytest.mark.parametrize("method,make_args", DIFFERENTIAL,
-                         ids=[f"{m}-{i}" for i, (m, _) in enumerate(DIFFERENTIAL)])
+@pytest.mark.parametrize(
+    "method,make_args", DIFFERENTIAL, ids=[f"{m}-{i}" for i, (m, _) in enumerate(DIFFERENTIAL)]
+)
 def test_same_results_as_stdlib(pool, stdlib_pool, method, make_args):
     ours = getattr(pool, method)(*make_args())
     theirs = getattr(stdlib_pool, method)(*make_args())
@@ -113,10 +114,12 @@ def test_same_results_as_stdlib(pool, stdlib_pool, method, make_args):
 
 @pytest.mark.parametrize("chunksize", [1, 3, 100])
 def test_imap_same_as_stdlib(pool, stdlib_pool, chunksize):
-    assert list(pool.imap(square, range(30), chunksize)) == \
-        list(stdlib_pool.imap(square, range(30), chunksize))
-    assert sorted(pool.imap_unordered(square, range(30), chunksize)) == \
-        sorted(stdlib_pool.imap_unordered(square, range(30), chunksize))
+    assert list(pool.imap(square, range(30), chunksize)) == list(
+        stdlib_pool.imap(square, range(30), chunksize)
+    )
+    assert sorted(pool.imap_unordered(square, range(30), chunksize)) == sorted(
+        stdlib_pool.imap_unordered(square, range(30), chunksize)
+    )
 
 
 @pytest.mark.parametrize("method", ["map", "imap", "apply"])
@@ -156,8 +159,9 @@ def test_map_async_callback_runs_before_get_returns(pool, stdlib_pool):
 
 def test_error_callback_receives_the_exception(pool):
     errors, values = [], []
-    result = pool.map_async(fail_on_five, range(10), callback=values.append,
-                            error_callback=errors.append)
+    result = pool.map_async(
+        fail_on_five, range(10), callback=values.append, error_callback=errors.append
+    )
     with pytest.raises(ValueError):
         result.get(timeout=60)
     assert values == [] and len(errors) == 1
@@ -218,7 +222,7 @@ def test_imap_error_in_the_middle_then_continues(pool):
     assert list(results) == [6, 7]
 
 
-def test_imap_reads_a_generator_lazily(pool):
+def test_imap_reads_its_input_only_a_few_chunks_ahead(pool):
     consumed = []
 
     def source():
@@ -228,7 +232,25 @@ def test_imap_reads_a_generator_lazily(pool):
 
     results = pool.imap(square, source(), chunksize=10)
     assert [next(results) for _ in range(20)] == [i * i for i in range(20)]
-    assert len(consumed) < 1_000  # never the whole input
+    # 2 processes: at most 8 chunks taken beyond the 2 consumed, whenever we look
+    assert len(consumed) <= (2 + 8) * 10
+    assert next(results) == 20 * 20  # next() wakes the job again
+    assert [next(results) for _ in range(200)] == [i * i for i in range(21, 221)]
+
+
+def test_close_reads_imap_inputs_to_the_end(skate_cluster):
+    p = Pool(2)
+    results = p.imap(square, range(300), chunksize=1)  # far more than the read-ahead
+    p.close()
+    p.join()  # finishes without anyone consuming, as with the stdlib
+    assert list(results) == [i * i for i in range(300)]
+
+
+def test_a_lagging_imap_does_not_block_other_calls(pool):
+    results = pool.imap(square, range(1000), chunksize=1)
+    assert next(results) == 0
+    assert pool.map(square, range(50)) == [i * i for i in range(50)]
+    assert sum(1 for _ in results) == 999
 
 
 def test_imap_unordered_is_load_balanced(pool, tmp_path):
@@ -311,9 +333,8 @@ def test_context_manager_terminates(skate_cluster):
         assert p.map(square, range(4)) == [0, 1, 4, 9]
     with pytest.raises(ValueError):
         p.map(square, [1])
-    with pytest.raises(ValueError):
-        with p:
-            pass
+    with pytest.raises(ValueError), p:
+        pass
 
 
 def test_dead_process_fails_its_chunk_and_is_replaced(pool):
@@ -342,11 +363,14 @@ def test_callback_exceptions_are_logged_not_raised(pool, caplog):
     assert "callback bug" in caplog.text
 
 
-@pytest.mark.parametrize("kwargs,error", [
-    ({"processes": 0}, ValueError),
-    ({"maxtasksperchild": 0}, ValueError),
-    ({"initializer": 3}, TypeError),
-])
+@pytest.mark.parametrize(
+    "kwargs,error",
+    [
+        ({"processes": 0}, ValueError),
+        ({"maxtasksperchild": 0}, ValueError),
+        ({"initializer": 3}, TypeError),
+    ],
+)
 def test_invalid_arguments(skate_cluster, kwargs, error):
     with pytest.raises(error):
         Pool(**kwargs)
@@ -432,15 +456,17 @@ def _by_value(source, *names):
     import cloudpickle
 
     ns = {"__name__": "__main__"}
-    exec(source, ns)
+    exec(source, ns)  # noqa: S102 - defines functions in a fake __main__
     return [cloudpickle.loads(cloudpickle.dumps(ns[n])) for n in names]
 
 
 def test_shared_globals_first_value_wins_and_process_assignments_stay():
     from skate.util.multiprocessing.namespace import SharedGlobals
 
-    source = "SCALE = 1\ndef set_scale(v):\n    global SCALE\n    SCALE = v\n" \
-             "def helper():\n    return SCALE\ndef read():\n    return helper()\n"
+    source = (
+        "SCALE = 1\ndef set_scale(v):\n    global SCALE\n    SCALE = v\n"
+        "def helper():\n    return SCALE\ndef read():\n    return helper()\n"
+    )
     set_scale, read = _by_value(source, "set_scale", "read")
     shared = SharedGlobals()
     assert shared.adopt(read)() == 1

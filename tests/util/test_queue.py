@@ -70,8 +70,11 @@ def test_same_behaviour_as_the_stdlib_queue(q):
         out.append(queue.get())
         out.append(queue.get_nowait())
         out.append(queue.empty())
-        for call in (lambda: queue.get_nowait(), lambda: queue.get(timeout=0.05),
-                     lambda: queue.get(block=False)):
+        for call in (
+            lambda: queue.get_nowait(),
+            lambda: queue.get(timeout=0.05),
+            lambda: queue.get(block=False),
+        ):
             try:
                 call()
             except stdlib_queue.Empty as e:
