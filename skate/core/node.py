@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from skate.core.pids import alive as _alive
 from skate.core.config import SHM_DIR, TEMP_DIR, NodeConfig
 from skate.core.ids import random_id
 from skate.exceptions import RaySystemError
@@ -286,15 +287,3 @@ def stop_current(timeout: float = 5.0) -> bool:
     return True
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child of ours counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return False

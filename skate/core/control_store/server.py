@@ -20,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from skate.core.pids import alive as _alive
 from skate.core import rpc
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
@@ -477,14 +478,6 @@ class ControlStore:
             self.tcp_listener.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _detach_stdout() -> None:

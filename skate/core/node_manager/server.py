@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from skate.core.pids import alive as _alive
 from skate.core import rpc
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
 from skate.core.ids import random_id
@@ -646,14 +647,6 @@ def _env_key(env_vars) -> str:
     return repr(sorted(env_vars.items()))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv=None) -> None:
