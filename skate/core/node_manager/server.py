@@ -56,6 +56,7 @@ class Lease:
     infeasible_since: float | None = None  # when no node could ever fit it, first seen
     held: bool = False  # waiting to learn of the node it is pinned to: never granted here
     preferred_node: str | None = None  # where its largest arguments are (locality)
+    stay: bool = False  # placed here by a SPREAD decision elsewhere: wait here, never re-spill
     created: float = field(default_factory=time.monotonic)
     worker: WorkerProc | None = None
     gpu_ids: list = field(default_factory=list)
@@ -167,10 +168,11 @@ class NodeManager:
                         preferred_node=None, spilled=False):
         units = res.to_units(request)
         env_key = _env_key(env_vars)
-        if spilled and strategy == "SPREAD" and self._fits_total(units):
-            strategy = None  # another node manager already chose this node for the spread
+        stay = spilled and strategy == "SPREAD" and self._fits_total(units)
+        if stay:
+            strategy = None  # another node manager chose this node for the spread: final
         lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid,
-                      strategy=strategy, preferred_node=preferred_node)
+                      strategy=strategy, preferred_node=preferred_node, stay=stay)
         self._next_lease += 1
         if not self._route(lease, fresh=True):
             return rpc.DEFER
@@ -180,6 +182,8 @@ class NodeManager:
 
     def _route(self, lease: Lease, fresh: bool = False) -> bool:
         """Keep the request here (True), or answer it with a spill / an error (False)."""
+        if lease.stay:
+            return True
         view = dict(self.cluster_view)
         mine = view.get(self.cfg.node_id)
         # our own entry from the live books, not from the last heartbeat
