@@ -229,24 +229,8 @@ class ActorHandle:
         getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
 
 
-class _ActorID:
-    def __init__(self, b: bytes):
-        self._b = b
-
-    def hex(self) -> str:
-        return self._b.hex()
-
-    def binary(self) -> bytes:
-        return self._b
-
-    def __eq__(self, other):
-        return isinstance(other, _ActorID) and other._b == self._b
-
-    def __hash__(self):
-        return hash(self._b)
-
-    def __repr__(self):
-        return f"ActorID({self._b.hex()})"
+class _ActorID(ids.BinaryID):
+    """The id of an actor (``handle._actor_id.hex()``)."""
 
 
 class ActorMethod:

@@ -35,3 +35,27 @@ def object_id(task: bytes, index: int) -> bytes:
 
 def random_id(n: int = 16) -> bytes:
     return os.urandom(n)
+
+
+class BinaryID:
+    """An id shown as hex, compared by its bytes (ActorID, PlacementGroupID, ...)."""
+
+    __slots__ = ("_b",)
+
+    def __init__(self, b: bytes):
+        self._b = b
+
+    def hex(self) -> str:
+        return self._b.hex()
+
+    def binary(self) -> bytes:
+        return self._b
+
+    def __eq__(self, other):
+        return type(other) is type(self) and other._b == self._b
+
+    def __hash__(self):
+        return hash(self._b)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._b.hex()})"

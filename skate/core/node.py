@@ -229,19 +229,7 @@ def stop_joined_nodes(timeout: float = 5.0) -> int:
                 info = json.load(f)
         except (OSError, ValueError):
             continue
-        for pid in info.get("pids", []):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in info["pids"]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        for pid in info["pids"]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        _terminate(info.get("pids", []), timeout)
         try:
             os.unlink(info.get("arena_path", ""))
         except OSError:
@@ -249,6 +237,23 @@ def stop_joined_nodes(timeout: float = 5.0) -> int:
         os.unlink(path)
         stopped += 1
     return stopped
+
+
+def _terminate(pids: list, timeout: float) -> None:
+    """SIGTERM, wait up to ``timeout`` for them to go, then SIGKILL what is left."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def stop_current(timeout: float = 5.0) -> bool:
@@ -261,20 +266,8 @@ def stop_current(timeout: float = 5.0) -> bool:
     pids = info.get("pids", [])
     # the control store first (pids[0]): it must not record the actors dying with the node
     # manager as deaths, or a restarted head would forget its detached actors
-    for group in (pids[:1], pids[1:]):
-        for pid in group:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + timeout
-        while any(_alive(p) for p in group) and time.monotonic() < deadline:
-            time.sleep(0.05)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    _terminate(pids[:1], timeout)
+    _terminate(pids[1:], timeout)
     try:
         os.unlink(info.get("arena_path", ""))
     except OSError:

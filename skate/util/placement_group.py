@@ -19,26 +19,11 @@ import threading
 
 import skate
 from skate.core.control_store.placement_groups import validate
+from skate.core.ids import BinaryID
 
 
-class PlacementGroupID:
-    def __init__(self, b: bytes):
-        self._b = b
-
-    def hex(self) -> str:
-        return self._b.hex()
-
-    def binary(self) -> bytes:
-        return self._b
-
-    def __eq__(self, other):
-        return isinstance(other, PlacementGroupID) and other._b == self._b
-
-    def __hash__(self):
-        return hash(self._b)
-
-    def __repr__(self):
-        return f"PlacementGroupID({self._b.hex()})"
+class PlacementGroupID(BinaryID):
+    """The id of a placement group (``pg.id.hex()``)."""
 
 
 class PlacementGroup:
