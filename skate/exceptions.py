@@ -34,6 +34,7 @@ __all__ = [
     "WorkerCrashedError",
     "RaySystemError",
     "NodeDiedError",
+    "TuneError",
 ]
 
 
@@ -180,3 +181,11 @@ class WorkerCrashedError(RayError):
 
 class NodeDiedError(RayError):
     """The node running the task died."""
+
+
+class TuneError(RayError):
+    """A Tune experiment could not run as asked (bad arguments, failed trials).
+
+    ``tune.run(..., raise_on_failed_trial=True)`` raises it when trials end in
+    ERROR; its message names them and where their ``error.txt`` lies.
+    """
