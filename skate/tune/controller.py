@@ -138,8 +138,10 @@ class Controller:
                 trial = self._suggest(total)
                 if trial is None or not _fits(trial.resources, free):
                     break
-            trial.status = Trial.RUNNING
             restore, trial.restore_path = trial.restore_path, None
+            if restore is None and trial.status == Trial.PAUSED and trial.checkpoint:
+                restore = trial.checkpoint.path  # saved when it was paused
+            trial.status = Trial.RUNNING
             commands.append(Start(trial, restore))
         return commands
 
