@@ -15,6 +15,18 @@ IDLE_WORKER_TIMEOUT_S = float(os.environ.get("SKATE_IDLE_WORKER_TIMEOUT_S", 10.0
 TEMP_DIR = os.environ.get("SKATE_TEMP_DIR", "/tmp/skate-sessions")
 #: Shared-memory directory for object store arenas.
 SHM_DIR = os.environ.get("SKATE_SHM_DIR", "/dev/shm")
+#: Set in the environment of a worker that runs in a placement group:
+#: "<group id hex>:<1 if it captures child tasks else 0>".
+PLACEMENT_GROUP_ENV = "SKATE_PLACEMENT_GROUP"
+
+
+def placement_group_from_env() -> tuple[str, bool] | None:
+    """(group id hex, captures children) of the group this worker runs in, or None."""
+    value = os.environ.get(PLACEMENT_GROUP_ENV)
+    if not value:
+        return None
+    pg_hex, _, capture = value.partition(":")
+    return pg_hex, capture == "1"
 
 
 def default_object_store_memory() -> int:

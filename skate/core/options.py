@@ -102,19 +102,39 @@ def resource_request(options: dict, default_cpus: float) -> dict:
     Inside a placement group they are renamed to draw from its bundles.
     """
     req = _plain_request(options, default_cpus)
+    group = placement(options)
+    if group is not None:
+        from skate.core.control_store.placement_groups import request_in_group
+
+        pg_hex, index, _ = group
+        return request_in_group(req, pg_hex, index)
+    return req
+
+
+def placement(options: dict) -> tuple[str, int, bool] | None:
+    """(group id hex, bundle index, capture children) where this task or actor runs, if in a
+    placement group: the one its options name, else the one its caller runs in when that
+    caller's group captures child tasks (as in Ray)."""
     st = options.get("scheduling_strategy")
     pg = getattr(st, "placement_group", None) or options.get("placement_group")
     if pg is not None and pg != "default":
-        from skate.core.control_store.placement_groups import request_in_group
-
         index = getattr(st, "placement_group_bundle_index", None)
         if index is None:
             index = options.get("placement_group_bundle_index", -1)
         if index is not None and index >= len(pg.bundle_specs):
             raise ValueError(f"placement_group_bundle_index={index} is out of range: the group "
                              f"has {len(pg.bundle_specs)} bundles.")
-        return request_in_group(req, pg.id.hex(), index)
-    return req
+        capture = getattr(st, "placement_group_capture_child_tasks", None)
+        if capture is None:
+            capture = options.get("placement_group_capture_child_tasks")
+        return pg.id.hex(), index, bool(capture)
+    if st is None and pg is None:
+        from skate.core.config import placement_group_from_env
+
+        current = placement_group_from_env()
+        if current is not None and current[1]:
+            return current[0], -1, True
+    return None
 
 
 def _plain_request(options: dict, default_cpus: float) -> dict:
@@ -131,9 +151,15 @@ def _plain_request(options: dict, default_cpus: float) -> dict:
 
 
 def env_vars(options: dict):
+    """The worker's extra environment: runtime_env's env_vars, and its placement group."""
     env = options.get("runtime_env") or {}
-    ev = env.get("env_vars")
-    return dict(ev) if ev else None
+    ev = dict(env.get("env_vars") or {})
+    group = placement(options)
+    if group is not None:
+        from skate.core.config import PLACEMENT_GROUP_ENV
+
+        ev[PLACEMENT_GROUP_ENV] = f"{group[0]}:{int(group[2])}"
+    return ev or None
 
 
 def strategy(options: dict):

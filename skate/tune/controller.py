@@ -155,8 +155,10 @@ class Controller:
         commands = []
         if checkpoint:
             commands += self.on_saved(trial, checkpoint)
+        freq = self.settings.checkpoint_freq
+        periodic = bool(freq) and result.get("training_iteration", 0) % freq == 0
         if result.get("done") or self.stopper(trial.trial_id, result):
-            return commands + self._complete(trial)
+            return commands + self._complete(trial, save=periodic)
         if self.stopper.stop_all():
             self.stopped_all = True
             self.searcher_finished = True
@@ -172,14 +174,13 @@ class Controller:
         if trial.status != Trial.RUNNING:
             return commands
         if decision == TrialScheduler.STOP:
-            return commands + self._complete(trial)
+            return commands + self._complete(trial, save=periodic)
         if decision == TrialScheduler.PAUSE:
             trial.status = Trial.PAUSED
             return commands + [Save(trial), Stop(trial)]
         if isinstance(decision, Exploit):
             return commands + self._exploit(trial, decision)
-        freq = self.settings.checkpoint_freq
-        if freq and result.get("training_iteration", 0) % freq == 0:
+        if periodic:
             commands.append(Save(trial))
         return commands + [Train(trial)]
 
@@ -249,7 +250,7 @@ class Controller:
         self.scheduler.on_trial_add(trial)
         return trial
 
-    def _complete(self, trial: Trial) -> list:
+    def _complete(self, trial: Trial, save: bool = False) -> list:
         if trial.status in (Trial.TERMINATED, Trial.ERROR):
             return []
         was_running = trial.status == Trial.RUNNING
@@ -259,7 +260,7 @@ class Controller:
         self.scheduler.on_trial_complete(trial, trial.last_result)
         commands = []
         if was_running:
-            commands = [Save(trial)] if self.settings.checkpoint_at_end else []
+            commands = [Save(trial)] if save or self.settings.checkpoint_at_end else []
             commands.append(Stop(trial))
         return commands + self._scheduler_stops()
 

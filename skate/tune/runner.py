@@ -51,6 +51,7 @@ class Runner:
         self._actors: dict = {}  # trial_id -> (actor, placement group or None)
         self._pool: dict = {}  # resources key -> [idle actor, ...] (reuse_actors)
         self._futures: dict = {}  # train ObjectRef -> trial
+        self._start_refs: dict = {}  # trial_id -> its latest start() call (errors explain train's)
         self._iteration = 0
         self._total: dict = {}
         self._total_read = -1e9
@@ -103,7 +104,7 @@ class Runner:
             try:
                 result = skate.get(ref)
             except Exception as e:  # noqa: BLE001 - the trial's failure, handled by policy
-                self._fail(trial, e)
+                self._fail(trial, self._start_error(trial) or e)
                 continue
             done = bool(result.get("__done__"))
             commands = self.controller.on_result(trial, result)
@@ -139,13 +140,25 @@ class Runner:
         info = {"trial_id": trial.trial_id, "trial_name": str(trial),
                 "trial_dir": trial.local_path, "experiment_name": self.experiment_name,
                 "resources": trial.resources}
-        actor.start.remote(None if reused else self.trainable_cls, trial.config, info, restore)
+        self._start_refs[trial.trial_id] = actor.start.remote(
+            None if reused else self.trainable_cls, trial.config, info, restore)
         self.callbacks.on_trial_start(iteration=self._iteration, trials=self.controller.trials,
                                       trial=trial)
         if restore:
             self.callbacks.on_trial_restore(iteration=self._iteration,
                                             trials=self.controller.trials, trial=trial)
         self._train(trial)
+
+    def _start_error(self, trial: Trial) -> BaseException | None:
+        """Why the trial's start() call failed (say, its class would not unpickle), if it did."""
+        ref = self._start_refs.get(trial.trial_id)
+        if ref is None or not skate.wait([ref], timeout=0)[0]:
+            return None
+        try:
+            skate.get(ref)
+        except Exception as e:  # noqa: BLE001
+            return e
+        return None
 
     def _train(self, trial: Trial) -> None:
         actor, _ = self._actors[trial.trial_id]

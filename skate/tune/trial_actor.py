@@ -39,6 +39,9 @@ class TrialActor:
         if self._setup_error is not None:
             error, self._setup_error = self._setup_error, None
             raise error
+        if self._trainable is None:
+            raise RuntimeError("The trial never started: its start() call failed before it ran "
+                               "(the trainable or its config could not be delivered).")
         return self._trainable.train()
 
     def save(self) -> str | None:

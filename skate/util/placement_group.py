@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import skate
 from skate.core.control_store.placement_groups import validate
@@ -128,9 +127,25 @@ def placement_group_table(placement_group: PlacementGroup | None = None) -> dict
     return api._core().gcs.call("placement_group_table", pg_id)
 
 
-_local = threading.local()
+_current: list = []  # the PlacementGroup of this worker, once looked up
 
 
 def get_current_placement_group() -> PlacementGroup | None:
-    """The group the current task or actor runs in, if any (None in the driver)."""
-    return getattr(_local, "current", None)
+    """The group the current task or actor runs in, if any (None in the driver).
+
+    >>> get_current_placement_group() is None  # in the driver
+    True
+    """
+    from skate.core.config import placement_group_from_env
+
+    current = placement_group_from_env()
+    if current is None:
+        return None
+    if not _current or _current[0].id.hex() != current[0]:
+        from skate.core import api
+
+        pg_id = bytes.fromhex(current[0])
+        info = api._core().gcs.call("placement_group_table", pg_id) or {}
+        bundles = list((info.get("bundles") or {}).values())
+        _current[:] = [PlacementGroup(pg_id, bundles, info.get("strategy", "PACK"))]
+    return _current[0]
