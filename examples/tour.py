@@ -1,4 +1,4 @@
-"""A short tour of Skate: tasks, objects, actors, failures, asyncio.
+"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune.
 
 Run: python examples/tour.py
 """
@@ -68,7 +68,26 @@ def main():
 
     print("awaited:", asyncio.run(gather()))
     print("resources:", {k: v for k, v in skate.cluster_resources().items() if k in ("CPU", "GPU")})
+
+    # tune: a hyperparameter search, each trial an actor holding one CPU
+    tour_tune()
     skate.shutdown()
+
+
+def tour_tune():
+    import tempfile
+
+    from skate import tune
+
+    def trainable(config):
+        for step in range(1, 6):
+            tune.report({"loss": (config["lr"] - 0.05) ** 2 + 1 / step})
+
+    analysis = tune.run(trainable, config={"lr": tune.grid_search([0.001, 0.05, 0.5])},
+                        num_samples=1, metric="loss", mode="min", verbose=0,
+                        storage_path=tempfile.mkdtemp(prefix="skate-tour-"))
+    print(f"tune: {len(analysis.trials)} trials, best config {analysis.best_config}, "
+          f"results in {analysis.best_trial.path}")
 
 
 if __name__ == "__main__":
