@@ -100,8 +100,8 @@ def test_results_continue_stop_and_complete():
     assert c.on_result(trial, result(2, loss=2.0)) == [Stop(trial)]
     assert trial.status == Trial.TERMINATED and trial.last_result["done"] is True
     assert c.searcher.completed == [(trial.trial_id, False)]
-    assert not c.is_finished()  # the searcher has not said FINISHED yet
-    assert c.launch({"CPU": 1}) == [] and c.is_finished()
+    assert c.is_finished()  # num_samples=1 trial done
+    assert c.launch({"CPU": 1}) == []
 
 
 def test_missing_metric_is_a_clear_error():
