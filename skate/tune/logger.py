@@ -177,6 +177,18 @@ class TBXLoggerCallback(Callback):
         self._batch: list = []
         self._flushed = time.monotonic()
 
+    def on_trial_start(self, iteration, trials, trial, **info):
+        # Start the writer with the first trial, so its imports overlap the experiment.
+        self._ensure_writer()
+
+    def _ensure_writer(self):
+        if self._writer is None:
+            import skate
+            from skate.tune.event_writer import EventWriter
+
+            self._writer = skate.remote(EventWriter).options(num_cpus=0).remote()
+        return self._writer
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         scalars = {}
         for key, value in flatten_dict({k: v for k, v in result.items() if k != "config"},
@@ -195,12 +207,7 @@ class TBXLoggerCallback(Callback):
     def _send(self):
         if not self._batch:
             return
-        if self._writer is None:
-            import skate
-            from skate.tune.event_writer import EventWriter
-
-            self._writer = skate.remote(EventWriter).options(num_cpus=0).remote()
-        self._writer.write.remote(self._batch)
+        self._ensure_writer().write.remote(self._batch)
         self._batch = []
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -382,3 +382,54 @@ def test_placement_group_factory_trial_starts_its_own_actor(shutdown_only, tmp_p
     result = analysis.trials[0].last_result
     assert result["pg"] == result["helper_pg"]
     assert analysis.trials[0].resources == {"CPU": 2.0}
+
+
+def test_class_trainable_with_reset_config_reuses_its_actor(start_regular, tmp_path):
+    class Resettable(tune.Trainable):
+        def setup(self, config):
+            self.x = config["x"]
+
+        def step(self):
+            return {"x": self.x, "pid": os.getpid(), "done": True}
+
+        def reset_config(self, new_config):
+            self.x = new_config["x"]
+            return True
+
+    analysis = tune.run(Resettable, config={"x": tune.grid_search(list(range(6)))},
+                        max_concurrent_trials=1, storage_path=str(tmp_path), verbose=0)
+    assert sorted(t.last_result["x"] for t in analysis.trials) == list(range(6))
+    assert len({t.last_result["pid"] for t in analysis.trials}) == 1  # one actor, reset 5x
+
+
+def test_with_parameters_ships_data_through_the_object_store_once(start_regular, tmp_path):
+    import cloudpickle
+
+    data = np.ones(5_000_000)  # 40 MB
+
+    def trainable(config, data=None):
+        tune.report({"n": int(data.size), "writeable": bool(data.flags.writeable)})
+
+    wrapped = tune.with_parameters(trainable, data=data)
+    assert len(cloudpickle.dumps(wrapped)) < 100_000  # a reference, not the array
+    analysis = tune.run(wrapped, config={"i": tune.grid_search([0, 1, 2])},
+                        storage_path=str(tmp_path), verbose=0)
+    # Every trial read the one shared, read-only copy.
+    assert [t.last_result["n"] for t in analysis.trials] == [5_000_000] * 3
+    assert not any(t.last_result["writeable"] for t in analysis.trials)
+
+
+def test_searcher_state_is_saved_with_the_experiment(start_regular, tmp_path):
+    from skate.tune import experiment_state
+    from skate.tune.search import OptunaSearch
+
+    def trainable(config):
+        tune.report({"loss": config["x"] ** 2})
+
+    tune.run(trainable, config={"x": tune.uniform(-1, 1)}, search_alg=OptunaSearch(seed=1),
+             num_samples=4, metric="loss", mode="min", name="opt", storage_path=str(tmp_path),
+             verbose=0)
+    searcher = experiment_state.load_pickle(str(tmp_path / "opt"),
+                                            experiment_state.SEARCHER_FILE)
+    assert isinstance(searcher, OptunaSearch)
+    assert len(searcher._study.trials) == 4
