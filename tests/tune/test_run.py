@@ -433,3 +433,18 @@ def test_searcher_state_is_saved_with_the_experiment(start_regular, tmp_path):
                                             experiment_state.SEARCHER_FILE)
     assert isinstance(searcher, OptunaSearch)
     assert len(searcher._study.trials) == 4
+
+
+def test_ray_train_style_names_work_inside_trainables(start_regular, tmp_path):
+    from skate import train
+
+    def trainable(config):
+        assert train.get_checkpoint() is None
+        train.report({"loss": config["x"] ** 2, "trial": train.get_context().get_trial_id()})
+
+    grid = tune.Tuner(trainable, param_space={"x": tune.grid_search([1, 2])},
+                      run_config=train.RunConfig(storage_path=str(tmp_path), verbose=0,
+                                                 checkpoint_config=train.CheckpointConfig(
+                                                     num_to_keep=1))).fit()
+    assert sorted(r.metrics["loss"] for r in grid) == [1, 4]
+    assert all(r.metrics["trial"] == r.metrics["trial_id"] for r in grid)
