@@ -80,6 +80,7 @@ class Settings:
     checkpoint_at_end: bool = False
     keep_checkpoints_num: int | None = None
     checkpoint_score_attr: str | None = None
+    fail_fast: bool | str = False  # a trial's final failure ends the experiment
     searcher_counts_samples: bool = True  # False for the variant generator (it counts itself)
 
 
@@ -160,14 +161,7 @@ class Controller:
         if result.get("done") or self.stopper(trial.trial_id, result):
             return commands + self._complete(trial, save=periodic)
         if self.stopper.stop_all():
-            self.stopped_all = True
-            self.searcher_finished = True
-            commands += self._complete(trial)
-            for other in self.trials:
-                if other is not trial and other.status in (Trial.RUNNING, Trial.PENDING,
-                                                            Trial.PAUSED):
-                    commands += self._complete(other)
-            return commands
+            return commands + self._complete(trial) + self._end_experiment(trial)
         self.searcher.on_trial_result(trial.trial_id, result)
         decision = self.scheduler.on_trial_result(trial, result)
         commands += self._scheduler_stops()
@@ -206,7 +200,10 @@ class Controller:
             trial.status = Trial.ERROR
             self.scheduler.on_trial_error(trial)
             self.searcher.on_trial_complete(trial.trial_id, None, error=True)
-            return [Stop(trial, failed=True)] + self._scheduler_stops()
+            commands = [Stop(trial, failed=True)] + self._scheduler_stops()
+            if self.settings.fail_fast:
+                commands += self._end_experiment(trial)
+            return commands
         trial.status = Trial.PENDING
         checkpoint = trial.checkpoint
         trial.restore_path = checkpoint.path if checkpoint else None
@@ -263,6 +260,17 @@ class Controller:
             commands = [Save(trial)] if save or self.settings.checkpoint_at_end else []
             commands.append(Stop(trial))
         return commands + self._scheduler_stops()
+
+    def _end_experiment(self, trial: Trial) -> list:
+        """Stop suggesting and end every other unfinished trial (stop_all, fail_fast)."""
+        self.stopped_all = True
+        self.searcher_finished = True
+        commands = []
+        for other in self.trials:
+            if other is not trial and other.status in (Trial.RUNNING, Trial.PENDING,
+                                                        Trial.PAUSED):
+                commands += self._complete(other)
+        return commands
 
     def _scheduler_stops(self) -> list:
         """Other trials the scheduler decided to end (e.g. HyperBand's losing paused trials)."""

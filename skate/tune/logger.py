@@ -1,9 +1,9 @@
 """Per-trial result files: params.json, result.json, progress.csv, TensorBoard events.
 
-These are ordinary callbacks the runner always installs. Files are flushed at most
-every half second and whenever a trial ends, so a driver killed
-mid-experiment loses no result of a finished trial (running trials restart
-from their checkpoints on resume); ``ExperimentAnalysis`` and resume read them back.
+These are ordinary callbacks the runner always installs. The runner calls
+``flush()`` before each write of the experiment state and a trial's files are
+closed when it ends, so every result before a checkpoint that resume would
+restore from is on disk, and a finished trial's results are never lost; ``ExperimentAnalysis`` and resume read them back.
 
 >>> from skate import tune
 >>> import os, tempfile
@@ -33,9 +33,6 @@ EXPR_PARAM_PICKLE_FILE = "params.pkl"
 EXPR_RESULT_FILE = "result.json"
 EXPR_PROGRESS_FILE = "progress.csv"
 EXPR_ERROR_FILE = "error.txt"
-# Results reach the files at once but the disk within this; a trial's files are
-# closed (flushed) when it ends, so a finished trial's results are never lost.
-FLUSH_PERIOD_S = 0.5
 
 
 def _json_default(value):
@@ -75,7 +72,6 @@ class JsonLoggerCallback(Callback):
 
     def __init__(self):
         self._files: dict = {}
-        self._flushed = time.monotonic()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         if trial.trial_id not in self._files:
@@ -89,14 +85,10 @@ class JsonLoggerCallback(Callback):
             self.on_trial_start(iteration, trials, trial)
             f = self._files[trial.trial_id]
         f.write(json.dumps({**result, "config": trial.config}, default=_json_default) + "\n")
-        self._maybe_flush()
 
-    def _maybe_flush(self):
-        now = time.monotonic()
-        if now - self._flushed > FLUSH_PERIOD_S:
-            self._flushed = now
-            for f in self._files.values():
-                f.flush()
+    def flush(self):
+        for f in self._files.values():
+            f.flush()
 
     def _close(self, trial):
         f = self._files.pop(trial.trial_id, None)
@@ -119,7 +111,6 @@ class CSVLoggerCallback(Callback):
 
     def __init__(self):
         self._writers: dict = {}
-        self._flushed = time.monotonic()
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         entry = self._writers.get(trial.trial_id)
@@ -134,13 +125,11 @@ class CSVLoggerCallback(Callback):
             if not exists:
                 writer.writeheader()
             entry = self._writers[trial.trial_id] = (f, writer)
-        f, writer = entry
-        writer.writerow(flat)
-        now = time.monotonic()
-        if now - self._flushed > FLUSH_PERIOD_S:
-            self._flushed = now
-            for f, _ in self._writers.values():
-                f.flush()
+        entry[1].writerow(flat)
+
+    def flush(self):
+        for f, _ in self._writers.values():
+            f.flush()
 
     def _close(self, trial):
         entry = self._writers.pop(trial.trial_id, None)
@@ -166,8 +155,8 @@ def _existing_columns(path: str) -> list:
 class TBXLoggerCallback(Callback):
     """TensorBoard event files (tensorboardX): every numeric metric, by training_iteration.
 
-    The events are written by a small actor (no CPU reserved), fed batches every
-    half second: tensorboardX imports torch, which would cost the driver more
+    The events are written by a small actor (no CPU reserved), fed a batch at
+    every ``flush()``: tensorboardX imports torch, which would cost the driver more
     than a second, and a summary per scalar in the driver's loop would cost
     more than the rest of a result's handling.
     """
@@ -175,7 +164,6 @@ class TBXLoggerCallback(Callback):
     def __init__(self):
         self._writer = None
         self._batch: list = []
-        self._flushed = time.monotonic()
 
     def on_trial_start(self, iteration, trials, trial, **info):
         # Start the writer with the first trial, so its imports overlap the experiment.
@@ -199,10 +187,9 @@ class TBXLoggerCallback(Callback):
                 scalars[key] = float(value)
         self._batch.append((trial.local_path, int(result.get("training_iteration", 0)),
                             time.time(), scalars))
-        now = time.monotonic()
-        if now - self._flushed > FLUSH_PERIOD_S:
-            self._flushed = now
-            self._send()
+
+    def flush(self):
+        self._send()
 
     def _send(self):
         if not self._batch:

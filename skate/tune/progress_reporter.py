@@ -73,6 +73,9 @@ class ProgressReporter:
 class CLIReporter(ProgressReporter):
     """The default reporter: a table of trials on stdout.
 
+    ``verbose=1`` shows the table; ``verbose>=2`` also prints a line for each
+    trial as it ends.
+
     >>> reporter = CLIReporter(metric_columns=["loss"], max_report_frequency=1)
     """
 
@@ -89,6 +92,7 @@ class CLIReporter(ProgressReporter):
         self._stream = stream
         self._last = -math.inf
         self._drawn_lines = 0
+        self._announced: set = set()  # trials whose end was printed (verbose >= 2)
 
     def setup(self, metric=None, mode=None, total_samples=None, **info):
         self.metric = self.metric or metric
@@ -143,6 +147,15 @@ class CLIReporter(ProgressReporter):
                          f" config={best.config}\n")
         if self._interactive() and self._drawn_lines:
             self.stream.write(f"\x1b[{self._drawn_lines}F\x1b[J")  # back up over the old table
+        if self.verbose >= 2:
+            # Lines above the table stay: one per trial as it ends, with its last metrics.
+            for t in trials:
+                if t.is_finished() and t.trial_id not in self._announced:
+                    self._announced.add(t.trial_id)
+                    shown = {m: _fmt(t.last_result[m]) for m in metrics if m in t.last_result}
+                    self.stream.write(f"Trial {t} {t.status} after "
+                                      f"{t.last_result.get('training_iteration', 0)} "
+                                      f"iterations: {shown}\n")
         self.stream.write(text)
         self.stream.flush()
         self._drawn_lines = text.count("\n")

@@ -28,20 +28,22 @@ from skate.tune.trial_actor import TrialActor
 logger = logging.getLogger(__name__)
 
 _RESOURCE_REFRESH_S = 2.0  # how often the cluster's size is re-read (nodes come and go)
-_STATE_PERIOD_S = 0.5  # results are on disk at once; the state file follows within this
+_STATE_PERIOD_S = 0.5  # result files are flushed and the state file written this often
 
 
 class Runner:
     """Runs one experiment's controller to completion (or Ctrl-C)."""
 
     def __init__(self, controller: Controller, trainable_cls: type, experiment_dir: str,
-                 experiment_name: str, callbacks: list, reporter, reuse_actors: bool,
+                 experiment_name: str, loggers: list, callbacks: list, reporter,
+                 reuse_actors: bool,
                  state_extra: dict | None = None, journal_seq: int = 0):
         self.controller = controller
         self.trainable_cls = trainable_cls
         self.experiment_dir = experiment_dir
         self.experiment_name = experiment_name
-        self.callbacks = CallbackList(callbacks)
+        self._loggers = loggers  # result files: flushed before each state write
+        self.callbacks = CallbackList(loggers + callbacks)
         self.reporter = reporter
         self.reuse_actors = reuse_actors
         self.interrupted = False
@@ -294,6 +296,8 @@ class Runner:
         now = time.monotonic()
         if not force and (not self._state_dirty or now - self._state_written < _STATE_PERIOD_S):
             return
+        for result_logger in self._loggers:
+            result_logger.flush()
         c = self.controller
         experiment_state.save_state(self.experiment_dir, c.trials,
                                     searcher_finished=c.searcher_finished,

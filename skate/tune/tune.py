@@ -51,12 +51,12 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         mode: str | None = None, stop=None, time_budget_s=None, config: dict | None = None,
         resources_per_trial=None, num_samples: int = 1, storage_path: str | None = None,
         local_dir: str | None = None, search_alg=None, scheduler=None, checkpoint_freq: int = 0,
-        checkpoint_at_end: bool = False, keep_checkpoints_num: int | None = None,
+        checkpoint_at_end: bool | None = False, keep_checkpoints_num: int | None = None,
         checkpoint_score_attr: str | None = None, checkpoint_config=None, verbose: int = 2,
         progress_reporter=None, max_failures: int = 0, resume=False, reuse_actors=None,
         raise_on_failed_trial: bool = True, callbacks: list | None = None,
         max_concurrent_trials: int | None = None, fail_fast: bool = False,
-        trial_dirname_creator=None) -> ExperimentAnalysis:
+        trial_dirname_creator=None, _resume_unfinished: bool = True) -> ExperimentAnalysis:
     """Run a hyperparameter search and return an :class:`ExperimentAnalysis`.
 
     ``run_or_experiment`` is a function calling ``tune.report``, a
@@ -76,11 +76,18 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
             attr = f"min-{attr}"
         checkpoint_score_attr = attr
         checkpoint_freq = checkpoint_config.checkpoint_frequency
-        checkpoint_at_end = bool(checkpoint_config.checkpoint_at_end)
+        checkpoint_at_end = checkpoint_config.checkpoint_at_end
     cls, trainable_name = resolve(run_or_experiment)
-    if checkpoint_freq and issubclass(cls, FunctionTrainable):
-        raise ValueError("checkpoint_freq applies to class trainables; a function trainable "
-                         "checkpoints by passing checkpoint= to tune.report.")
+    is_function = issubclass(cls, FunctionTrainable)
+    if checkpoint_at_end is None:  # as Ray: on for class trainables that can save
+        checkpoint_at_end = not is_function and \
+            cls.save_checkpoint is not Trainable.save_checkpoint
+    if (checkpoint_freq or checkpoint_at_end) and is_function:
+        raise ValueError("checkpoint_freq / checkpoint_at_end apply to class trainables; a "
+                         "function trainable checkpoints by passing checkpoint= to "
+                         "tune.report.")
+    if fail_fast not in (False, True, "raise"):
+        raise ValueError(f"fail_fast must be True, False or 'raise', got {fail_fast!r}.")
     storage = os.path.expanduser(storage_path or local_dir or default_storage_path())
     if resume and not name:
         raise ValueError("resume needs the experiment's name= (the folder under storage_path).")
@@ -92,7 +99,7 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
 
     if resuming:
         trials, state = experiment_state.load_state(experiment_dir)
-        _prepare_for_resume(trials, str(resume))
+        _prepare_for_resume(trials, str(resume), _resume_unfinished)
         searcher = experiment_state.load_pickle(experiment_dir, experiment_state.SEARCHER_FILE)
         scheduler = experiment_state.load_pickle(experiment_dir,
                                                  experiment_state.SCHEDULER_FILE)
@@ -124,7 +131,7 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         metric=metric, mode=mode, num_samples=num_samples, max_failures=max_failures,
         max_concurrent_trials=max_concurrent_trials or 0, checkpoint_freq=checkpoint_freq,
         checkpoint_at_end=checkpoint_at_end, keep_checkpoints_num=keep_checkpoints_num,
-        checkpoint_score_attr=checkpoint_score_attr,
+        checkpoint_score_attr=checkpoint_score_attr, fail_fast=fail_fast,
         searcher_counts_samples=not isinstance(inner, BasicVariantGenerator))
 
     def make_trial(trial_id: str, index: int, trial_config: dict) -> Trial:
@@ -154,7 +161,7 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
     user_callbacks = list(callbacks or [])
     for cb in user_callbacks:
         cb.setup(stop=stop, num_samples=num_samples, total_num_samples=num_samples)
-    runner = Runner(controller, cls, experiment_dir, name, default_loggers() + user_callbacks,
+    runner = Runner(controller, cls, experiment_dir, name, default_loggers(), user_callbacks,
                     reporter, reuse_actors, state_extra={"metric": metric, "mode": mode},
                     journal_seq=journal_seq)
     runner.run()
@@ -162,6 +169,9 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
     analysis = ExperimentAnalysis(experiment_dir, trials=controller.trials,
                                   default_metric=metric, default_mode=mode)
     failed = [t for t in controller.trials if t.status == Trial.ERROR]
+    if failed and fail_fast == "raise":
+        raise TuneError(f"Trial {failed[0]} failed and fail_fast='raise' ended the "
+                        f"experiment:\n{failed[0].error_msg}")
     if failed and raise_on_failed_trial and not runner.interrupted:
         raise TuneError(f"Trials did not complete: {failed}. Their tracebacks are in "
                         + ", ".join(str(t.error_file) for t in failed) + ".")
@@ -200,10 +210,13 @@ def _should_resume(resume, experiment_dir: str) -> bool:
     return False  # AUTO: nothing to resume, start fresh
 
 
-def _prepare_for_resume(trials: list, resume: str) -> None:
-    """Unfinished trials go back to PENDING at their latest checkpoint."""
+def _prepare_for_resume(trials: list, resume: str, unfinished: bool = True) -> None:
+    """Unfinished trials go back to PENDING at their latest checkpoint (or end, when
+    ``unfinished`` is False)."""
     for trial in trials:
-        if trial.status in (Trial.RUNNING, Trial.PENDING, Trial.PAUSED):
+        if trial.status in (Trial.RUNNING, Trial.PENDING, Trial.PAUSED) and not unfinished:
+            trial.status = Trial.TERMINATED
+        elif trial.status in (Trial.RUNNING, Trial.PENDING, Trial.PAUSED):
             trial.status = Trial.PENDING
             checkpoint = trial.checkpoint
             trial.restore_path = checkpoint.path if checkpoint else None

@@ -84,7 +84,7 @@ class Tuner:
 
     def __init__(self, trainable=None, *, param_space: dict | None = None,
                  tune_config: TuneConfig | None = None, run_config: RunConfig | None = None,
-                 _resume=False):
+                 _resume=False, _resume_unfinished: bool = True):
         if trainable is None:
             raise ValueError("Tuner needs a trainable: a function, a tune.Trainable subclass or "
                              "a registered name.")
@@ -93,6 +93,7 @@ class Tuner:
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()
         self._resume = _resume
+        self._resume_unfinished = _resume_unfinished
         if not isinstance(self.param_space, dict):
             raise TypeError(f"param_space must be a dict, got {type(param_space).__name__}.")
 
@@ -122,6 +123,7 @@ class Tuner:
             time_budget_s=tc.time_budget_s, reuse_actors=tc.reuse_actors,
             trial_dirname_creator=tc.trial_dirname_creator, stop=rc.stop,
             checkpoint_config=rc.checkpoint_config, max_failures=failure.max_failures,
+            fail_fast=failure.fail_fast, _resume_unfinished=self._resume_unfinished,
             callbacks=rc.callbacks, verbose=rc.verbose, progress_reporter=rc.progress_reporter,
             resume=self._resume, raise_on_failed_trial=False)
         return ResultGrid(analysis)
@@ -149,7 +151,8 @@ class Tuner:
         elif resume_errored:
             resume = "AUTO+ERRORED"
         return cls(trainable, param_space=param_space or saved["param_space"],
-                   tune_config=saved["tune_config"], run_config=rc, _resume=resume)
+                   tune_config=saved["tune_config"], run_config=rc, _resume=resume,
+                   _resume_unfinished=resume_unfinished)
 
     @classmethod
     def can_restore(cls, path: str) -> bool:

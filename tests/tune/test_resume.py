@@ -157,3 +157,30 @@ def test_resume_without_state_is_a_clear_error(start_regular, tmp_path):
         tune.run(trainable, name="missing", storage_path=str(tmp_path), resume=True, verbose=0)
     with pytest.raises(ValueError, match="not a Tuner experiment folder"):
         tune.Tuner.restore(str(tmp_path / "missing"), trainable)
+
+
+def test_resume_modes_decide_what_runs_again():
+    from skate.tune.trial import Trial
+    from skate.tune.tune import _prepare_for_resume
+
+    def trials():
+        out = []
+        for status in ("RUNNING", "PAUSED", "TERMINATED", "ERROR"):
+            t = Trial(status, {})
+            t.status = status
+            t.checkpoints = [(f"/ck-{status}", {})]
+            out.append(t)
+        return out
+
+    ts = trials()
+    _prepare_for_resume(ts, "AUTO")
+    assert [(t.status, t.restore_path) for t in ts] == [
+        ("PENDING", "/ck-RUNNING"), ("PENDING", "/ck-PAUSED"), ("TERMINATED", None),
+        ("ERROR", None)]
+    ts = trials()
+    _prepare_for_resume(ts, "AUTO+RESTART_ERRORED", unfinished=False)
+    assert [(t.status, t.restore_path) for t in ts] == [
+        ("TERMINATED", None), ("TERMINATED", None), ("TERMINATED", None), ("PENDING", None)]
+    ts = trials()
+    _prepare_for_resume(ts, "AUTO+ERRORED")
+    assert (ts[3].status, ts[3].restore_path) == ("PENDING", "/ck-ERROR")

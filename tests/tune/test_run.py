@@ -448,3 +448,46 @@ def test_ray_train_style_names_work_inside_trainables(start_regular, tmp_path):
                                                      num_to_keep=1))).fit()
     assert sorted(r.metrics["loss"] for r in grid) == [1, 4]
     assert all(r.metrics["trial"] == r.metrics["trial_id"] for r in grid)
+
+
+def test_fail_fast_ends_the_experiment(start_regular, tmp_path):
+    def trainable(config):
+        if config["i"] == 0:
+            raise RuntimeError("first trial breaks")
+        for _ in range(50):
+            time.sleep(0.05)
+            tune.report({"ok": 1})
+
+    grid = tune.Tuner(trainable, param_space={"i": tune.grid_search(list(range(6)))},
+                      run_config=tune.RunConfig(
+                          storage_path=str(tmp_path), verbose=0,
+                          failure_config=tune.FailureConfig(fail_fast=True))).fit()
+    assert grid.num_errors == 1
+    assert max(r.metrics.get("training_iteration", 0) for r in grid) < 50
+    with pytest.raises(TuneError, match="first trial breaks"):
+        tune.run(trainable, config={"i": tune.grid_search([0, 1])}, fail_fast="raise",
+                 storage_path=str(tmp_path), verbose=0)
+
+
+def test_class_checkpoint_at_end_defaults_like_ray(start_regular, tmp_path):
+    class Saver(tune.Trainable):
+        def step(self):
+            return {"v": 1}
+
+        def save_checkpoint(self, checkpoint_dir):
+            return {"v": 1}
+
+        def load_checkpoint(self, checkpoint):
+            pass
+
+    grid = tune.Tuner(Saver, run_config=tune.RunConfig(
+        storage_path=str(tmp_path), verbose=0, stop={"training_iteration": 5},
+        checkpoint_config=tune.CheckpointConfig(checkpoint_frequency=2))).fit()
+    saved = sorted(n for n in os.listdir(grid[0].path) if n.startswith("checkpoint_"))
+    assert saved == ["checkpoint_000002", "checkpoint_000004", "checkpoint_000005"]
+
+    def function(config):
+        tune.report({"v": 1})
+
+    with pytest.raises(ValueError, match="class trainables"):
+        tune.run(function, checkpoint_at_end=True, storage_path=str(tmp_path), verbose=0)
