@@ -198,6 +198,8 @@ def test_impossible_resource_request_fails_before_any_trial(start_regular, tmp_p
     ({"num_samples": 0}, "num_samples"),
     ({"resources_per_trial": {"cpu": -1}}, "must be a number >= 0"),
     ({"config": {"x": {"grid_search": 5}}}, "grid_search"),
+    ({"config": {"x": __import__("optuna").distributions.FloatDistribution(0, 1)}},
+     "cannot sample"),
 ])
 def test_bad_arguments_are_refused_early(start_regular, tmp_path, kwargs, match):
     ran = tmp_path / "ran"

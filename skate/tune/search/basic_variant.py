@@ -36,7 +36,8 @@ from typing import Any
 
 from skate.tune.search.sample import Rng
 from skate.tune.search.searcher import Searcher, validate_mode
-from skate.tune.search.variant_generator import apply_preset, count_variants, generate_variants
+from skate.tune.search.variant_generator import (apply_preset, check_space, count_variants,
+                                                 generate_variants)
 
 __all__ = ["BasicVariantGenerator"]
 
@@ -110,6 +111,7 @@ class BasicVariantGenerator(Searcher):
         if mode is not None:
             self._mode = mode
         space = copy.deepcopy(config if config is not None else {})
+        check_space(space)
         # Every point runs, each as one round (as Ray), even past num_samples.
         # Presets are applied now so that a bad point fails here, not mid-experiment.
         rounds = max(num_samples, len(self._points))

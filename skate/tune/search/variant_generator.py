@@ -84,6 +84,30 @@ def _grid_values(path: Path, grid: dict) -> list:
     return values
 
 
+# Search-space objects of other libraries: a constant that the user surely meant as a
+# space. Tune cannot sample them; a clear error beats running every trial with an object.
+_FOREIGN_SPACES = ("optuna.distributions", "hyperopt.", "ConfigSpace", "nevergrad.",
+                   "skopt.space", "ray.tune.search")
+
+
+def check_space(space: Any, prefix: Path = ()) -> None:
+    """Raise a clear ValueError for a value that is another library's search-space type."""
+    if isinstance(space, dict) and not _is_grid(space):
+        for key, value in space.items():
+            check_space(value, prefix + (key,))
+    elif isinstance(space, list):
+        for i, value in enumerate(space):
+            check_space(value, prefix + (i,))
+    elif not isinstance(space, Domain):
+        module = type(space).__module__ or ""
+        if module.startswith(_FOREIGN_SPACES):
+            raise ValueError(
+                f"`{_name(prefix)}` holds a {module}.{type(space).__name__}, a search space "
+                f"type skate.tune cannot sample. Use tune.uniform / tune.choice / ... in the "
+                f"config, or give native spaces to the searcher that understands them (e.g. "
+                f"OptunaSearch(space={{...}}) for Optuna distributions).")
+
+
 def _walk(space: Any, prefix: Path = ()) -> Iterator[tuple[Path, Any]]:
     """Yield ``(path, value)`` for every domain and grid, depth first in insertion order."""
     if isinstance(space, Domain) or _is_grid(space):
