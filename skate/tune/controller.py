@@ -82,6 +82,10 @@ class Settings:
     checkpoint_score_attr: str | None = None
     fail_fast: bool | str = False  # a trial's final failure ends the experiment
     searcher_counts_samples: bool = True  # False for the variant generator (it counts itself)
+    # Trials suggested ahead of free resources. As in Ray: many for the variant generator
+    # (so schedulers such as HyperBand see a full population early), one for model-based
+    # searchers (a config suggested later is suggested with more results known).
+    max_pending_trials: int = 1
 
 
 class Controller:
@@ -134,11 +138,14 @@ class Controller:
                        if t.status in (Trial.PENDING, Trial.PAUSED) and _fits(t.resources, free)]
             trial = self.scheduler.choose_trial_to_run(waiting) if waiting else None
             if trial is None:
-                if any(t.status == Trial.PENDING for t in self.trials):
-                    break  # a suggested trial still waits for resources: suggest no more
+                pending = sum(1 for t in self.trials if t.status == Trial.PENDING)
+                if pending >= self.settings.max_pending_trials:
+                    break  # enough suggested trials wait for resources already
                 trial = self._suggest(total)
-                if trial is None or not _fits(trial.resources, free):
+                if trial is None:
                     break
+                if not _fits(trial.resources, free):
+                    continue  # it waits as PENDING; maybe suggest more ahead
             restore, trial.restore_path = trial.restore_path, None
             if restore is None and trial.status == Trial.PAUSED and trial.checkpoint:
                 restore = trial.checkpoint.path  # saved when it was paused

@@ -132,7 +132,8 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         max_concurrent_trials=max_concurrent_trials or 0, checkpoint_freq=checkpoint_freq,
         checkpoint_at_end=checkpoint_at_end, keep_checkpoints_num=keep_checkpoints_num,
         checkpoint_score_attr=checkpoint_score_attr, fail_fast=fail_fast,
-        searcher_counts_samples=not isinstance(inner, BasicVariantGenerator))
+        searcher_counts_samples=not isinstance(inner, BasicVariantGenerator),
+        max_pending_trials=_max_pending(searcher, inner))
 
     def make_trial(trial_id: str, index: int, trial_config: dict) -> Trial:
         resources, bundles, strategy = trial_resources(cls, trial_config, resources_per_trial)
@@ -176,6 +177,14 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         raise TuneError(f"Trials did not complete: {failed}. Their tracebacks are in "
                         + ", ".join(str(t.error_file) for t in failed) + ".")
     return analysis
+
+
+def _max_pending(searcher, inner) -> int:
+    """Trials suggested ahead of resources (Ray: TUNE_MAX_PENDING_TRIALS_PG's default)."""
+    if searcher is not inner or not isinstance(inner, BasicVariantGenerator):
+        return 1
+    cpus = skate.cluster_resources().get("CPU", 1)
+    return max(16, int(cpus * 1.1))
 
 
 def _validate(metric, mode, num_samples, max_failures, max_concurrent_trials, resume):

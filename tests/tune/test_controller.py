@@ -195,3 +195,12 @@ def test_trial_state_round_trips():
     copy = Trial.from_state(t.to_state())
     assert copy.to_state() == t.to_state()
     assert copy.checkpoint.path == "/ck" and copy.metric_analysis["m"]["max"] == 2.0
+
+
+def test_trials_are_suggested_ahead_up_to_max_pending():
+    c = make([{"x": i} for i in range(10)], searcher_counts_samples=False,
+             max_pending_trials=4)
+    assert len(c.launch({"CPU": 2})) == 2
+    assert [t.status for t in c.trials] == ["RUNNING"] * 2 + ["PENDING"] * 4
+    assert c.launch({"CPU": 2}) == []  # nothing more until one starts
+    assert len(c.trials) == 6

@@ -493,3 +493,64 @@ def test_class_checkpoint_at_end_defaults_like_ray(start_regular, tmp_path):
 
     with pytest.raises(ValueError, match="class trainables"):
         tune.run(function, checkpoint_at_end=True, storage_path=str(tmp_path), verbose=0)
+
+
+def test_hyperband_pauses_and_resumes_trials_from_checkpoints(start_regular, tmp_path):
+    from skate.tune.schedulers import HyperBandScheduler
+
+    class Curve(tune.Trainable):
+        def setup(self, config):
+            self.value = 0.0
+            self.restored_at = []
+
+        def step(self):
+            self.value += self.config["rate"]
+            return {"value": self.value, "restored_at": list(self.restored_at)}
+
+        def save_checkpoint(self, checkpoint_dir):
+            return {"value": self.value}
+
+        def load_checkpoint(self, checkpoint):
+            self.value = checkpoint["value"]
+            self.restored_at.append(self.iteration)
+
+    scheduler = HyperBandScheduler(max_t=9, reduction_factor=3)
+    analysis = tune.run(Curve, config={"rate": tune.grid_search([1, 2, 3, 4, 5, 6, 7, 8, 9])},
+                        metric="value", mode="max", scheduler=scheduler,
+                        storage_path=str(tmp_path), verbose=0)
+    assert all(t.status == "TERMINATED" for t in analysis.trials)
+    best = analysis.best_trial
+    assert best.config["rate"] == 9 and best.last_result["training_iteration"] == 9
+    # Progress survived the pauses: value == rate * iterations, and restores happened.
+    resumed = [t for t in analysis.trials if t.last_result["restored_at"]]
+    assert resumed, "no trial was paused and resumed"
+    for t in analysis.trials:
+        assert t.last_result["value"] == t.config["rate"] * t.last_result["training_iteration"]
+    assert sum(t.last_result["training_iteration"] for t in analysis.trials) < 9 * 9
+
+
+def test_median_stopping_and_time_budget(start_regular, tmp_path):
+    from skate.tune.schedulers import MedianStoppingRule
+
+    def trainable(config):
+        for step in range(1, 21):
+            time.sleep(0.01)
+            tune.report({"acc": config["q"] * step})
+
+    rule = MedianStoppingRule(time_attr="training_iteration", grace_period=3,
+                              min_samples_required=2)
+    analysis = tune.run(trainable, config={"q": tune.grid_search([5, 4, 3, 2, 1])},
+                        metric="acc", mode="max", scheduler=rule, storage_path=str(tmp_path),
+                        verbose=0)
+    its = {t.config["q"]: t.last_result["training_iteration"] for t in analysis.trials}
+    assert its[5] == 20 and its[1] < 20
+
+    def forever(config):
+        while True:
+            time.sleep(0.05)
+            tune.report({"x": 1})
+
+    start = time.monotonic()
+    analysis = tune.run(forever, time_budget_s=1.5, storage_path=str(tmp_path), verbose=0)
+    assert time.monotonic() - start < 20
+    assert analysis.trials[0].status == "TERMINATED"
