@@ -39,6 +39,7 @@ class Trial:
         self.strategy = strategy
         self.local_path = local_path  # the trial's folder in the experiment folder
         self.trainable_name = trainable_name
+        self.custom_name: str | None = None  # from tune.run(trial_name_creator=...)
         self.status = Trial.PENDING
         self.last_result: dict = {}
         self.num_results = 0  # results logged (result.json lines)
@@ -89,8 +90,9 @@ class Trial:
             stats["last"] = value
 
     def __repr__(self):
-        name = f"{self.trainable_name}_{self.trial_id}" if self.trainable_name else self.trial_id
-        return name
+        if self.custom_name:
+            return self.custom_name
+        return f"{self.trainable_name}_{self.trial_id}" if self.trainable_name else self.trial_id
 
     def __str__(self):
         return repr(self)
@@ -106,7 +108,7 @@ class Trial:
             "experiment_tag": self.experiment_tag, "evaluated_params": self.evaluated_params,
             "resources": self.resources, "bundles": self.bundles, "strategy": self.strategy,
             "local_path": self.local_path, "trainable_name": self.trainable_name,
-            "status": self.status, "last_result": self.last_result,
+            "custom_name": self.custom_name, "status": self.status, "last_result": self.last_result,
             "num_results": self.num_results, "num_failures": self.num_failures,
             "error_file": self.error_file, "error_msg": self.error_msg,
             "checkpoints": self.checkpoints, "restore_path": self.restore_path,
@@ -119,6 +121,7 @@ class Trial:
                 evaluated_params=state["evaluated_params"], resources=state["resources"],
                 bundles=state["bundles"], strategy=state["strategy"],
                 local_path=state["local_path"], trainable_name=state["trainable_name"])
+        t.custom_name = state.get("custom_name")
         t.status = state["status"]
         t.last_result = state["last_result"]
         t.num_results = state["num_results"]

@@ -56,7 +56,8 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         progress_reporter=None, max_failures: int = 0, resume=False, reuse_actors=None,
         raise_on_failed_trial: bool = True, callbacks: list | None = None,
         max_concurrent_trials: int | None = None, fail_fast: bool = False,
-        trial_dirname_creator=None, _resume_unfinished: bool = True) -> ExperimentAnalysis:
+        trial_name_creator=None, trial_dirname_creator=None,
+        _resume_unfinished: bool = True) -> ExperimentAnalysis:
     """Run a hyperparameter search and return an :class:`ExperimentAnalysis`.
 
     ``run_or_experiment`` is a function calling ``tune.report``, a
@@ -142,6 +143,8 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
         trial = Trial(trial_id, trial_config, experiment_tag=tag, evaluated_params=evaluated,
                       resources=resources, bundles=bundles, strategy=strategy,
                       trainable_name=trainable_name)
+        if trial_name_creator is not None:
+            trial.custom_name = str(trial_name_creator(trial))
         dirname = (trial_dirname_creator(trial) if trial_dirname_creator
                    else f"{_safe(trainable_name)}_{trial_id}_{_safe(tag)}"[:120])
         trial.local_path = os.path.join(experiment_dir, dirname)

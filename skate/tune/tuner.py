@@ -34,6 +34,7 @@ class TuneConfig:
     max_concurrent_trials: int | None = None
     time_budget_s: float | None = None
     reuse_actors: bool | None = None
+    trial_name_creator: object = None
     trial_dirname_creator: object = None
 
 
@@ -121,6 +122,7 @@ class Tuner:
             config=self.param_space, num_samples=tc.num_samples, search_alg=tc.search_alg,
             scheduler=tc.scheduler, max_concurrent_trials=tc.max_concurrent_trials,
             time_budget_s=tc.time_budget_s, reuse_actors=tc.reuse_actors,
+            trial_name_creator=tc.trial_name_creator,
             trial_dirname_creator=tc.trial_dirname_creator, stop=rc.stop,
             checkpoint_config=rc.checkpoint_config, max_failures=failure.max_failures,
             fail_fast=failure.fail_fast, _resume_unfinished=self._resume_unfinished,

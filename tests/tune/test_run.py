@@ -554,3 +554,17 @@ def test_median_stopping_and_time_budget(start_regular, tmp_path):
     analysis = tune.run(forever, time_budget_s=1.5, storage_path=str(tmp_path), verbose=0)
     assert time.monotonic() - start < 20
     assert analysis.trials[0].status == "TERMINATED"
+
+
+def test_trial_name_and_dirname_creators(start_regular, tmp_path):
+    def trainable(config):
+        tune.report({"x": config["x"]})
+
+    analysis = tune.run(trainable, config={"x": tune.grid_search([1, 2])},
+                        trial_name_creator=lambda t: f"run-x{t.config['x']}",
+                        trial_dirname_creator=lambda t: f"dir-{t.config['x']}",
+                        storage_path=str(tmp_path), verbose=0)
+    assert sorted(str(t) for t in analysis.trials) == ["run-x1", "run-x2"]
+    assert sorted(os.path.basename(t.path) for t in analysis.trials) == ["dir-1", "dir-2"]
+    with pytest.raises(TypeError, match="sync_config"):
+        tune.run(trainable, sync_config=object(), storage_path=str(tmp_path), verbose=0)
