@@ -7,8 +7,9 @@ with its own node manager and shared-memory arena. For each size an array is
 
 * ``transfer``: timed inside the task, around ``skate.get`` of the ref (passed
   nested in a list, so the task starts before the bytes move) and ``len``: the
-  pull over gRPC into the second node's arena, and mapping it. This is the
-  number compared with the socket.
+  pull into the second node's arena (over the node managers' plain-socket
+  object stream, gRPC being the fallback), and mapping it. This is the number
+  compared with the socket.
 * ``task``: the driver's wall time for the whole task (submit, pull, reply);
   it shows the overhead around the transfer.
 
@@ -22,7 +23,8 @@ sender, into a buffer touched beforehand (so no page faults are counted):
   what a single connection on this machine can do. The target is that a
   transfer reaches at least half of it.
 * ``plain gRPC``: the same bytes as a gRPC stream of 4 MiB messages, the shape
-  of Skate's transfer without Skate around it: the ceiling of that design.
+  of Skate's fallback transfer (and, until 2026-11, its only one) without Skate
+  around it: the ceiling of that design.
 
 Usage::
 
@@ -49,7 +51,7 @@ if REPO_ROOT not in sys.path:
 
 
 # ------------------------------------------------------------------ the references
-CHUNK = 4 * 1024 * 1024  # as Skate's transfer
+CHUNK = 4 * 1024 * 1024  # as Skate's gRPC transfer
 
 
 def _data(nbytes: int):

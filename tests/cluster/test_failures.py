@@ -201,3 +201,21 @@ def test_task_sent_to_a_hung_node_runs_elsewhere_once_it_is_declared_dead(hang_a
         assert skate.get(ref, timeout=10) == c.head.node_id
     finally:
         os.kill(proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.skate_only  # stops the node manager by pid; sets Skate's hung-node timeout
+def test_actor_sent_to_a_hung_node_is_created_elsewhere_once_it_is_declared_dead(
+        hang_after_3s, cluster):
+    c = cluster(workers=[{"num_cpus": 1}])
+    hung = c.workers[0]
+    proc = hung._node.procs[0]
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        # the node still looks alive, so the control store's lease request goes to it and
+        # nobody answers; once the node is declared dead the request is asked again elsewhere
+        actor = Counter.options(num_cpus=0, scheduling_strategy=_soft(hung)).remote()
+        wait_for_condition(lambda: not _alive(hung.node_id), timeout=15)
+        assert skate.get(actor.incr.remote(), timeout=20) == (1, c.head.node_id)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    wait_for_condition(lambda: proc.poll() is not None, timeout=10)  # told it is dead, it exits

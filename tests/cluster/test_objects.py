@@ -185,3 +185,20 @@ def test_object_read_on_another_node_is_freed_when_its_last_reference_goes(clust
     assert store_stats(head.node_id)["num_objects"] == 1
     del ref
     wait_for_condition(lambda: store_stats(head.node_id)["num_objects"] == 0, timeout=10)
+    # and the copy B pulled goes too (an object is freed everywhere): B's arena is free
+    # again for the next object, whose pages are then already mapped
+    wait_for_condition(lambda: store_stats(b.node_id)["num_objects"] == 0, timeout=10)
+    assert store_stats(b.node_id)["used"] == 0
+
+
+@pytest.mark.parametrize("head_store, b_store", [(64 * MiB, STORE), (STORE, 64 * MiB),
+                                                 (64 * MiB, 64 * MiB)])
+def test_object_larger_than_an_arena_crosses_nodes_through_files(cluster, head_store, b_store):
+    """Larger than the sender's arena, it is sent from its spill file; larger than the
+    reader's, it is received into one."""
+    c = cluster(head={"num_cpus": 1, "object_store_memory": head_store},
+                workers=[{"num_cpus": 1, "object_store_memory": b_store}])
+    arr = _random_bytes(100 * MiB, seed=6)
+    ref = skate.put(arr)
+    assert skate.get(digest.options(scheduling_strategy=_on(c.workers[0])).remote(ref),
+                     timeout=120) == (c.workers[0].node_id, arr.nbytes, _sha(arr))

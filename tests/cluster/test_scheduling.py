@@ -198,3 +198,31 @@ def test_actor_waits_for_resources_freed_on_another_node(cluster):
         skate.get(second.node.remote(), timeout=0.5)  # "accel" is held by the first actor
     skate.kill(first)
     assert skate.get(second.node.remote(), timeout=60) == accel
+
+
+def _children(pid):
+    kids = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            kids.update(int(p) for p in f.read().split())
+    return kids
+
+
+@pytest.mark.skate_only  # counts the node manager's worker processes
+def test_queued_requests_start_only_the_workers_the_node_has_room_for(cluster):
+    c = cluster(workers=[{"num_cpus": 1}])
+    node = c.workers[0]
+    started = _children(node._node.procs[0].pid)
+
+    @skate.remote(num_cpus=0)
+    class Idle:  # takes the node's warm worker, not its CPU
+        def ping(self):
+            return os.getpid()
+
+    actor = Idle.options(scheduling_strategy=_affinity(node.node_id)).remote()
+    skate.get(actor.ping.remote(), timeout=60)
+    # eight one-CPU tasks queue there; each would fit the free CPU, but only one at a time
+    refs = [where.options(scheduling_strategy=_affinity(node.node_id)).remote() for _ in range(8)]
+    assert skate.get(refs, timeout=60) == [node.node_id] * 8
+    new = _children(node._node.procs[0].pid) - started
+    assert len(new) <= 2, f"{len(new)} workers started for a one-CPU node"  # actor + one

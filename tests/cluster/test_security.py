@@ -12,6 +12,7 @@ import pytest
 
 from skate.cluster_utils import Cluster
 from skate.core import rpc
+from tests.core.utils import wait_for_condition
 
 pytestmark = pytest.mark.skate_only
 
@@ -129,3 +130,95 @@ def test_garbage_and_wrong_messages_do_not_crash_servers(cluster, target):
         assert c.call("ping", timeout=5) == "pong"
     finally:
         c.close()
+
+
+# ------------------------------------------------- the plain-socket object stream
+def _stream_address(cluster) -> str:
+    return cluster._nodes()[0]["stream_address"]
+
+
+def _raylet_log(cluster) -> str:
+    logs = os.path.join(cluster._session_dir, "logs")
+    return "".join(open(os.path.join(logs, f)).read() for f in os.listdir(logs)
+                   if f.startswith("raylet"))
+
+
+def test_objects_cannot_be_streamed_without_the_token(cluster):
+    from skate.core.object_store import stream
+
+    received = []
+    for token in ("wrong", ""):
+        with pytest.raises(stream.StreamRefused, match="token"):
+            stream.pull(_stream_address(cluster), b"\0" * 16, received.append, token)
+    assert received == []  # refused before a byte of any object could move
+    wait_for_condition(lambda: "wrong or missing cluster token" in _raylet_log(cluster), timeout=10)
+    assert _alive(cluster)
+
+
+def test_garbage_on_the_object_stream_port_does_not_crash_the_node_manager(cluster):
+    from skate.core.object_store import stream
+
+    host, port = _stream_address(cluster).rsplit(":", 1)
+    tok = cluster.token.encode()
+    good = stream.MAGIC + struct.pack("<H", len(tok)) + tok
+    payloads = [
+        b"",  # connect and leave
+        os.urandom(64),  # random bytes instead of a request
+        b"NOTSKATE" + struct.pack("<H", 3) + b"abc",  # wrong magic
+        stream.MAGIC + struct.pack("<H", 65535),  # a huge token length
+        stream.MAGIC + struct.pack("<H", 10) + b"abc",  # truncated token
+        good + struct.pack("<H", 0),  # an empty object id
+        good + struct.pack("<H", 65535) + os.urandom(100),  # a huge object id length
+        good + struct.pack("<H", 16) + b"\0" * 16 + struct.pack("<H", 9999),  # huge node id
+        good + struct.pack("<H", 16) + b"\0" * 16 + struct.pack("<H", 2) + b"\xff\xfe",
+        good + struct.pack("<H", 16) + b"\0" * 16 + struct.pack("<H", 1) + b"n",  # missing
+    ]
+    for data in payloads:
+        s = socket.create_connection((host, int(port)), timeout=5)
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            try:
+                reply = s.recv(65536)  # an error status or EOF: either way the node lives
+            except OSError:
+                reply = b""
+            assert reply == b"" or reply[0] != stream.OK
+        finally:
+            s.close()
+    with pytest.raises(stream.StreamMissing):
+        stream.pull(_stream_address(cluster), b"\0" * 16, lambda size: None, cluster.token)
+    c = rpc.connect(cluster.head_node.address, token=cluster.token)
+    try:
+        assert c.call("ping", timeout=5) == "pong"
+    finally:
+        c.close()
+
+
+def test_stream_and_grpc_fallback_deliver_the_stored_bytes(cluster):
+    """The socket path serves exactly the bytes of the stored object; when it cannot be
+    reached, the gRPC path delivers the same bytes into the same destination."""
+    import numpy as np
+
+    import skate
+    from skate.core.object_store.transfer import TransferClient
+
+    node = cluster._nodes()[0]
+    data = np.random.default_rng(7).integers(0, 255, 12 * 1024 * 1024 + 3, dtype=np.uint8)
+    cluster.connect()
+    try:
+        ref = skate.put(data)
+        copies = []
+        for stream_address in (node["stream_address"], "127.0.0.1:1"):  # :1 refuses
+            buf = bytearray()
+
+            def begin(size, buf=buf):
+                buf.extend(bytes(size))
+                return memoryview(buf), None
+
+            TransferClient(cluster.token, "test").pull(node["transfer_address"], ref.binary(),
+                                                       begin, stream_address=stream_address)
+            copies.append(bytes(buf))
+        assert copies[0] == copies[1]
+        assert data.tobytes() in copies[0]  # the array, behind the object's header
+    finally:
+        skate.shutdown()

@@ -89,3 +89,51 @@ def test_duplicate_create_is_refused(store):
     write(store, b"x", 10, 1)
     with pytest.raises(ValueError, match="already exists"):
         store.create(b"x", 10, owner="o")
+
+
+def _pull(store, oid, size, reader="pull"):
+    """What the node manager does for a copy pulled from another node."""
+    where = store.create(oid, size, owner=None, secondary=True)
+    view = store.receive_view(oid, reader)
+    view[:] = b"p" * size
+    view.release()
+    store.seal(oid)
+    store.release(oid, reader)
+    return where
+
+
+def test_pulled_copy_takes_the_place_of_an_unread_one_rather_than_fresh_pages(store):
+    assert _pull(store, b"a", 1 * MB) == ("arena", 0)
+    # b would go to fresh pages at 1 MB: a, a copy nobody reads, makes room instead
+    assert _pull(store, b"b", 1 * MB) == ("arena", 0)
+    assert b"a" not in store.objects
+    # a copy someone reads stays; c then goes to fresh pages
+    assert store.get(b"b", "reader")[0] == "arena"
+    assert _pull(store, b"c", 1 * MB)[1] >= 1 * MB
+    assert b"b" in store.objects
+    # a primary copy is never dropped for a pulled one
+    store.release(b"b", "reader")
+    write(store, b"p", 1 * MB, 7)
+    assert _pull(store, b"d", 2 * MB)[0] == "arena"
+    assert read(store, b"p") == bytes([7]) * MB
+    assert store.stats()["num_spilled"] == 0
+
+
+def test_free_reports_the_nodes_that_pulled_copies(store):
+    write(store, b"x", 1000, 1)
+    store.add_copy(b"x", "node-b")
+    store.add_copy(b"x", "node-c")
+    assert store.free(b"x") == {"node-b", "node-c"}
+    assert store.free(b"x") == set()  # told once
+    write(store, b"y", 1000, 2)
+    store.add_copy(b"y", "node-b")
+    assert store.free_owner("o") == {"node-b": [b"y"]}
+
+
+def test_stream_sender_sees_the_stored_bytes(store):
+    write(store, b"s", 3000, 9)
+    fd, offset, size, close_fd = store.open_for_stream(b"s", "send")
+    assert (size, close_fd) == (3000, False)
+    assert os.pread(fd, size, offset) == bytes([9]) * 3000
+    store.release(b"s", "send")
+    assert store.open_for_stream(b"missing", "send") is None

@@ -187,7 +187,8 @@ class ControlStore:
                 self.nodes[node_id]["Resources"] = total
             self.last_seen[node_id] = time.monotonic()
         return {n: (info["Resources"], self.available.get(n, {}), info["Alive"],
-                    info["raylet_address"], info.get("transfer_address", ""))
+                    info["raylet_address"], info.get("transfer_address", ""),
+                    info.get("stream_address", ""))
                 for n, info in self.nodes.items()}
 
     def h_cluster_resources(self, conn, rid):
@@ -284,6 +285,13 @@ class ControlStore:
                 return
             self._request_actor_lease(rec, raylet, attempt, 0)
 
+    def _retry_actor_lease_later(self, rec: ActorRecord, attempt: int) -> None:
+        if self.stopping.is_set():
+            return
+        t = threading.Timer(0.2, self._retry_actor_lease, (rec, attempt))
+        t.daemon = True
+        t.start()
+
     def _request_actor_lease(self, rec: ActorRecord, raylet, attempt: int, hops: int) -> None:
         spec = rec.spec
 
@@ -292,6 +300,13 @@ class ControlStore:
                 if rec.state == DEAD or rec.num_restarts != attempt:
                     if ok and value and value[0] != "spill":
                         raylet.notify("return_lease", value[0], True)
+                    return
+                if not ok and isinstance(value, rpc.ConnectionClosed):
+                    # the node manager asked died, or hung and was declared dead (we closed
+                    # its connection), before it answered: ask again, from home
+                    log.info("actor %s: its lease request was lost with its node (%s); "
+                             "asking again", rec.actor_id.hex(), value)
+                    self._retry_actor_lease_later(rec, attempt)
                     return
                 if not ok or value is None:
                     self._set_dead(rec, f"could not get a worker for the actor: {value}")
@@ -303,9 +318,7 @@ class ControlStore:
                     else:
                         # sent to a node that just died, or views disagree: node managers'
                         # views catch up within a heartbeat, so ask again from home shortly
-                        t = threading.Timer(0.2, self._retry_actor_lease, (rec, attempt))
-                        t.daemon = True
-                        t.start()
+                        self._retry_actor_lease_later(rec, attempt)
                     return
                 lease_id, worker_id, address, gpu_ids, node_id = value
                 rec.lease_id, rec.worker_id, rec.node_id = lease_id, worker_id, node_id

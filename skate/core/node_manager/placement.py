@@ -27,6 +27,7 @@ class NodeView:
     alive: bool = True
     address: str = ""  # its node manager
     transfer_address: str = ""  # its object transfer (gRPC) server
+    stream_address: str = ""  # its plain-socket object stream server
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
+from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
 
 log = logging.getLogger("skate.node_manager")
@@ -96,7 +97,11 @@ class NodeManager:
         self._senders = itertools.count()
         self.transfer_server = TransferServer(cfg.node_ip, self._open_for_send,
                                               rpc.current_token())
-        self.transfer_client = TransferClient(rpc.current_token())
+        self.stream_server = StreamServer(cfg.node_ip, self._open_for_stream,
+                                          rpc.current_token())
+        self.transfer_client = TransferClient(rpc.current_token(), cfg.node_id)
+        self._peer_nodes: dict[str, rpc.Connection] = {}  # node id -> its node manager
+        self._peer_nodes_lock = threading.Lock()  # taken alone, never with self.lock
         self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
         self.gcs.call("register_node", cfg.node_id, {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
@@ -104,6 +109,7 @@ class NodeManager:
             "arena_path": cfg.arena_path, "is_head": cfg.is_head,
             "session_dir": cfg.session_dir,
             "transfer_address": self.transfer_server.address,
+            "stream_address": self.stream_server.address,
         })
         for _ in range(cfg.prestart_workers):
             self._start_worker("", None)
@@ -133,7 +139,7 @@ class NodeManager:
                     self._return(lease, kill=True)
             self.pending = [p for p in self.pending if p.holder is not conn]
             if role in ("driver", "worker"):
-                self.store.free_owner(conn.peer_info.get("address"))
+                self._free_copies(self.store.free_owner(conn.peer_info.get("address")))
         self._schedule()
 
     # -- registration ----------------------------------------------------
@@ -182,7 +188,7 @@ class NodeManager:
 
     def _route(self, lease: Lease, fresh: bool = False) -> bool:
         """Keep the request here (True), or answer it with a spill / an error (False)."""
-        if lease.stay:
+        if lease.stay and (fresh or res.fits(lease.units, self.available)):
             return True
         view = dict(self.cluster_view)
         mine = view.get(self.cfg.node_id)
@@ -190,7 +196,16 @@ class NodeManager:
         view[self.cfg.node_id] = placement.NodeView(
             dict(self.total), dict(self.available), True,
             mine.address if mine else self.address,
-            mine.transfer_address if mine else self.transfer_server.address)
+            mine.transfer_address if mine else self.transfer_server.address,
+            mine.stream_address if mine else self.stream_server.address)
+        if lease.stay:
+            # placed here by another node's SPREAD decision, but busy here: move only to
+            # a node with room now (never back and forth between busy ones)
+            decision = placement.decide(lease.units, None, self.cfg.node_id, view, queued_here=1)
+            if decision.node in (None, placement.HERE):
+                return True
+            lease.holder.reply(lease.rid, ("spill", view[decision.node].address, decision.node))
+            return False
         if len(view) <= 1 and lease.strategy is None and lease.preferred_node is None:
             decision = placement.Decision(placement.HERE if self._fits_total(lease.units) else None,
                                           infeasible=not self._fits_total(lease.units))
@@ -259,8 +274,9 @@ class NodeManager:
                 self.stopping.set()
                 return
             self.cluster_view = {
-                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address, transfer)
-                for n, (t, a, alive, address, transfer) in value.items()}
+                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address, transfer,
+                                      stream)
+                for n, (t, a, alive, address, transfer, stream) in value.items()}
             self._reroute_pending()
 
         with self.lock:
@@ -381,6 +397,9 @@ class NodeManager:
         if self.stopping.is_set():
             return
         waiting_for_worker: dict[str, int] = {}
+        # what is left once the requests already waiting for a worker start have theirs: a
+        # worker is started only for a request that could run now, not for every queued one
+        spare = dict(self.available)
         still = []
         for lease in self.pending:
             if lease.holder.closed:
@@ -394,7 +413,10 @@ class NodeManager:
                 if idle and lease.dedicated:
                     w = idle.pop()
                 else:
-                    waiting_for_worker[lease.env_key] = waiting_for_worker.get(lease.env_key, 0) + 1
+                    if res.fits(lease.units, spare):
+                        res.subtract(spare, lease.units)
+                        waiting_for_worker[lease.env_key] = \
+                            waiting_for_worker.get(lease.env_key, 0) + 1
                     still.append(lease)
                     continue
             else:
@@ -503,39 +525,50 @@ class NodeManager:
 
     def _pull(self, oid: bytes, node: str) -> None:
         ok = False
+        key = f"pull-{next(self._senders)}"
+        views = []
         try:
-            address = self._transfer_address(node)
+            address, stream_address = self._transfer_addresses(node)
 
             def begin(size):
                 with self.lock:
                     self.store.create(oid, size, owner=None, secondary=True)
-                return lambda pos, data: self.store.write_into(oid, pos, data)
+                    view = self.store.receive_view(oid, key)  # pinned until sealed/aborted
+                views.append(view)
+                return view, lambda pos, data: self.store.write_into(oid, pos, data)
 
-            self.transfer_client.pull(address, oid, begin)
+            self.transfer_client.pull(address, oid, begin, stream_address=stream_address)
             ok = True
         except Exception as e:  # any failure: the readers learn the object is not here
             log.warning("pulling %s from node %s failed: %s", oid.hex(), node, e)
+        for view in views:
+            if view is not None:
+                view.release()
         with self.lock:
             self.pulling.discard(oid)
             if ok:
                 self.h_store_seal(None, 0, oid)
+                self.store.release(oid, key)
             else:
                 self.h_store_abort(None, 0, oid)
 
-    def _transfer_address(self, node: str) -> str:
+    def _transfer_addresses(self, node: str) -> tuple:
+        """(gRPC transfer address, plain-socket stream address or "") of ``node``."""
         view = self.cluster_view.get(node)
         if view is None:  # joined since our last heartbeat: ask the control store
             for info in self.gcs.call("get_nodes", timeout=10):
                 if info["NodeID"] == node and info["Alive"]:
-                    return info["transfer_address"]
+                    return info["transfer_address"], info.get("stream_address", "")
         elif view.alive and view.transfer_address:
-            return view.transfer_address
+            return view.transfer_address, view.stream_address
         raise ConnectionError(f"node {node} is not alive")
 
-    def _open_for_send(self, oid: bytes):
+    def _open_for_send(self, oid: bytes, node: str = ""):
         key = f"transfer-{next(self._senders)}"
         with self.lock:
             view = self.store.open_for_send(oid, key)
+            if view is not None:
+                self.store.add_copy(oid, node)
         if view is None:
             return None
 
@@ -545,11 +578,58 @@ class NodeManager:
 
         return view, release
 
+    def _open_for_stream(self, oid: bytes, node: str):
+        key = f"stream-{next(self._senders)}"
+        with self.lock:
+            opened = self.store.open_for_stream(oid, key)
+            if opened is not None:
+                self.store.add_copy(oid, node)
+        if opened is None:
+            return None
+        fd, offset, size, close_fd = opened
+
+        def release():
+            if close_fd:
+                os.close(fd)
+            with self.lock:
+                self.store.release(oid, key)
+
+        return fd, offset, size, release
+
     def h_store_release_free(self, conn, rid, releases, frees):
         for oid in releases:
             self.store.release(oid, id(conn))
+        copies: dict = {}
         for oid in frees:
-            self.store.free(oid)
+            for node in self.store.free(oid):
+                copies.setdefault(node, []).append(oid)
+        self._free_copies(copies)
+
+    def _free_copies(self, copies: dict) -> None:
+        """Tell the nodes that pulled copies of freed objects to drop them (an object is
+        freed everywhere), so their arenas reuse those already-mapped pages."""
+        copies.pop(self.cfg.node_id, None)
+        if copies:
+            threading.Thread(target=self._send_frees, args=(copies,), daemon=True,
+                             name="skate-free-copies").start()
+
+    def _send_frees(self, copies: dict) -> None:
+        with self._peer_nodes_lock:
+            self._send_frees_locked(copies)
+
+    def _send_frees_locked(self, copies: dict) -> None:
+        for node, oids in copies.items():
+            view = self.cluster_view.get(node)
+            if view is None or not view.alive:
+                continue  # a dead node's copies went with it
+            try:
+                conn = self._peer_nodes.get(node)
+                if conn is None or conn.closed:
+                    conn = self._peer_nodes[node] = rpc.connect(view.address,
+                                                                name="raylet->raylet")
+                conn.notify("store_release_free", [], oids)
+            except OSError as e:
+                log.info("could not tell node %s to drop %d copies: %s", node, len(oids), e)
 
     def h_store_stats(self, conn, rid):
         return self.store.stats()
@@ -619,7 +699,11 @@ class NodeManager:
         self.pool.stop()
         self.listener.close()
         self.transfer_server.stop()
+        self.stream_server.stop()
         self.transfer_client.close()
+        with self._peer_nodes_lock:
+            for conn in list(self._peer_nodes.values()):
+                conn.close()
         self.store.close()
         owner = self.cfg.owner_pid
         if owner and not _alive(owner):

@@ -35,6 +35,7 @@ class _Entry:
     pins: dict = field(default_factory=dict)  # reader key -> count
     last_used: float = 0.0
     secondary: bool = False  # a copy pulled from another node: dropped, not spilled
+    copies: set = field(default_factory=set)  # nodes that pulled a copy from here
 
 
 class ObjectStore:
@@ -46,10 +47,13 @@ class ObjectStore:
         try:
             os.ftruncate(fd, capacity)
             self._mm = mmap.mmap(fd, capacity)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._fd = fd  # kept open: objects are sent to other nodes with sendfile from it
         self.alloc = Allocator(capacity)
         self.capacity = self.alloc.capacity
+        self._touched = 0  # the arena's pages below this offset have been written to
         self.objects: dict[bytes, _Entry] = {}
         self.spilled_bytes_total = 0
         self.restored_bytes_total = 0
@@ -59,7 +63,7 @@ class ObjectStore:
         if oid in self.objects:
             raise ValueError(f"object {oid.hex()} already exists in the store")
         e = _Entry(size=size, owner=owner, last_used=time.monotonic(), secondary=secondary)
-        off = self._reserve(size)
+        off = self._reserve_warm(size) if secondary else self._reserve(size)
         if off is None:
             e.path = self._spill_path(oid)
             self.objects[oid] = e
@@ -109,6 +113,26 @@ class ObjectStore:
                 f.seek(pos)
                 f.write(data)
 
+    def receive_view(self, oid: bytes, reader) -> memoryview | None:
+        """A writable view of an object being received (created, not sealed), pinned for
+        ``reader`` so that a ``free`` meanwhile cannot hand its block to another object;
+        None when the object goes to a file (it did not fit the arena)."""
+        e = self.objects[oid]
+        e.pins[reader] = e.pins.get(reader, 0) + 1
+        if e.offset is None:
+            return None
+        return memoryview(self._mm)[e.offset:e.offset + e.size]
+
+    def open_for_stream(self, oid: bytes, reader):
+        """``(fd, offset, size, close_fd)`` of a sealed object for ``sendfile``, pinned for
+        ``reader``; None if absent. ``close_fd`` is True for a spill file's own fd."""
+        loc = self.get(oid, reader)
+        if loc is None:
+            return None
+        if loc[0] == "arena":
+            return self._fd, loc[1], loc[2], False
+        return os.open(loc[1], os.O_RDONLY), 0, loc[2], True
+
     def open_for_send(self, oid: bytes, reader):
         """``(memoryview, size)`` of a sealed object, pinned for ``reader``; None if absent."""
         loc = self.get(oid, reader)
@@ -139,18 +163,32 @@ class ObjectStore:
                     self._drop(oid, e)
 
     # -- owner side ------------------------------------------------------
-    def free(self, oid: bytes) -> None:
+    def add_copy(self, oid: bytes, node: str) -> None:
+        """``node`` pulled (or is pulling) a copy: it is told when the object is freed."""
         e = self.objects.get(oid)
-        if e is None:
-            return
+        if e is not None and node:
+            e.copies.add(node)
+
+    def free(self, oid: bytes) -> set:
+        """The owner is done with ``oid``; returns the nodes holding copies pulled from here
+        (they should drop them too: an object is freed everywhere)."""
+        e = self.objects.get(oid)
+        if e is None or e.deleted:
+            return set()
         e.deleted = True
+        copies, e.copies = e.copies, set()
         if not e.pins:
             self._drop(oid, e)
+        return copies
 
-    def free_owner(self, owner) -> None:
+    def free_owner(self, owner) -> dict:
+        """Free everything ``owner`` made; returns {node: [oid, ...]} of copies elsewhere."""
+        copies: dict = {}
         for oid, e in list(self.objects.items()):
             if e.owner == owner:
-                self.free(oid)
+                for node in self.free(oid):
+                    copies.setdefault(node, []).append(oid)
+        return copies
 
     # -- space -----------------------------------------------------------
     def _reserve(self, size: int) -> int | None:
@@ -159,6 +197,26 @@ class ObjectStore:
         off = self.alloc.alloc(size)
         while off is None and self._spill_one():
             off = self.alloc.alloc(size)
+        if off is not None:
+            self._touched = max(self._touched, off + size)
+        return off
+
+    def _reserve_warm(self, size: int) -> int | None:
+        """For a copy pulled from another node: rather than pages the arena never touched
+        (a copy into them runs at about half speed here: the kernel must find and zero
+        each page), take the place of other pulled copies nobody reads now. They are a
+        cache; a node that needs one again pulls it again."""
+        touched = self._touched
+        off = self._reserve(size)
+        while off is not None and off + size > touched:
+            victims = [(e.last_used, oid) for oid, e in self.objects.items()
+                       if e.secondary and e.sealed and not e.pins and e.offset is not None]
+            if not victims:
+                break
+            self.alloc.free(off)
+            oid = min(victims)[1]
+            self._drop(oid, self.objects[oid])
+            off = self._reserve(size)
         return off
 
     def _spill_one(self) -> bool:
@@ -233,6 +291,10 @@ class ObjectStore:
         try:
             self._mm.close()
         except BufferError:
+            pass
+        try:
+            os.close(self._fd)
+        except OSError:
             pass
         try:
             os.unlink(self.arena_path)

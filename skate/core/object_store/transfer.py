@@ -1,11 +1,15 @@
-"""Moving objects between nodes: a gRPC stream of chunks, pulled by the node that needs it.
+"""Moving objects between nodes, pulled by the node that needs it.
 
-Each node manager serves ``/skate.ObjectTransfer/Pull``: the request is an
-object id, the reply a stream whose first message is the object's size and
-the rest its bytes in CHUNK-sized pieces, read straight from the sender's
-arena (pinned meanwhile). The receiver writes each chunk into its own arena
-as it arrives, so a transfer never holds more than a chunk or two in memory
-beyond the two stored copies. Calls carry the cluster token as metadata.
+The bytes take the plain-socket path of :mod:`stream` when the other node
+offers one (it moves them with one kernel copy, at close to what a loopback
+socket does). This module is the control of a pull and its fallback: a gRPC
+stream of chunks. Each node manager serves ``/skate.ObjectTransfer/Pull``:
+the request is an object id, the reply a stream whose first message is the
+object's size and the rest its bytes in CHUNK-sized pieces, read straight
+from the sender's arena (pinned meanwhile). The receiver writes each chunk
+into its own arena as it arrives, so a transfer never holds more than a
+chunk or two in memory beyond the two stored copies. Calls carry the cluster
+token as metadata.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ import logging
 import struct
 import threading
 from concurrent import futures
+
+from skate.core.object_store import stream
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +31,9 @@ _SIZE = struct.Struct("<q")
 class TransferServer:
     """Serves this node's objects to other nodes.
 
-    ``open_object(oid)`` returns ``(memoryview, release)`` for a sealed local
-    object (pinned until ``release()``), or None.
+    ``open_object(oid, node)`` returns ``(memoryview, release)`` for a sealed
+    local object (pinned until ``release()``), or None; ``node`` is the
+    puller's node id (call metadata ``skate-node``).
     """
 
     def __init__(self, host: str, open_object, token: str = ""):
@@ -47,9 +54,10 @@ class TransferServer:
     def _pull(self, request: bytes, context):
         import grpc
 
-        if self._token and dict(context.invocation_metadata()).get("skate-token") != self._token:
+        metadata = dict(context.invocation_metadata())
+        if self._token and metadata.get("skate-token") != self._token:
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong cluster token")
-        opened = self._open(request)
+        opened = self._open(request, metadata.get("skate-node", ""))
         if opened is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"object {request.hex()} is not on this node")
         view, release = opened
@@ -68,8 +76,9 @@ class TransferServer:
 class TransferClient:
     """Pulls objects from other nodes; one channel per remote node, reused."""
 
-    def __init__(self, token: str = ""):
+    def __init__(self, token: str = "", node_id: str = ""):
         self._token = token
+        self._node_id = node_id  # this node: the sender tells us when to drop our copy
         self._channels: dict = {}
         self._lock = threading.Lock()
 
@@ -83,20 +92,40 @@ class TransferClient:
                     address, options=[("grpc.max_receive_message_length", CHUNK + 1024)])
         return ch.unary_stream(METHOD)
 
-    def pull(self, address: str, oid: bytes, begin, timeout: float = 600.0) -> None:
-        """Stream object ``oid`` from ``address``: ``begin(size)`` returns ``write(pos, data)``."""
-        stream = self._stub(address)(oid, timeout=timeout,
-                                     metadata=(("skate-token", self._token),))
-        write = None
+    def pull(self, address: str, oid: bytes, begin, timeout: float = 600.0,
+             stream_address: str = "") -> None:
+        """Copy object ``oid`` here from the node serving gRPC at ``address`` (and plain
+        sockets at ``stream_address``, tried first).
+
+        ``begin(size)`` is called once and returns ``(view, write)``: a writable
+        memoryview to receive into, or None and ``write(pos, data)``. When the socket
+        path cannot connect or breaks part way (not for a refusal, a missing object or
+        a silent sender), the gRPC path starts over into the same destination.
+        """
+        sink = _Sink(begin)
+        if stream_address:  # a connection refused or broken part way: the gRPC path
+            try:
+                stream.pull(stream_address, oid, sink.begin, self._token, self._node_id)
+                return
+            except (stream.StreamRefused, stream.StreamMissing, TimeoutError):
+                raise  # the gRPC path would be refused, miss it, or wait on the same node
+            except OSError as e:
+                log.warning("socket transfer of %s from %s failed (%r); retrying over gRPC",
+                            oid.hex(), stream_address, e)
+        call = self._stub(address)(oid, timeout=timeout,
+                                   metadata=(("skate-token", self._token),
+                                             ("skate-node", self._node_id)))
+        started = False
         pos = 0
-        for msg in stream:
-            if write is None:
+        for msg in call:
+            if not started:
                 (size,) = _SIZE.unpack(msg)
-                write = begin(size)
+                sink.begin(size)
+                started = True
                 continue
-            write(pos, msg)
+            sink.write(pos, msg)
             pos += len(msg)
-        if write is None:
+        if not started:
             raise ConnectionError(f"empty transfer of {oid.hex()} from {address}")
 
     def close(self) -> None:
@@ -104,3 +133,27 @@ class TransferClient:
             for ch in self._channels.values():
                 ch.close()
             self._channels.clear()
+
+
+class _Sink:
+    """Where one pull writes: ``begin`` is called once, even if the pull starts over."""
+
+    def __init__(self, begin):
+        self._begin = begin
+        self._size = None
+        self._view = None
+        self._write = None
+
+    def begin(self, size: int):
+        if self._size is None:
+            self._size = size
+            self._view, self._write = self._begin(size)
+        elif size != self._size:
+            raise ConnectionError(f"the object's size changed from {self._size} to {size}")
+        return self._view, self._write
+
+    def write(self, pos: int, data) -> None:
+        if self._view is not None:
+            self._view[pos:pos + len(data)] = data
+        else:
+            self._write(pos, data)

@@ -9,6 +9,12 @@ pushed on, so the node manager never sees individual tasks. A lease with no
 work is kept for ``IDLE_LEASE_S`` (a loop of submit-then-get reuses it
 without asking again) and then given back.
 
+SPREAD tasks share leases too (as in Ray): each *lease request* is placed by
+the node managers' SPREAD policy, so a key's leases land on different nodes,
+and the submitter deals tasks over them node by node (see
+``_dispatch_spread``), so that neither the first lease to come back nor the
+node with the most workers runs a whole burst.
+
 A worker that dies mid-task fails the push with ConnectionClosed: the task
 is retried (``max_retries``) or fails with WorkerCrashedError.
 """
@@ -34,6 +40,11 @@ MAX_LEASE_REQUESTS_PER_KEY = 16
 SHORT_TASK_S = 0.002
 PIPELINE_DEPTH = 4
 RETRY_LEASE_S = 0.2
+#: SPREAD: how long a lease request on its way to a node, or a busy node that has not
+#: answered, holds back the other nodes; and by how many tasks they may run ahead of a
+#: node whose lease is on its way.
+SPREAD_WAIT_S = 0.2
+SPREAD_SLACK = 1
 
 
 @dataclass
@@ -72,12 +83,11 @@ class _Leased:
     raylet: rpc.Connection = None  # the node manager that granted it (gets it back)
     node_id: str = ""
     inflight: int = 0
-    used: bool = False  # SPREAD leases run a single task
     idle_since: float = 0.0
     dead: bool = False
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity
 class _Request:
     """One outstanding lease request."""
 
@@ -97,6 +107,10 @@ class _Key:
     env_vars: dict | None = None
     strategy: object = None
     avg_run_s: float = 1.0  # moving average of run time; starts pessimistic
+    # SPREAD only: lease requests not answered yet, and tasks pushed per node since the key
+    # was last idle (nothing queued or running)
+    pending: set = field(default_factory=set)
+    sent: dict = field(default_factory=dict)
 
     def depth(self) -> int:
         return PIPELINE_DEPTH if self.avg_run_s < SHORT_TASK_S else 1
@@ -161,11 +175,7 @@ class TaskSubmitter:
 
     def _dispatch(self, key: tuple, k: _Key) -> None:
         if k.strategy == "SPREAD":
-            # one task per lease: each task's placement is decided by the node managers
-            for w in k.workers:
-                if k.queue and not w.used and not w.dead:
-                    w.used = True
-                    self._push(k.queue.popleft(), w)
+            self._dispatch_spread(k)
         else:
             depth = k.depth()
             for level in range(1, depth + 1):  # fill every worker to one, then to two, ...
@@ -179,6 +189,45 @@ class TaskSubmitter:
             k.requested += 1
             self._request_lease(key, k, self.core.raylet, hops=0)
 
+    def _dispatch_spread(self, k: _Key) -> None:
+        """Deal queued SPREAD tasks node by node: each to the node that has had the fewest.
+
+        A node may run ahead of another by a few tasks only: SPREAD_SLACK ahead of a node
+        whose lease is still on its way (for SPREAD_WAIT_S), and two pipelines' worth ahead
+        of a leased node that is busy but keeps answering. A node silent for SPREAD_WAIT_S
+        holds nobody back, so a straggler delays a burst but never stalls it.
+        """
+        live = [w for w in k.workers if not w.dead]
+        if not (k.queue and live):
+            return
+        now = time.monotonic()
+        sent = k.sent
+        depth = k.depth()
+        answering: dict = {}  # leased node -> some worker there answered lately
+        for w in live:
+            lively = not w.inflight or now - w.idle_since < SPREAD_WAIT_S
+            answering[w.node_id] = answering.get(w.node_id, False) or lively
+        floor = min((sent.get(n, 0) for n, a in answering.items() if a), default=None)
+        limit = float("inf") if floor is None else floor + 2 * depth
+        if k.pending:
+            awaited = {r.node or self.core.node_id for r in k.pending
+                       if now - r.sent < SPREAD_WAIT_S} - answering.keys()
+            if awaited:
+                limit = min(limit, min(sent.get(n, 0) for n in awaited) + SPREAD_SLACK)
+        while k.queue:
+            best, best_rank = None, None
+            for w in live:
+                n = sent.get(w.node_id, 0)
+                if w.inflight >= depth or n >= limit:
+                    continue
+                rank = (n, w.inflight)
+                if best is None or rank < best_rank:
+                    best, best_rank = w, rank
+            if best is None:
+                return  # a reply, a new lease or the housekeeper's next tick deals the rest
+            sent[best.node_id] = best_rank[0] + 1
+            self._push(k.queue.popleft(), best)
+
     def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int,
                        node: str | None = None) -> None:
         # locality: ask for a worker near the arguments of the task next in line
@@ -186,12 +235,17 @@ class TaskSubmitter:
         req = _Request(key, raylet, node, time.monotonic())
         if node is not None:  # another node: watched, in case that node hangs
             self.remote_requests[id(req)] = req
+        if k.strategy == "SPREAD":
+            k.pending.add(req)
         raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy, preferred,
                           hops > 0, callback=lambda ok, v: self._answered(req, hops, ok, v))
 
     def _answered(self, req: "_Request", hops: int, ok: bool, value) -> None:
         with self.lock:
             self.remote_requests.pop(id(req), None)
+            k = self.keys.get(req.key)
+            if k is not None:
+                k.pending.discard(req)
             if req.abandoned:  # its node was declared dead meanwhile; we asked elsewhere
                 if ok and value is not None and value[0] != "spill":
                     req.raylet.notify("return_lease", value[0], False)
@@ -210,6 +264,7 @@ class TaskSubmitter:
                 if r.node in dead and not r.abandoned:
                     r.abandoned = True
                     self.remote_requests.pop(id(r), None)
+                    self.keys[r.key].pending.discard(r)
                     self._retry_later(r.key)  # its k.requested slot carries over
 
     def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
@@ -307,9 +362,8 @@ class TaskSubmitter:
             w.idle_since = time.monotonic()
             if ok:
                 k.avg_run_s = 0.8 * k.avg_run_s + 0.2 * value[4]
-            if ok and w.used and w in k.workers and not w.inflight:
-                k.workers.remove(w)  # a SPREAD lease: give it back, the next task goes anew
-                w.raylet.notify("return_lease", w.lease_id, False)
+            if k.sent and not k.queue and not any(x.inflight for x in k.workers):
+                k.sent.clear()  # idle: the next burst is balanced afresh
             if not ok or value[3]:  # connection lost, or the worker exits (max_calls)
                 w.dead = True
                 if w in k.workers:
@@ -317,6 +371,16 @@ class TaskSubmitter:
                 self.fn_sent.pop(w.worker_id, None)
                 if ok:
                     w.raylet.notify("return_lease", w.lease_id, True)
+            # the common case, a success: one pass under the lock; the next push goes out
+            # before the results are handed over
+            done = ok and not value[2]
+            if done:
+                task.done = True
+                self.by_task.pop(task.task_id, None)
+                self._dispatch(task.key, k)
+        if done:
+            self._hand_over(task, value[1])
+            return
         if not ok:
             if task.cancelled:
                 self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
@@ -362,9 +426,15 @@ class TaskSubmitter:
         task.done = True
         with self.lock:
             self.by_task.pop(task.task_id, None)
-        self.core.complete_returns(task.return_ids, returns)
+        self._hand_over(task, returns)
+
+    def _hand_over(self, task: TaskRecord, returns) -> None:
+        # Results in the store keep their lineage (arguments) alive; otherwise the arguments
+        # are let go *before* the caller wakes, so that a ``del`` of them right after its
+        # ``get`` frees them at once (and a node that pulled a copy reuses its pages).
         if not any(r[0] == "s" for r in returns):
-            task.held = []  # results in the store keep their lineage (arguments) alive
+            task.held = []
+        self.core.complete_returns(task.return_ids, returns)
 
     def reconstruct(self, oid: bytes) -> bool:
         """Re-run the task that made ``oid`` (its stored copy was lost); False if it cannot."""
@@ -432,6 +502,8 @@ class TaskSubmitter:
         still_idle = False
         with self.lock:
             for k in self.keys.values():
+                if k.strategy == "SPREAD" and k.queue:  # held back for balance: maybe no longer
+                    self._dispatch_spread(k)
                 for w in list(k.workers):
                     if w.inflight or k.queue:
                         still_idle = True
