@@ -128,7 +128,24 @@ class Tuner:
             fail_fast=failure.fail_fast, _resume_unfinished=self._resume_unfinished,
             callbacks=rc.callbacks, verbose=rc.verbose, progress_reporter=rc.progress_reporter,
             resume=self._resume, raise_on_failed_trial=False)
-        return ResultGrid(analysis)
+        self._results = ResultGrid(analysis)
+        return self._results
+
+    def get_results(self):
+        """The ResultGrid of the last ``fit()``, or of the restored experiment as it stands."""
+        if getattr(self, "_results", None) is not None:
+            return self._results
+        from skate.tune.analysis import ExperimentAnalysis
+        from skate.tune.result_grid import ResultGrid
+        from skate.tune.tune import default_storage_path
+
+        rc = self.run_config
+        if rc.name is None:
+            raise RuntimeError("No results yet: call fit() first.")
+        path = os.path.join(os.path.expanduser(rc.storage_path or default_storage_path()),
+                            rc.name)
+        return ResultGrid(ExperimentAnalysis(path, default_metric=self.tune_config.metric,
+                                             default_mode=self.tune_config.mode))
 
     @classmethod
     def restore(cls, path: str, trainable=None, *, param_space: dict | None = None,

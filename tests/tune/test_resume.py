@@ -124,6 +124,7 @@ def test_resume_after_kill_9_finishes_and_loses_nothing(start_regular, tmp_path,
         trials = analysis.trials
         assert analysis.best_config == {"x": 6}
     else:
+        assert len(tune.Tuner.restore(exp, trainable).get_results()) == 6  # as it stands
         grid = tune.Tuner.restore(exp, trainable).fit()
         assert grid.num_errors == 0 and grid.get_best_result().config == {"x": 6}
         trials = [r for r in grid]
