@@ -22,6 +22,7 @@ import os
 from skate.tune import experiment_state
 from skate.tune.checkpoint import Checkpoint
 from skate.tune.logger import EXPR_PROGRESS_FILE, EXPR_RESULT_FILE
+from skate.tune.search.searcher import validate_mode
 from skate.tune.trial import Trial
 
 _SCOPES = ("last", "avg", "max", "min", "all", "last-5-avg", "last-10-avg")
@@ -34,11 +35,6 @@ def _pandas():
         raise ImportError("DataFrames of results need pandas: pip install 'skate[tune]' "
                           "(or pip install pandas).") from None
     return pandas
-
-
-def _check_mode(mode):
-    if mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
 
 
 class ExperimentAnalysis:
@@ -58,7 +54,7 @@ class ExperimentAnalysis:
         self.default_metric = default_metric
         self.default_mode = default_mode
         if default_mode is not None:
-            _check_mode(default_mode)
+            validate_mode(default_mode)
 
     # ---- best trial ---------------------------------------------------------------------------
 
@@ -68,7 +64,7 @@ class ExperimentAnalysis:
         if metric is None or mode is None:
             raise ValueError("No metric/mode to rank trials by: pass metric= and mode= here, "
                              "or to tune.run / TuneConfig.")
-        _check_mode(mode)
+        validate_mode(mode)
         return metric, mode
 
     def _score(self, trial: Trial, metric: str, mode: str, scope: str):
@@ -165,7 +161,7 @@ class ExperimentAnalysis:
         from skate.tune.search.variant_generator import flatten_dict
 
         if mode is not None:
-            _check_mode(mode)
+            validate_mode(mode)
         rows = []
         for trial in self.trials:
             row = trial.last_result

@@ -32,6 +32,7 @@ from skate.tune.registry import resolve
 from skate.tune.runner import Runner
 from skate.tune.schedulers.trial_scheduler import FIFOScheduler
 from skate.tune.search.basic_variant import BasicVariantGenerator
+from skate.tune.search.searcher import validate_mode
 from skate.tune.search.variant_generator import has_unresolved_values
 from skate.tune.stopper import CombinedStopper, TimeoutStopper, make_stopper
 from skate.tune.trainable import Trainable
@@ -191,8 +192,7 @@ def _max_pending(searcher, inner) -> int:
 
 
 def _validate(metric, mode, num_samples, max_failures, max_concurrent_trials, resume):
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {mode!r}.")
+    validate_mode(mode)
     if metric is not None and not isinstance(metric, str):
         raise ValueError(f"metric must be the name (str) of a reported metric, got {metric!r}.")
     if (metric is None) != (mode is None):

@@ -193,7 +193,7 @@ def test_impossible_resource_request_fails_before_any_trial(start_regular, tmp_p
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"metric": "loss", "mode": "maximize"}, "mode must be 'min' or 'max'"),
+    ({"metric": "loss", "mode": "maximize"}, "mode` must be 'min' or 'max'"),
     ({"metric": "loss"}, "metric= and mode= together"),
     ({"num_samples": 0}, "num_samples"),
     ({"resources_per_trial": {"cpu": -1}}, "must be a number >= 0"),

@@ -37,6 +37,8 @@ from typing import Any
 
 import cloudpickle
 
+from skate.tune.search.searcher import validate_mode
+
 logger = logging.getLogger(__name__)
 
 PENDING, RUNNING, PAUSED, TERMINATED, ERROR = (
@@ -109,7 +111,7 @@ class TrialScheduler:
     _transient: tuple[str, ...] = ()
 
     def __init__(self, metric: str | None = None, mode: str | None = None):
-        _check_mode(mode)
+        validate_mode(mode)
         self._metric = metric  # None until given here or by set_search_properties
         self._mode = mode  # "min", "max" or None, likewise
 
@@ -125,7 +127,7 @@ class TrialScheduler:
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec) -> bool:
         """Fill in metric/mode from ``tune.run``; False if they conflict with ours."""
-        _check_mode(mode)
+        validate_mode(mode)
         if metric and self._metric and metric != self._metric:
             return False
         if mode and self._mode and mode != self._mode:
@@ -231,12 +233,6 @@ class FIFOScheduler(TrialScheduler):
 
     def debug_string(self) -> str:
         return "Using FIFO scheduling algorithm."
-
-
-def _check_mode(mode: str | None) -> None:
-    if mode is not None and mode not in ("min", "max"):
-        raise ValueError(
-            f"mode must be 'min' or 'max' (or None to take it from tune.run), got {mode!r}.")
 
 
 def is_finished(trial) -> bool:
