@@ -38,7 +38,9 @@ MICRO = os.path.join(REPO_ROOT, "skate", "scripts", "microbenchmark.py")
 STARTUP = os.path.join(HERE, "startup.py")
 DEFAULT_RAY_PYTHON = "/work/ray-venv/bin/python"
 
-LINE_RE = re.compile(r"^(?P<name>.+?) per second (?P<mean>[-+0-9.eE]+|nan) \+- (?P<std>[-+0-9.eE]+|nan)$")
+LINE_RE = re.compile(
+    r"^(?P<name>.+?) per second (?P<mean>[-+0-9.eE]+|nan) \+- (?P<std>[-+0-9.eE]+|nan)$"
+)
 FAILED_RE = re.compile(r"^(?P<name>.+?) (?P<kind>FAILED|SKIPPED): (?P<msg>.*)$")
 
 
@@ -392,7 +394,8 @@ def _machine_meta():
 
 # ----------------------------------------------------------------------------
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Compare Skate against Ray (microbenchmarks + startup).")
+    p = argparse.ArgumentParser(
+        description="Compare Skate against Ray (microbenchmarks + startup).")
     p.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON, help="python of the Ray virtualenv")
     p.add_argument("--skate-python", default=sys.executable, help="python that can import skate")
     p.add_argument("--backends", default="skate,ray", help="which to run now (comma list)")

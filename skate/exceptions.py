@@ -82,7 +82,8 @@ class RayTaskError(RayError):
                 dual = type(
                     f"RayTaskError({cause_cls.__name__})",
                     (RayTaskError, cause_cls),
-                    {"__module__": __name__, "__init__": _dual_init, "__str__": RayTaskError.__str__},
+                    {"__module__": __name__, "__init__": _dual_init,
+                     "__str__": RayTaskError.__str__},
                 )
                 _DUAL_CLASSES[cause_cls] = dual
             err = dual.__new__(dual)
@@ -159,7 +160,8 @@ class OwnerDiedError(ObjectLostError):
         super().__init__(
             object_ref_hex,
             message
-            or f"Object {object_ref_hex} cannot be retrieved: the process that created it (its owner) died.",
+            or f"Object {object_ref_hex} cannot be retrieved: the process that created it "
+            "(its owner) died.",
         )
 
 

@@ -155,7 +155,8 @@ def compare(args) -> None:
         (f"map {SMALL_ITEMS:,} small items, median", "small_median_s"),
         (f"map {SMALL_ITEMS:,} small items, best", "small_best_s"),
         (
-            f"map {CPU_ITEMS} x 50 ms CPU, median (ideal {CPU_ITEMS * CPU_SECONDS / args.processes:.2f} s)",
+            f"map {CPU_ITEMS} x 50 ms CPU, median "
+            f"(ideal {CPU_ITEMS * CPU_SECONDS / args.processes:.2f} s)",
             "cpu_median_s",
         ),
         (f"map {CPU_ITEMS} x 50 ms CPU, best", "cpu_best_s"),

@@ -1,4 +1,5 @@
-"""A 3-node cluster on one machine: spillback, custom resources, objects crossing nodes, a node dying.
+"""A 3-node cluster on one machine: spillback, custom resources, objects crossing nodes,
+a node dying.
 
 Run: python examples/cluster/simulated_cluster.py
 """

@@ -43,6 +43,7 @@ if __name__ == "__main__":
     same = skate.get_actor("main-account")
     print("looked up by name, split:", skate.get(same.split.remote()))
     fetcher = Fetcher.remote()
-    print("10 async calls (0.1 s each) at once:", skate.get([fetcher.fetch.remote(i) for i in range(10)]))
+    print("10 async calls (0.1 s each) at once:",
+          skate.get([fetcher.fetch.remote(i) for i in range(10)]))
     skate.kill(acct)
     skate.shutdown()

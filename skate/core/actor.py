@@ -5,7 +5,8 @@ from __future__ import annotations
 import inspect
 import threading
 
-from skate.core import call_args, ids, options as opts, serialization
+from skate.core import call_args, ids, serialization
+from skate.core import options as opts
 from skate.core.object_ref import ObjectRef, current_worker
 from skate.core.remote_function import check_arguments
 from skate.core.worker.actor_submitter import ActorCall
@@ -225,7 +226,8 @@ class ActorHandle:
     def _terminate(self) -> None:
         """End the actor after the calls already sent (its creating handle is gone)."""
         core = current_worker()
-        self._submitter().submit(ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [], [], 0))
+        self._submitter().submit(
+            ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [], [], 0))
         getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
 
 

@@ -7,7 +7,6 @@ import logging
 import os
 import threading
 
-from skate import exceptions as exc
 from skate.core.object_ref import ObjectRef
 
 log = logging.getLogger("skate")
@@ -67,7 +66,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     global _core_worker, _node, _atexit_registered
     unknown = set(kwargs) - _IGNORED_INIT_ARGS
     if unknown:
-        raise TypeError(f"skate.init() got unexpected keyword argument(s): {', '.join(sorted(unknown))}.")
+        raise TypeError("skate.init() got unexpected keyword argument(s): "
+                        f"{', '.join(sorted(unknown))}.")
     with _lock:
         if _core_worker is not None:
             if ignore_reinit_error:
@@ -105,10 +105,11 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                 raise ValueError(f"A node's resource quantities must be whole numbers >= 0; "
                                  f"{k}={v!r} is not. (Tasks may ask for fractions, e.g. "
                                  f"num_cpus=0.5, but a node offers whole units.)")
+        import psutil
+
         from skate.core.config import default_object_store_memory
         from skate.core.node import start_head
         from skate.core.worker.core_worker import CoreWorker
-        import psutil
 
         cpus = os.cpu_count() or 1 if num_cpus is None else num_cpus
         gpus = _detect_gpus() if num_gpus is None else num_gpus
@@ -364,7 +365,8 @@ def remote(*args, **options):
             return ActorClass(obj, options)
         if callable(obj):
             return RemoteFunction(obj, options)
-        raise TypeError(f"@skate.remote must decorate a function or a class, got {type(obj).__name__}.")
+        raise TypeError("@skate.remote must decorate a function or a class, "
+                        f"got {type(obj).__name__}.")
 
     if len(args) == 1 and not options and callable(args[0]):
         return make(args[0], {})

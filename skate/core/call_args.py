@@ -12,7 +12,6 @@ from skate.core import serialization
 from skate.core.config import INLINE_THRESHOLD
 from skate.core.object_ref import ObjectRef
 
-
 _NO_ARGS = serialization.dumps_inband(([], {}))
 
 

@@ -18,9 +18,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from skate.core.pids import alive as _alive
 from skate.core.config import SHM_DIR, TEMP_DIR, NodeConfig
 from skate.core.ids import random_id
+from skate.core.pids import alive as _alive
 from skate.exceptions import RaySystemError
 
 

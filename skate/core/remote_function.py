@@ -6,7 +6,8 @@ import functools
 import hashlib
 import inspect
 
-from skate.core import call_args, ids, options as opts, serialization
+from skate.core import call_args, ids, serialization
+from skate.core import options as opts
 from skate.core.object_ref import ObjectRef
 
 

@@ -73,7 +73,8 @@ class RuntimeContext:
         a = self._core.current_actor_id
         if a is None:
             raise RuntimeError("current_actor is only available inside an actor.")
-        return ActorHandle(a, getattr(self._core, "actor_meta", {"class_name": "actor", "methods": {}}))
+        return ActorHandle(
+            a, getattr(self._core, "actor_meta", {"class_name": "actor", "methods": {}}))
 
 
 def get_runtime_context() -> RuntimeContext:

@@ -416,12 +416,14 @@ def _benchmarks(ray, r, sz, n_cpu, wait_fn):
         return timeit(fn, tasks * puts)
 
     def put_large(timeit):
-        arr = np.zeros(sz["large_array_elems"], dtype=np.int64)
-        gb = 0.8 * arr.nbytes / (800 * MIB)  # Ray counts the 800 MiB array as 0.8 "GB"
+        # Hold the array in a one-element list the closure reads from, so the ``finally`` can
+        # drop it (even if timeit raises and a traceback keeps this frame alive).
+        holder = [np.zeros(sz["large_array_elems"], dtype=np.int64)]
+        gb = 0.8 * holder[0].nbytes / (800 * MIB)  # Ray counts the 800 MiB array as 0.8 "GB"
         try:
-            return timeit(lambda: ray.put(arr), gb)
+            return timeit(lambda: ray.put(holder[0]), gb)
         finally:
-            del arr
+            holder.clear()
 
     def tasks_and_get_batch(timeit):
         n = sz["batch"]

@@ -3,7 +3,8 @@
 These are ordinary callbacks the runner always installs. The runner calls
 ``flush()`` before each write of the experiment state and a trial's files are
 closed when it ends, so every result before a checkpoint that resume would
-restore from is on disk, and a finished trial's results are never lost; ``ExperimentAnalysis`` and resume read them back.
+restore from is on disk, and a finished trial's results are never lost;
+``ExperimentAnalysis`` and resume read them back.
 
 >>> from skate import tune
 >>> import os, tempfile

@@ -19,8 +19,7 @@ import traceback
 import skate
 from skate.tune import experiment_state
 from skate.tune.callback import CallbackList
-from skate.tune.controller import (Controller, DeleteCheckpoint, Restart, Save, Start, Stop,
-                                   Train)
+from skate.tune.controller import Controller, DeleteCheckpoint, Restart, Save, Start, Stop, Train
 from skate.tune.logger import EXPR_ERROR_FILE
 from skate.tune.trial import Trial
 from skate.tune.trial_actor import TrialActor

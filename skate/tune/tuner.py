@@ -1,4 +1,5 @@
-"""``Tuner``: the Ray 2.x front door — ``Tuner(trainable, param_space, tune_config, run_config).fit()``.
+"""``Tuner``: the Ray 2.x front door —
+``Tuner(trainable, param_space, tune_config, run_config).fit()``.
 
 A Tuner is ``tune.run`` with its arguments grouped into configs, returning a
 ``ResultGrid`` instead of raising on failed trials. ``Tuner.restore(path,

@@ -8,7 +8,8 @@
 >>> @skate.remote
 ... def f():
 ...     return 1
->>> f.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()  # doctest: +SKIP
+>>> f.options(
+...     scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()  # doctest: +SKIP
 >>> remove_placement_group(pg)                                     # doctest: +SKIP
 """
 

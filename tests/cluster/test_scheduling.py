@@ -54,7 +54,8 @@ def test_task_spills_to_another_node_when_the_local_node_is_full(cluster, tmp_pa
 def test_task_bigger_than_the_local_node_runs_where_it_fits(cluster):
     c = cluster(workers=[{"num_cpus": 1}, {"num_cpus": 2}])
     big = c.workers[1].node_id
-    assert skate.get([where.options(num_cpus=2).remote() for _ in range(3)], timeout=60) == [big] * 3
+    placed = skate.get([where.options(num_cpus=2).remote() for _ in range(3)], timeout=60)
+    assert placed == [big] * 3
 
 
 def test_busy_local_node_sends_new_work_elsewhere(cluster, tmp_path):

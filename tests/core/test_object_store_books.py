@@ -1,6 +1,5 @@
 """Unit tests of the node's object store bookkeeping: pins, frees, spilling, restore."""
 
-import mmap
 import os
 
 import pytest

@@ -1,6 +1,5 @@
 """The wire: request/reply, deferred replies, errors, and a peer that goes away."""
 
-import os
 import threading
 
 import pytest

@@ -2,8 +2,16 @@
 
 import pytest
 
-from skate.tune.controller import (Controller, DeleteCheckpoint, Restart, Save, Settings, Start,
-                                   Stop, Train)
+from skate.tune.controller import (
+    Controller,
+    DeleteCheckpoint,
+    Restart,
+    Save,
+    Settings,
+    Start,
+    Stop,
+    Train,
+)
 from skate.tune.schedulers.trial_scheduler import Exploit, FIFOScheduler, TrialScheduler
 from skate.tune.search.searcher import Searcher
 from skate.tune.stopper import make_stopper

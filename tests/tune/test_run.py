@@ -48,9 +48,10 @@ def test_function_trainable_grid_writes_every_file(start_regular, tmp_path):
 
 
 def test_tensorboard_events_hold_the_metrics(start_regular, tmp_path):
+    import struct
+
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.record_writer import RecordWriter  # noqa: F401 - proves the format
-    import struct
 
     def trainable(config):
         for i in range(3):

@@ -20,10 +20,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from skate.core.pids import alive as _alive
 from skate.core import rpc
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
+from skate.core.pids import alive as _alive
 from skate.exceptions import ActorAlreadyExistsError
 
 log = logging.getLogger("skate.control_store")
@@ -247,7 +247,8 @@ class ControlStore:
             existing = self.named.get((namespace, name))
             if existing is not None and self.actors[existing].state != DEAD:
                 if get_if_exists:
-                    return ("exists", self.actors[existing].info(), self.actors[existing].spec["meta"])
+                    found = self.actors[existing]
+                    return ("exists", found.info(), found.spec["meta"])
                 raise ActorAlreadyExistsError(
                     f"An actor named {name!r} already exists in namespace {namespace!r}. "
                     f"Use get_if_exists=True to reuse it, skate.get_actor({name!r}) to look it "
@@ -508,7 +509,8 @@ def main(argv=None) -> None:
     p.add_argument("--tcp", default=None, help="also listen on HOST:PORT")
     args = p.parse_args(argv)
     logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
-                        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+                        level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rpc.set_token(os.environ.get("SKATE_TOKEN"))
     cs = ControlStore(args.address, args.owner_pid, args.tcp,
                       os.path.join(args.session_dir, "gcs.sqlite3"))

@@ -25,17 +25,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from skate.core.pids import alive as _alive
 from skate.core import rpc
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
-from skate.core.ids import random_id
 from skate.core.control_store.placement_groups import bundle_resources as pg_bundle_resources
+from skate.core.ids import random_id
 from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
+from skate.core.pids import alive as _alive
 
 log = logging.getLogger("skate.node_manager")
 
@@ -304,7 +304,8 @@ class NodeManager:
         self._schedule_locked()
 
     def h_blocked(self, conn, rid, blocked: bool):
-        """A leased worker waits in ``get`` (True) or resumes (False): lend out its CPUs meanwhile."""
+        """A leased worker waits in ``get`` (True) or resumes (False): lend out its CPUs
+        meanwhile."""
         w = self.pool.workers.get(conn.peer_info.get("worker_id"))
         lease = w.lease if w else None
         if lease is None or lease.blocked == blocked:
@@ -432,7 +433,8 @@ class NodeManager:
             w.lease = lease
             w.dedicated = lease.dedicated
             self.leases[lease.lease_id] = lease
-            lease.holder.reply(lease.rid, (lease.lease_id, w.worker_id, w.address, gpus, self.cfg.node_id))
+            lease.holder.reply(lease.rid, (lease.lease_id, w.worker_id, w.address, gpus,
+                                           self.cfg.node_id))
         self.pending = still
         for env_key, n in waiting_for_worker.items():
             have = self.starting.get(env_key, 0)

@@ -107,7 +107,8 @@ class Connection:
         self._ids = itertools.count(1)
         self._close_lock = threading.Lock()
         self._expect_token = expect_token  # server side: the hello frame must carry it
-        self._reader = threading.Thread(target=self._read_loop, name=f"skate-conn-{name}", daemon=True)
+        self._reader = threading.Thread(target=self._read_loop, name=f"skate-conn-{name}",
+                                        daemon=True)
         self._reader.start()
 
     # -- sending ---------------------------------------------------------
@@ -393,7 +394,8 @@ class Listener:
         self.name = name
         self.connections: set[Connection] = set()
         self._closed = False
-        self._thread = threading.Thread(target=self._accept_loop, name=f"skate-accept-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._accept_loop, name=f"skate-accept-{name}",
+                                        daemon=True)
         self._thread.start()
 
     def _accept_loop(self) -> None:

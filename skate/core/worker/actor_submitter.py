@@ -61,7 +61,8 @@ class ActorSubmitter:
                 return
             self._watching = True
         try:
-            self.core.gcs.call_async("wait_actor", self.actor_id, self.version, callback=self._on_info)
+            self.core.gcs.call_async("wait_actor", self.actor_id, self.version,
+                                     callback=self._on_info)
         except rpc.ConnectionClosed:
             self._on_info(False, None)
 
@@ -70,7 +71,8 @@ class ActorSubmitter:
             self._watching = False
             if not ok or info is None:
                 if self.core.connected:
-                    self._die("the control store is unreachable" if not ok else "the actor is unknown")
+                    self._die("the control store is unreachable" if not ok
+                              else "the actor is unknown")
                 return
             if info["version"] <= self.version and info["state"] != "DEAD":
                 pass

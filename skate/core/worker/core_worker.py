@@ -276,7 +276,8 @@ class CoreWorker:
         return ref
 
     def serialize_return(self, oid: bytes, value, caller: str, kind=serialization.KIND_VALUE):
-        """A task's return value as a reply entry; large ones go to the store, owned by ``caller``."""
+        """A task's return value as a reply entry; large ones go to the store, owned by
+        ``caller``."""
         with serialization.collecting_refs() as c:
             meta, bufs = serialization.dumps(value, "return value")
         contained = self.register_borrower_for(c.refs, caller) if c.refs else []
@@ -312,7 +313,8 @@ class CoreWorker:
         return self._materialize(ref, self._wait_value(ref, deadline))
 
     def _wait_value(self, ref: ObjectRef, deadline):
-        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node, size) / ("lost",)."""
+        """The wire entry of a ready object: ("i", kind, meta, bufs) / ("s", kind, node, size)
+        / ("lost",)."""
         obj = self.objects.owned(ref.id)
         if obj is not None:
             if obj.state == PENDING:
@@ -389,7 +391,8 @@ class CoreWorker:
 
         def from_owner(ok, value):
             if not ok or value[0] in ("lost", "owner_died"):
-                callback(("err", exc.OwnerDiedError(ref.hex()) if not ok else exc.ObjectLostError(ref.hex())))
+                callback(("err", exc.OwnerDiedError(ref.hex()) if not ok
+                          else exc.ObjectLostError(ref.hex())))
             elif value[0] == "i" and value[1] == serialization.KIND_ERROR:
                 callback(("err", _error_of(value)))
             elif value[0] == "s":
@@ -587,4 +590,5 @@ def _remaining(deadline):
 
 def _timeout(refs):
     return exc.GetTimeoutError(
-        f"Get timed out: {len(refs)} object(s) not ready in time ({', '.join(r.hex() for r in refs[:3])}).")
+        f"Get timed out: {len(refs)} object(s) not ready in time "
+        f"({', '.join(r.hex() for r in refs[:3])}).")

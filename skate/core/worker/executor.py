@@ -12,8 +12,8 @@ still the one running, so a late cancel can never hit the next task.
 
 from __future__ import annotations
 
-import logging
 import collections
+import logging
 import os
 import signal
 import sys
@@ -148,7 +148,8 @@ class Executor:
         core.namespace = namespace
         with self._cancel_lock:
             if self._cancel == task_id:
-                conn.reply(rid, self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller))
+                conn.reply(rid, self._error_reply(return_ids,
+                                                  exc.TaskCancelledError(task_id.hex()), caller))
                 return
             self._running = task_id
         core.current_task = (task_id, fn_name)
@@ -170,7 +171,8 @@ class Executor:
             except exc.TaskCancelledError as e:
                 returns = self._error_reply(return_ids, e, caller)[1]
             except KeyboardInterrupt:
-                returns = self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()), caller)[1]
+                returns = self._error_reply(return_ids, exc.TaskCancelledError(task_id.hex()),
+                                            caller)[1]
             except BaseException as e:  # the user's error travels to the caller
                 app_error = True
                 returns = self._error_reply(return_ids, self._task_error(fn_name, e), caller)[1]
@@ -233,7 +235,8 @@ class Executor:
             serialization.dumps_inband(e)
             cause = e
         except Exception:
-            cause = exc.RaySystemError(f"{type(e).__name__}: {e} (the exception could not be pickled)")
+            cause = exc.RaySystemError(
+                f"{type(e).__name__}: {e} (the exception could not be pickled)")
         return exc.RayTaskError(fn_name, tb, cause, os.getpid())
 
     def _error_reply(self, return_ids, error, caller):
@@ -333,7 +336,8 @@ class Executor:
         except ActorExit:
             self._actor_exits(conn, rid, return_ids, caller)
         except BaseException as e:  # the user's error travels to the caller
-            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e), caller))
+            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e),
+                                              caller))
         finally:
             self.core.current_task = None
 
@@ -361,7 +365,8 @@ class Executor:
         except ActorExit:
             self._actor_exits(conn, rid, return_ids, caller)
         except BaseException as e:  # the user's error travels to the caller
-            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e), caller))
+            conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e),
+                                              caller))
 
     def _qual(self, method: str) -> str:
         return f"{self.actor_class_name}.{method}"

@@ -36,8 +36,12 @@ from typing import Any
 
 from skate.tune.search.sample import Rng
 from skate.tune.search.searcher import Searcher, validate_mode
-from skate.tune.search.variant_generator import (apply_preset, check_space, count_variants,
-                                                 generate_variants)
+from skate.tune.search.variant_generator import (
+    apply_preset,
+    check_space,
+    count_variants,
+    generate_variants,
+)
 
 __all__ = ["BasicVariantGenerator"]
 

@@ -329,7 +329,8 @@ def count_variants(param_space: Any) -> int:
     """How many configs one round over ``param_space`` yields (the grid size).
 
     >>> from skate.tune.search.sample import grid_search
-    >>> count_variants({"a": grid_search([1, {"b": grid_search([2, 3])}]), "c": grid_search([4, 5])})
+    >>> count_variants({"a": grid_search([1, {"b": grid_search([2, 3])}]),
+    ...                 "c": grid_search([4, 5])})
     6
     """
     _, grids = _split(param_space)
