@@ -10,7 +10,7 @@ import pytest
 import skate
 from skate import tune
 from skate.exceptions import TuneError
-from skate.tune.schedulers import ASHAScheduler, PopulationBasedTraining
+from skate.tune.schedulers import PB2, ASHAScheduler, PopulationBasedTraining
 
 pytestmark = pytest.mark.skate_only
 
@@ -293,7 +293,8 @@ def test_asha_stops_bad_trials_early(start_regular, tmp_path):
     assert analysis.best_config == {"quality": 9}
 
 
-def test_pbt_exploits_a_better_trials_checkpoint(start_regular, tmp_path):
+@pytest.mark.parametrize("kind", ["pbt", "pb2"])
+def test_pbt_exploits_a_better_trials_checkpoint(start_regular, tmp_path, kind):
     def trainable(config):
         value, step = 0.0, 0
         checkpoint = tune.get_checkpoint()
@@ -309,9 +310,13 @@ def test_pbt_exploits_a_better_trials_checkpoint(start_regular, tmp_path):
             json.dump({"value": value, "step": step}, open(os.path.join(d, "state.json"), "w"))
             tune.report({"value": value}, checkpoint=tune.Checkpoint.from_directory(d))
 
-    pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=3,
-                                  hyperparam_mutations={"lr": [0.01, 0.1, 1.0, 2.0]},
-                                  quantile_fraction=0.5, seed=0)
+    if kind == "pbt":
+        pbt = PopulationBasedTraining(time_attr="training_iteration", perturbation_interval=3,
+                                      hyperparam_mutations={"lr": [0.01, 0.1, 1.0, 2.0]},
+                                      quantile_fraction=0.5, seed=0)
+    else:
+        pbt = PB2(time_attr="training_iteration", perturbation_interval=3,
+                  hyperparam_bounds={"lr": [0.01, 2.0]}, quantile_fraction=0.5, seed=0)
     analysis = tune.run(trainable, config={"lr": tune.grid_search([0.01, 0.1, 1.0, 2.0])},
                         metric="value", mode="max", scheduler=pbt,
                         storage_path=str(tmp_path), verbose=0)

@@ -20,6 +20,7 @@ import cloudpickle
 import pytest
 
 from skate.tune.schedulers import (
+    PB2,
     AsyncHyperBandScheduler,
     Exploit,
     FIFOScheduler,
@@ -67,6 +68,10 @@ FACTORIES = {
         hyperparam_mutations={"lr": [0.001, 0.01, 0.1], "momentum": lambda: 0.5,
                               "opt": {"beta": [0.9, 0.99]}},
         quantile_fraction=0.5, seed=3),
+    "pb2": lambda: PB2(
+        time_attr="training_iteration", perturbation_interval=2,
+        hyperparam_bounds={"lr": [0.001, 0.1], "batch": [8, 64]}, quantile_fraction=0.5,
+        seed=3),
 }
 NEEDS_METRIC = [name for name in FACTORIES if name != "fifo"]
 

@@ -11,6 +11,7 @@ the contract; one module per scheduler.
 from skate.tune.schedulers.async_hyperband import ASHAScheduler, AsyncHyperBandScheduler
 from skate.tune.schedulers.hyperband import HyperBandScheduler
 from skate.tune.schedulers.median_stopping_rule import MedianStoppingRule
+from skate.tune.schedulers.pb2 import PB2
 from skate.tune.schedulers.pbt import PopulationBasedTraining
 from skate.tune.schedulers.trial_scheduler import Exploit, FIFOScheduler, TrialScheduler
 
@@ -21,6 +22,7 @@ __all__ = [
     "FIFOScheduler",
     "HyperBandScheduler",
     "MedianStoppingRule",
+    "PB2",
     "PopulationBasedTraining",
     "TrialScheduler",
 ]
