@@ -75,8 +75,8 @@ class ActorClass:
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
         self.__module__ = cls.__module__
-        self._meta = None
-        self._blob = None
+        self._meta: dict | None = None
+        self._blob: bytes | None = None
 
     def __call__(self, *args, **kwargs):
         raise TypeError(

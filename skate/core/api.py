@@ -175,8 +175,8 @@ def _connect_existing(address: str, namespace, log_to_driver):
             f"(<session>/token), or run the driver as a user who can read it.") from None
     finally:
         gcs.close()
-    local = [n for n in nodes if rpc.unix_path(n["raylet_address"])
-             and os.path.exists(rpc.unix_path(n["raylet_address"]))]
+    local = [n for n in nodes if (path := rpc.unix_path(n["raylet_address"]))
+             and os.path.exists(path)]
     if not local:
         raise ConnectionError(
             f"The cluster at {address!r} has no node on this machine; a driver must run on one "
@@ -209,6 +209,7 @@ def _find_token(gcs_address: str, current: dict | None) -> str | None:
 
 def _address_info() -> dict:
     core = _core_worker
+    assert core is not None  # called right after init() connects
     return {"node_id": core.node_id, "session_dir": core.session_dir,
             "gcs_address": _node.gcs_address if _node else None,
             "raylet_socket_name": _node.raylet_address if _node else None,

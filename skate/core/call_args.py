@@ -44,7 +44,7 @@ def pack(core, args: tuple, kwargs: dict, what: str):
 
 def resolve_now(core, deps: list) -> list:
     """Entries a worker can read for refs it resolves itself (actor calls and creation)."""
-    out = []
+    out: list[tuple] = []
     for ref in deps:
         obj = core.objects.owned(ref.id)
         if obj is not None and obj.state != 0:

@@ -129,6 +129,7 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=raylet_err, env=env,
             start_new_session=True))
         for p, what in zip(procs, ("control store", "node manager")):
+            assert p.stdout is not None  # started with stdout=PIPE
             line = p.stdout.readline()
             if line.strip() != b"ready":
                 raise RaySystemError(
@@ -171,6 +172,7 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
             start_new_session=True)
     node = LocalNode(session_dir, gcs_address, f"unix:{os.path.join(session_dir, 'raylet.sock')}",
                      node_id, arena, [proc], token)
+    assert proc.stdout is not None  # started with stdout=PIPE
     line = proc.stdout.readline()
     proc.stdout.close()
     if line.strip() != b"ready":

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
+from typing import Any
 
 from skate.core import serialization
 
-_worker = None  # the process's CoreWorker, set by connect()
+# The process's CoreWorker, set by connect(); None before. Any, not "CoreWorker | None":
+# ObjectRef.future() calls it unguarded, as it always has.
+_worker: Any = None
 
 
 def set_worker(worker) -> None:

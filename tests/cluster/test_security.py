@@ -200,6 +200,7 @@ def test_stream_and_grpc_fallback_deliver_the_stored_bytes(cluster):
     import numpy as np
 
     import skate
+    from skate.core.object_store.stream import StreamMissing
     from skate.core.object_store.transfer import TransferClient
 
     node = cluster._nodes()[0]
@@ -207,6 +208,19 @@ def test_stream_and_grpc_fallback_deliver_the_stored_bytes(cluster):
     cluster.connect()
     try:
         ref = skate.put(data)
+        client = TransferClient(cluster.token, "test")
+
+        def sealed():
+            # put() seals the object with a one-way message: wait until the node serves it.
+            try:
+                client.pull(node["transfer_address"], ref.binary(),
+                            lambda size: (memoryview(bytearray(size)), None),
+                            stream_address=node["stream_address"])
+                return True
+            except StreamMissing:
+                return False
+
+        wait_for_condition(sealed, timeout=10)
         copies = []
         for stream_address in (node["stream_address"], "127.0.0.1:1"):  # :1 refuses
             buf = bytearray()
@@ -215,8 +229,8 @@ def test_stream_and_grpc_fallback_deliver_the_stored_bytes(cluster):
                 buf.extend(bytes(size))
                 return memoryview(buf), None
 
-            TransferClient(cluster.token, "test").pull(node["transfer_address"], ref.binary(),
-                                                       begin, stream_address=stream_address)
+            client.pull(node["transfer_address"], ref.binary(), begin,
+                        stream_address=stream_address)
             copies.append(bytes(buf))
         assert copies[0] == copies[1]
         assert data.tobytes() in copies[0]  # the array, behind the object's header

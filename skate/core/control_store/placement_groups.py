@@ -41,7 +41,7 @@ def assign(bundles: list, strategy: str, available: dict) -> list | None:
         res.subtract(free[node], units)
 
     if strategy in ("PACK", "STRICT_PACK"):
-        total = {}
+        total: dict = {}
         for u in need:
             res.add(total, u)
         for n in free:
@@ -49,7 +49,8 @@ def assign(bundles: list, strategy: str, available: dict) -> list | None:
                 return [n] * len(need)
         if strategy == "STRICT_PACK":
             return None
-    out, used = [], []
+    out: list = []
+    used: list = []
     for u in need:
         if strategy == "PACK":
             order = used + [n for n in free if n not in used]

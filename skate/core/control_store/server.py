@@ -136,6 +136,7 @@ class ControlStore:
 
     # -- persistence ---------------------------------------------------------
     def _restore(self) -> None:
+        assert self.db is not None  # called only when persistence is on
         self.kv.update(self.db.load_kv())
         self._next_job = int(self.db.get_meta("next_job") or 1)
         for fields in self.db.load_actors():
@@ -274,7 +275,8 @@ class ControlStore:
         if home in self.raylets:
             return self.raylets[home]
         head = next((n for n, i in self.nodes.items() if i["Alive"] and i.get("is_head")), None)
-        return self.raylets.get(head) or next(iter(self.raylets.values()), None)
+        return ((self.raylets.get(head) if head is not None else None)
+                or next(iter(self.raylets.values()), None))
 
     def _retry_actor_lease(self, rec: ActorRecord, attempt: int) -> None:
         with self.lock:
@@ -376,7 +378,7 @@ class ControlStore:
             self._kill_worker(rec, wid)
 
     def _kill_worker(self, rec: ActorRecord, wid: str) -> None:
-        raylet = self.raylets.get(rec.node_id)
+        raylet = self.raylets.get(rec.node_id) if rec.node_id is not None else None
         for r in ([raylet] if raylet is not None else self.raylets.values()):
             r.notify("kill_worker", wid)
 

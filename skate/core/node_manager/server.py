@@ -53,7 +53,7 @@ class Lease:
     dedicated: bool
     holder: rpc.Connection  # who asked
     rid: int  # the request to answer
-    strategy: object = None  # None, "SPREAD" or ("node", id, soft)
+    strategy: str | tuple | None = None  # None, "SPREAD" or ("node", id, soft)
     infeasible_since: float | None = None  # when no node could ever fit it, first seen
     held: bool = False  # waiting to learn of the node it is pinned to: never granted here
     preferred_node: str | None = None  # where its largest arguments are (locality)
@@ -219,6 +219,7 @@ class NodeManager:
                 lease.held = True  # not for this node: wait for the view to learn of its target
                 return True
             strategy, lease.strategy = lease.strategy, None
+            assert isinstance(strategy, tuple)  # only node affinity has an unknown target
             if strategy[2]:  # soft: anywhere will do
                 return self._route(lease)
             decision = placement.Decision(None, error=f"The node {strategy[1]} that the task is "
@@ -713,8 +714,10 @@ class NodeManager:
             import shutil
 
             shutil.rmtree(self.cfg.session_dir, ignore_errors=True)
+        path = rpc.unix_path(self.address)
+        assert path is not None  # a node manager always listens on a Unix socket
         try:
-            os.unlink(rpc.unix_path(self.address))
+            os.unlink(path)
         except OSError:
             pass
 

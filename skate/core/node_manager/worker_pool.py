@@ -17,6 +17,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from skate.core.node_manager.server import Lease
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ class WorkerProc:
     started: float = field(default_factory=time.monotonic)
     conn: object = None  # its connection, once registered
     address: str = ""
-    lease: object = None  # the lease it serves, or None when idle
+    lease: Lease | None = None  # the lease it serves, or None when idle
     dedicated: bool = False  # actor workers are never reused
     name: str = ""  # actor class name, for log prefixes
     idle_since: float = 0.0
@@ -75,6 +79,7 @@ class WorkerPool:
             env=env,
             close_fds=True,
         )
+        assert proc.stdout is not None and proc.stderr is not None  # both are PIPEs
         os.set_blocking(proc.stdout.fileno(), False)
         os.set_blocking(proc.stderr.fileno(), False)
         w = WorkerProc(worker_id, env_key, proc)

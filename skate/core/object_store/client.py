@@ -103,7 +103,9 @@ class StoreClient:
         """Send queued unpins and frees (they are queued because finalizers cannot send)."""
         if not self._releases and not self._frees:
             return
-        rel, frees, remote = [], [], {}
+        rel: list[bytes] = []
+        frees: list[bytes] = []
+        remote: dict[str, list[bytes]] = {}
         while self._releases:
             rel.append(self._releases.popleft())
         while self._frees:

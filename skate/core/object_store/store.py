@@ -109,6 +109,7 @@ class ObjectStore:
         if e.offset is not None:
             self._mm[e.offset + pos:e.offset + pos + len(data)] = data
         else:
+            assert e.path is not None  # an object not in the arena lives in its file
             with open(e.path, "r+b" if os.path.exists(e.path) else "wb") as f:
                 f.seek(pos)
                 f.write(data)
@@ -230,6 +231,7 @@ class ObjectStore:
             self._drop(oid, e)
             return True
         path = self._spill_path(oid)
+        assert e.offset is not None  # victims are all in the arena
         with open(path, "wb") as f:
             f.write(self._mm[e.offset:e.offset + e.size])
         self.alloc.free(e.offset)
@@ -243,6 +245,7 @@ class ObjectStore:
         off = self._reserve(e.size)
         if off is None:
             return  # stays in its file; readers read it from there
+        assert e.path is not None  # only objects spilled to a file are restored
         with open(e.path, "rb") as f:
             f.readinto(memoryview(self._mm)[off:off + e.size])
         os.unlink(e.path)

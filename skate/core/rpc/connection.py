@@ -17,7 +17,10 @@ import pickle
 import socket
 import struct
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from skate.core.rpc.grpc_transport import GrpcListener
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ Handler = Callable[["Connection", str, tuple, int], Any]
 class Connection:
     """One side of a socket connection; thread-safe for senders."""
 
-    def __init__(self, sock: socket.socket, handler: Handler | None = None,
+    def __init__(self, sock: socket.socket | None, handler: Handler | None = None,
                  on_close: Callable[["Connection"], None] | None = None, name: str = "",
                  expect_token: bytes | None = None):
         self.sock = sock
@@ -128,6 +131,7 @@ class Connection:
 
     def _write(self, header: bytes, body: bytes) -> None:
         """Put one frame on the wire (under the send lock)."""
+        assert self.sock is not None  # None only for subclasses with their own transport
         if len(body) < 65536:
             self.sock.sendall(header + body)
         else:
@@ -242,6 +246,7 @@ class Connection:
         return True
 
     def _close_transport(self) -> None:
+        assert self.sock is not None  # None only for subclasses with their own transport
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
@@ -356,7 +361,7 @@ def listen(address: str, handler: Handler, on_close=None, name: str = "server"):
 
 
 class _DualListener:
-    def __init__(self, unix: "Listener", tcp: "Listener"):
+    def __init__(self, unix: Listener, tcp: GrpcListener):
         self._parts = (unix, tcp)
         self.address = f"{unix.address}|{tcp.address}"
 

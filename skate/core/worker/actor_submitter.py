@@ -47,7 +47,7 @@ class ActorSubmitter:
         self.version = -1
         self.address = None
         self.conn: rpc.Connection | None = None
-        self.death_cause = None
+        self.death_cause: str | None = None
         self.queue: collections.deque[ActorCall] = collections.deque()
         self.inflight: dict[bytes, ActorCall] = {}
         self.pid = None

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 
 class CoreWorker:
+    namespace_explicit: bool  # set by skate.init(): whether the caller named the namespace
+
     def __init__(self, *, mode: str, session_dir: str, raylet_address: str, gcs_address: str,
                  node_id: str, node_ip: str, worker_id: str, namespace: str = "",
                  log_to_driver: bool = False, handler=None, arena_path: str = "",
@@ -54,7 +56,7 @@ class CoreWorker:
         self.assigned_resources: dict = {}
         self.gpu_ids: list = []
         self.job_id = None
-        self._future_pool = None
+        self._future_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_peer_closed,
                                      name=f"{mode}-{worker_id[:6]}")
         self.address = self.listener.address  # with its TCP part, in a multi-machine cluster
@@ -487,9 +489,10 @@ class CoreWorker:
         return done, [r for r in refs if r.id not in done_ids]
 
     def future_for(self, ref: ObjectRef) -> concurrent.futures.Future:
-        fut = concurrent.futures.Future()
-        if self._future_pool is None:
-            self._future_pool = concurrent.futures.ThreadPoolExecutor(4, "skate-futures")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        pool = self._future_pool
+        if pool is None:
+            pool = self._future_pool = concurrent.futures.ThreadPoolExecutor(4, "skate-futures")
 
         def fill():
             try:
@@ -497,7 +500,7 @@ class CoreWorker:
             except BaseException as e:  # the future carries any failure to its awaiter
                 fut.set_exception(e)
 
-        self.resolve_dependency(ref, lambda entry: self._future_pool.submit(fill))
+        self.resolve_dependency(ref, lambda entry: pool.submit(fill))
         return fut
 
     # -- actors --------------------------------------------------------------------------
@@ -552,8 +555,10 @@ class CoreWorker:
         self.store.close()
         if self._future_pool is not None:
             self._future_pool.shutdown(wait=False)
+        path = rpc.unix_path(self.address)
+        assert path is not None  # a worker always listens on a Unix socket
         try:
-            os.unlink(rpc.unix_path(self.address))
+            os.unlink(path)
         except OSError:
             pass
 

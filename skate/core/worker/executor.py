@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import traceback
+from typing import Callable
 
 from skate import exceptions as exc
 from skate.core import rpc, serialization
@@ -41,7 +42,7 @@ class Executor:
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._task_started = 0.0  # when the main thread's current task began (0: idle)
-        self.functions: dict[bytes, object] = {}
+        self.functions: dict[bytes, Callable] = {}
         self.calls_per_fn: dict[bytes, int] = {}
         self.actor = None
         self.actor_class_name = None
@@ -132,7 +133,8 @@ class Executor:
                 if not late:
                     self._cv.wait(BOUNCE_AFTER_S / 2)
                     continue
-                keep, bounced = collections.deque(), []
+                keep: collections.deque = collections.deque()
+                bounced: list = []
                 for item in self._pending:
                     (bounced if item[0] == self._run_task else keep).append(item)
                 self._pending = keep

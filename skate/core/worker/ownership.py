@@ -21,6 +21,7 @@ has not freed; ``_counts[oid]`` exists while a local instance exists.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from skate.core.ownership_codes import FAILED, PENDING, READY  # noqa: F401
@@ -84,7 +85,7 @@ class ObjectTable:
         return self._owned.get(oid)
 
     def complete(self, oid: bytes, state: int, value: tuple, in_store: bool,
-                 contained: list = ()) -> None:
+                 contained: Sequence = ()) -> None:
         """The object's value is known; wake whoever waits for it."""
         with self.lock:
             obj = self._owned.get(oid)
@@ -130,6 +131,7 @@ class ObjectTable:
     def _free(self, oid: bytes, obj: OwnedObject) -> None:
         del self._owned[oid]
         if obj.in_store:
+            assert obj.value is not None  # complete() sets value before in_store
             self._free_in_store(oid, obj.value[2])
         obj.contained = []
 

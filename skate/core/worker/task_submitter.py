@@ -61,7 +61,7 @@ class TaskRecord:
     held: list  # every ObjectRef this task keeps alive (deps, nested refs, big-args ref)
     return_ids: list
     max_retries: int
-    retry_exceptions: object
+    retry_exceptions: bool | list | tuple | None  # or exception classes to retry on
     max_calls: int
     strategy: object = None  # None, "SPREAD" or ("node", node_id, soft)
     attempt: int = 0
@@ -69,7 +69,7 @@ class TaskRecord:
     preferred_node: str | None = None  # the node holding most of its argument bytes
     cancelled: bool = False
     force_cancelled: bool = False
-    worker: object = None  # _Leased, while in flight
+    worker: _Leased | None = None  # while in flight
     done: bool = False
 
 
@@ -80,7 +80,7 @@ class _Leased:
     address: str
     conn: rpc.Connection
     gpu_ids: list
-    raylet: rpc.Connection = None  # the node manager that granted it (gets it back)
+    raylet: rpc.Connection  # the node manager that granted it (gets it back)
     node_id: str = ""
     inflight: int = 0
     idle_since: float = 0.0
@@ -215,7 +215,8 @@ class TaskSubmitter:
             if awaited:
                 limit = min(limit, min(sent.get(n, 0) for n in awaited) + SPREAD_SLACK)
         while k.queue:
-            best, best_rank = None, None
+            best: _Leased | None = None
+            best_rank = (0, 0)  # read only once best is set
             for w in live:
                 n = sent.get(w.node_id, 0)
                 if w.inflight >= depth or n >= limit:
@@ -415,7 +416,7 @@ class TaskSubmitter:
         rx = task.retry_exceptions
         if not rx or not (task.max_retries == -1 or task.attempt < task.max_retries):
             return False
-        if rx is True:
+        if isinstance(rx, bool):  # a truthy bool: True
             return True
         r = returns[0]
         err = serialization.loads(r[2], r[3]) if r[0] == "i" else None
@@ -529,4 +530,4 @@ def _largest_holder(resolved: list) -> str | None:
     for entry in resolved:
         if entry[0] == "s" and len(entry) > 3 and entry[2]:
             by_node[entry[2]] = by_node.get(entry[2], 0) + entry[3]
-    return max(by_node, key=by_node.get) if by_node else None
+    return max(by_node, key=lambda n: by_node[n]) if by_node else None
