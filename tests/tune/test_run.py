@@ -170,12 +170,26 @@ def test_trials_wait_for_resources_instead_of_oversubscribing(start_regular, tmp
         spans = sorted((t.last_result["start"], t.last_result["end"]) for t in analysis.trials)
         for (_, end), (start, _) in zip(spans, spans[1:]):
             assert start >= end - 0.01, f"trials overlapped with {kwargs}: {spans}"
-    # With 1 CPU each, two run at once on the 2-CPU node.
-    analysis = tune.run(trainable, config={"i": tune.grid_search([0, 1])},
-                        storage_path=str(tmp_path), verbose=0)
-    (s1, e1), (s2, e2) = sorted((t.last_result["start"], t.last_result["end"])
-                                for t in analysis.trials)
-    assert s2 < e1
+    # With 1 CPU each, two run at once on the 2-CPU node: they meet at a rendezvous.
+    analysis = tune.run(_meet_trainable(tmp_path / "rdv-cpu", 2),
+                        config={"i": tune.grid_search([0, 1])}, storage_path=str(tmp_path),
+                        verbose=0)
+    assert [t.last_result["met"] for t in analysis.trials] == [2, 2]
+
+
+def _meet_trainable(directory, n):
+    """A trainable that reports how many trials were running with it (waits up to 60 s)."""
+    directory = str(directory)
+
+    def trainable(config):
+        os.makedirs(directory, exist_ok=True)
+        open(os.path.join(directory, str(config["i"])), "w").close()
+        deadline = time.monotonic() + 60
+        while len(os.listdir(directory)) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        tune.report({"met": len(os.listdir(directory))})
+
+    return trainable
 
 
 def test_impossible_resource_request_fails_before_any_trial(start_regular, tmp_path):
@@ -355,17 +369,11 @@ def test_progress_table_and_best_trial_summary(start_regular, tmp_path, capsys):
 def test_fractional_gpus_share_a_device(shutdown_only, tmp_path):
     skate.init(num_cpus=2, num_gpus=1)
 
-    def trainable(config):
-        start = time.time()
-        time.sleep(0.3)
-        tune.report({"start": start, "end": time.time()})
-
-    analysis = tune.run(trainable, config={"i": tune.grid_search([0, 1])},
+    analysis = tune.run(_meet_trainable(tmp_path / "rdv-gpu", 2),
+                        config={"i": tune.grid_search([0, 1])},
                         resources_per_trial={"cpu": 1, "gpu": 0.5},
                         storage_path=str(tmp_path), verbose=0)
-    (s1, e1), (s2, e2) = sorted((t.last_result["start"], t.last_result["end"])
-                                for t in analysis.trials)
-    assert s2 < e1  # both held half the GPU at once
+    assert [t.last_result["met"] for t in analysis.trials] == [2, 2]  # both on half the GPU
     assert analysis.trials[0].resources == {"CPU": 1, "GPU": 0.5}
 
 
