@@ -64,10 +64,10 @@ class ProgressReporter:
         """Told the experiment's metric/mode before it starts."""
 
     def should_report(self, trials, done: bool = False) -> bool:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement should_report()")
 
     def report(self, trials, done: bool, *sys_info) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement report()")
 
 
 class CLIReporter(ProgressReporter):

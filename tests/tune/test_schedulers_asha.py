@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 
 import pytest
+from scheduler_fakes import FakeTrial
+from scheduler_fakes import result as _result
 
 from skate.tune.schedulers import ASHAScheduler, AsyncHyperBandScheduler
 
 pytestmark = pytest.mark.skate_only
 
 
-@dataclasses.dataclass(eq=False)
-class FakeTrial:
-    trial_id: str
-    config: dict = dataclasses.field(default_factory=dict)
-    status: str = "RUNNING"
-    last_result: dict = dataclasses.field(default_factory=dict)
-    checkpoint: object = None
-
-
-def _result(it, acc):
-    return {"training_iteration": it, "time_total_s": float(it), "time_this_iter_s": 1.0,
-            "trial_id": "x", "acc": acc}
 
 
 def _milestones(scheduler, bracket=0):

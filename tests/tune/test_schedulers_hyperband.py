@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from scheduler_fakes import result as _result
 
 from skate.tune.schedulers import HyperBandScheduler
 
@@ -19,10 +20,6 @@ class FakeTrial:
     last_result: dict = dataclasses.field(default_factory=dict)
     checkpoint: object = None
 
-
-def _result(it, acc):
-    return {"training_iteration": it, "time_total_s": float(it), "time_this_iter_s": 1.0,
-            "trial_id": "x", "acc": acc}
 
 
 def _scheduler(**kwargs):

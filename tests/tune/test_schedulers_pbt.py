@@ -6,6 +6,7 @@ import dataclasses
 import random
 
 import pytest
+from scheduler_fakes import result as _result
 
 from skate.tune.schedulers import Exploit, PopulationBasedTraining
 from skate.tune.schedulers.pbt import explore
@@ -31,10 +32,6 @@ class FakeDomain:
     def sample(self):
         return self.value
 
-
-def _result(it, acc):
-    return {"training_iteration": it, "time_total_s": float(it), "time_this_iter_s": 1.0,
-            "trial_id": "x", "acc": acc}
 
 
 def _pbt(**kwargs):

@@ -107,7 +107,7 @@ class Sampler:
     """How to draw ``size`` values from a domain: ``sample(domain, config, size, rng) -> list``."""
 
     def sample(self, domain: Domain, config: Any, size: int, rng: Rng) -> list:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement sample()")
 
     def __repr__(self) -> str:
         return type(self).__name__
