@@ -34,6 +34,8 @@ __all__ = [
     "WorkerCrashedError",
     "RaySystemError",
     "NodeDiedError",
+    "WorkerStartupError",
+    "AsyncioActorExit",
     "TuneError",
 ]
 
@@ -183,6 +185,20 @@ class WorkerCrashedError(RayError):
 
 class NodeDiedError(RayError):
     """The node running the task died."""
+
+
+class WorkerStartupError(RaySystemError):
+    """Workers for a task or actor keep exiting before they are ready.
+
+    Raised for the work that waited for them once several starts in a row
+    failed on their own (an import error in a ``runtime_env``, a broken
+    interpreter); the message carries the last worker's stderr. Workers killed
+    from outside while starting are simply started again.
+    """
+
+
+class AsyncioActorExit(RayError):
+    """Raised inside an async actor by ``exit_actor()`` (Ray's name); ends the actor."""
 
 
 class TuneError(RayError):

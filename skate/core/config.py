@@ -79,3 +79,8 @@ class NodeConfig:
     @classmethod
     def from_json(cls, text: str) -> "NodeConfig":
         return cls(**json.loads(text))
+
+#: Test hook: "<point>@<token file>[,...]" makes a process SIGKILL itself at a named moment
+#: of its life (see skate/core/kill_points.py). Set per worker through
+#: runtime_env={"env_vars": {"SKATE_TEST_KILL_AT": ...}}.
+TEST_KILL_AT = os.environ.get("SKATE_TEST_KILL_AT", "")

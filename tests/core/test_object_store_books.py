@@ -84,10 +84,37 @@ def test_reader_death_releases_its_pins(store):
     assert b"x" not in store.objects
 
 
-def test_duplicate_create_is_refused(store):
+def test_retried_create_replaces_a_copy_nobody_reads(store):
+    # a retried task's first worker sealed its result but died before replying
     write(store, b"x", 10, 1)
+    used = store.alloc.used_bytes
+    where = store.create(b"x", 10, owner="o")
+    assert where[0] == "arena"
+    assert store.status(b"x") == "unsealed"
+    assert store.alloc.used_bytes == used  # the old block was given back first
+
+
+def test_retried_create_of_a_pinned_copy_keeps_it(store):
+    write(store, b"x", 10, 1)
+    store.get(b"x", "reader")
+    assert store.create(b"x", 10, owner="o") == ("exists",)
+    assert store.status(b"x") == "sealed"
+
+
+def test_create_of_a_freed_copy_still_pinned_is_refused(store):
+    write(store, b"x", 10, 1)
+    store.get(b"x", "reader")
+    store.free(b"x")
     with pytest.raises(ValueError, match="already exists"):
         store.create(b"x", 10, owner="o")
+
+
+def test_writer_death_drops_what_it_had_not_sealed(store):
+    store.create(b"half", MB, owner="o", writer="w1")
+    write(store, b"whole", MB, 1)
+    assert store.release_reader("w1") == [b"half"]
+    assert b"half" not in store.objects
+    assert store.status(b"whole") == "sealed"
 
 
 def _pull(store, oid, size, reader="pull"):

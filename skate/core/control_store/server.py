@@ -339,6 +339,11 @@ class ControlStore:
                 with self.lock:
                     if rec.state == DEAD or rec.num_restarts != attempt:
                         return
+                    if not ok2 and isinstance(value2, rpc.ConnectionClosed):
+                        # its worker died while creating it: a restart like any other
+                        self._on_worker_gone(worker_id, f"its worker died during creation "
+                                                        f"({value2})")
+                        return
                     if not ok2:
                         self._set_dead(rec, f"the actor's constructor raised: {value2}")
                         raylet.notify("return_lease", lease_id, True)

@@ -25,22 +25,27 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from skate.core import rpc
+from skate.core import kill_points, rpc
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
 from skate.core.control_store.placement_groups import bundle_resources as pg_bundle_resources
 from skate.core.ids import random_id
 from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
+from skate.core.node_manager.start_policy import StartBackoff
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
 from skate.core.pids import alive as _alive
+from skate.exceptions import WorkerStartupError
 
 log = logging.getLogger("skate.node_manager")
 
 HEARTBEAT_S = 0.1
 INFEASIBLE_WARN_S = 1.0
+#: The watchdog: a request that fits the free resources with no worker running or starting
+#: for it for this long is a scheduler bug; it is logged, counted and a worker is started.
+STALL_S = 1.0
 UNKNOWN_NODE_GRACE_S = 2.0  # a node pinned to but not in our view yet: wait this long
 
 
@@ -85,9 +90,13 @@ class NodeManager:
         self.num_task_workers_target = max(1, int(cfg.resources.get("CPU", 1)))
         argv = worker_argv(self.address, cfg.gcs_address, cfg.session_dir, cfg.node_id,
                            cfg.arena_path, self.store.capacity, cfg.node_ip)
-        self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines)
+        self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines,
+                               on_exit=self._on_worker_exit)
         self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
-        self.starting: dict[str, int] = {}  # env key -> workers started, not yet registered
+        self.start_backoff = StartBackoff()
+        # watchdog: lease id -> when it was first seen stalled; trips counted, never expected
+        self._stalled_since: dict[int, float] = {}
+        self.watchdog_trips = 0
         self.stopping = threading.Event()
         self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_close,
@@ -127,7 +136,9 @@ class NodeManager:
             return
         with self.lock:
             self.log_subscribers.discard(conn)
-            self.store.release_reader(id(conn))
+            for oid in self.store.release_reader(id(conn)):  # it died writing these
+                for c, r in self.store_waiters.pop(oid, []):
+                    c.reply(r, None)
             role = conn.peer_info.get("role")
             if role == "worker":
                 w = self.pool.workers.get(conn.peer_info["worker_id"])
@@ -150,7 +161,8 @@ class NodeManager:
         conn.peer_info.update(role="worker", worker_id=worker_id, address=address)
         w.conn = conn
         w.address = address
-        self.starting[w.env_key] = max(0, self.starting.get(w.env_key, 1) - 1)
+        w.registered = True
+        self.start_backoff.started(w.env_key)
         self._make_idle(w)
         threading.Thread(target=self._schedule, daemon=True).start()
         return {"node_id": self.cfg.node_id}
@@ -436,16 +448,96 @@ class NodeManager:
             self.leases[lease.lease_id] = lease
             lease.holder.reply(lease.rid, (lease.lease_id, w.worker_id, w.address, gpus,
                                            self.cfg.node_id))
+            if lease.env_vars and kill_points.fires(kill_points.hooks_of(lease.env_vars),
+                                                    "lease_granted"):
+                self.pool.kill(w)  # test hook: the worker dies with its grant in flight
         self.pending = still
+        if not waiting_for_worker:
+            return
+        starting = self._starting()
+        now = time.monotonic()
         for env_key, n in waiting_for_worker.items():
-            have = self.starting.get(env_key, 0)
+            if self.start_backoff.ready_at(env_key) > now:
+                continue  # after failed starts; a later pass (every heartbeat) starts it
             env_vars = next((p.env_vars for p in still if p.env_key == env_key), None)
-            for _ in range(n - have):
+            for _ in range(n - starting.get(env_key, 0)):
                 self._start_worker(env_key, env_vars)
 
+    def _starting(self) -> dict:
+        """env key -> workers started and not yet registered, counted from the processes
+        themselves (a counter would drift when one dies before registering)."""
+        out: dict = {}
+        for w in list(self.pool.workers.values()):
+            if not w.registered and not w.dead and w.returncode is None:
+                out[w.env_key] = out.get(w.env_key, 0) + 1
+        return out
+
     def _start_worker(self, env_key: str, env_vars) -> None:
-        self.starting[env_key] = self.starting.get(env_key, 0) + 1
         self.pool.start(random_id(8).hex(), env_key, env_vars)
+
+    def _on_worker_exit(self, w: WorkerProc) -> None:
+        """A worker process exited (seen by the pool, which reaped it): whatever it held is
+        returned and waiting work gets a replacement; one that died starting counts as a
+        failed start."""
+        with self.lock:
+            if self.stopping.is_set():
+                return
+            if w.registered:
+                self._worker_died(w)
+            elif not w.dead:
+                self._failed_start(w)
+            self._schedule_locked()
+
+    def _failed_start(self, w: WorkerProc) -> None:
+        w.dead = True
+        key = w.env_key
+        self.start_backoff.failed(key, time.monotonic(), w.returncode)
+        log.warning("worker %s (pid %d) exited with code %s before it registered%s",
+                    w.worker_id, w.pid, w.returncode,
+                    (": " + " | ".join(w.stderr_tail[-3:])) if w.stderr_tail else "")
+        if not self.start_backoff.gave_up(key):
+            return
+        self.start_backoff.reset(key)
+        tail = "\n".join(w.stderr_tail[-20:]) or "(it wrote nothing to stderr)"
+        error = WorkerStartupError(
+            f"{self.start_backoff.give_up_after} workers in a row exited before they were "
+            f"ready (last exit code {w.returncode}), so the tasks and actors waiting for one "
+            f"were failed. Check the runtime_env (env_vars) and the Python environment. The "
+            f"last worker's stderr:\n{tail}")
+        keep = []
+        for lease in self.pending:
+            if lease.env_key == key:
+                lease.holder.reply(lease.rid, error, ok=False)
+            else:
+                keep.append(lease)
+        self.pending = keep
+
+    def _check_stalls(self, now: float) -> None:
+        """The watchdog invariant: queued work that fits the free resources has a worker
+        running or starting for it within STALL_S. A trip means a bookkeeping bug; it is
+        logged and repaired (a worker started), and tests assert there were none."""
+        with self.lock:
+            starting = self._starting()
+            stalled = set()
+            for lease in self.pending:
+                if lease.held or lease.holder.closed or not res.fits(lease.units, self.available):
+                    continue
+                if starting.get(lease.env_key) or self.start_backoff.ready_at(lease.env_key) > now:
+                    continue
+                if not lease.dedicated and self.idle.get(lease.env_key):
+                    continue  # granted on the next pass
+                stalled.add(lease.lease_id)
+                first = self._stalled_since.setdefault(lease.lease_id, now)
+                if now - first > STALL_S:
+                    self.watchdog_trips += 1
+                    log.error("watchdog: lease request %d (%s) fits the free resources but no "
+                              "worker has run or started for it for %.1f s; starting one",
+                              lease.lease_id, res.describe(lease.units), now - first)
+                    self._stalled_since[lease.lease_id] = now
+                    self._start_worker(lease.env_key, lease.env_vars)
+            for lid in list(self._stalled_since):
+                if lid not in stalled:
+                    del self._stalled_since[lid]
 
     def _make_idle(self, w: WorkerProc) -> None:
         w.lease = None
@@ -469,6 +561,11 @@ class NodeManager:
             self._make_idle(w)
 
     def _worker_died(self, w: WorkerProc) -> None:
+        """A registered worker is gone (its socket closed or its process exited: whichever
+        is seen first; the second call does nothing)."""
+        if w.death_handled:
+            return
+        w.death_handled = True
         w.dead = True
         lst = self.idle.get(w.env_key)
         if lst and w in lst:
@@ -480,7 +577,6 @@ class NodeManager:
             self.gcs.notify("worker_died", w.worker_id)
         except rpc.ConnectionClosed:
             pass
-        self.pool.reap()
 
     def _cull_idle(self) -> None:
         """Stop idle workers beyond the pool's size, and ones with a runtime_env nobody uses."""
@@ -495,11 +591,10 @@ class NodeManager:
                         total_idle -= 1
                         w.dead = True
                         self.pool.kill(w)
-            self.pool.reap()
 
     # -- object store ----------------------------------------------------
     def h_store_create(self, conn, rid, oid, size, owner):
-        return self.store.create(oid, size, owner)
+        return self.store.create(oid, size, owner, writer=id(conn))
 
     def h_store_seal(self, conn, rid, oid):
         self.store.seal(oid)
@@ -654,6 +749,17 @@ class NodeManager:
     def h_ping(self, conn, rid):
         return "pong"
 
+    def h_scheduler_state(self, conn, rid):
+        """What the lease scheduler holds now (tests check the watchdog invariant with it)."""
+        return {
+            "pending": len(self.pending), "leases": len(self.leases),
+            "starting": self._starting(),
+            "idle": {k: len(v) for k, v in self.idle.items() if v},
+            "workers": len(self.pool.workers),
+            "failed_starts": self.start_backoff.total_failures,
+            "watchdog_trips": self.watchdog_trips,
+        }
+
     def h_flush_logs(self, conn, rid):
         """Forward pending worker output now; it reaches the asker before this reply."""
         self.pool.drain()
@@ -690,6 +796,9 @@ class NodeManager:
                         log.info("process %d that owns this node is gone; stopping", owner)
                         break
                     self._cull_idle()
+                    if not self.pool.uses_pidfds:
+                        self.pool.check_exits()
+                self._check_stalls(time.monotonic())
             except Exception:  # the node must outlive a bug in its housekeeping
                 log.exception("node manager housekeeping failed")
         self.shutdown()

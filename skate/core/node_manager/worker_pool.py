@@ -4,6 +4,12 @@ Workers are started with ``python -m skate.core.worker``; each connects back
 and registers. Their stdout/stderr are pipes read by one thread (selectors),
 which hands whole lines to ``on_lines(worker, stream, lines)`` for the
 drivers (Ray's ``log_to_driver``).
+
+The same thread waits on each process itself (a pidfd in the selector), not
+only on its socket: a worker killed before it registered has no socket to
+close, and its node manager must still learn that it is gone. It reaps the
+process and calls ``on_exit(worker)`` (outside the pump lock, so the callback
+may take the node manager's lock while ``drain`` runs under it).
 """
 
 from __future__ import annotations
@@ -37,7 +43,11 @@ class WorkerProc:
     dedicated: bool = False  # actor workers are never reused
     name: str = ""  # actor class name, for log prefixes
     idle_since: float = 0.0
-    dead: bool = False
+    dead: bool = False  # killed by us, or gone: never leased again
+    registered: bool = False  # it connected back and registered
+    death_handled: bool = False  # its lease and the control store were told (once)
+    returncode: int | None = None  # set once the process has exited and been reaped
+    stderr_tail: list = field(default_factory=list)  # its last stderr lines (start failures)
 
     @property
     def pid(self) -> int:
@@ -45,10 +55,11 @@ class WorkerProc:
 
 
 class WorkerPool:
-    def __init__(self, argv_base: list, session_dir: str, on_lines):
+    def __init__(self, argv_base: list, session_dir: str, on_lines, on_exit=None):
         self.argv_base = argv_base
         self.session_dir = session_dir
         self.on_lines = on_lines
+        self.on_exit = on_exit
         self.workers: dict[str, WorkerProc] = {}
         self._sel = selectors.DefaultSelector()
         self._sel_lock = threading.Lock()
@@ -56,6 +67,8 @@ class WorkerPool:
         self._wake_r, self._wake_w = os.pipe()
         self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._stopped = False
+        self._stopping = False  # stop() began: exits are expected, not reported
+        self.uses_pidfds = hasattr(os, "pidfd_open")
         self._spawner = ThreadPoolExecutor(1, "skate-spawner")
         self._pump_lock = threading.Lock()
         self._thread = threading.Thread(target=self._pump, name="skate-worker-logs", daemon=True)
@@ -87,6 +100,13 @@ class WorkerPool:
         with self._sel_lock:
             self._sel.register(proc.stdout, selectors.EVENT_READ, (w, "stdout"))
             self._sel.register(proc.stderr, selectors.EVENT_READ, (w, "stderr"))
+            try:
+                pidfd = os.pidfd_open(proc.pid)
+            except (AttributeError, OSError):  # no pidfds: check_exits() polls instead
+                pidfd = None
+                self.uses_pidfds = False
+            if pidfd is not None:
+                self._sel.register(pidfd, selectors.EVENT_READ, (w, "exit"))
         os.write(self._wake_w, b"x")
         return w
 
@@ -98,15 +118,50 @@ class WorkerPool:
                 if self._stopped:
                     return
                 continue
+            exits = [key for key, _ in events if key.data is not None and key.data[1] == "exit"]
             with self._pump_lock:
-                self._handle_events(events)
+                self._handle_events([e for e in events if e[0] not in exits])
+            for key in exits:
+                self._exited(key)
+
+    def _exited(self, key) -> None:
+        w = key.data[0]
+        with self._sel_lock:
+            try:
+                self._sel.unregister(key.fileobj)
+            except (KeyError, ValueError):
+                pass
+        os.close(key.fileobj)
+        self.drain()  # its last output (a failed start's traceback) before its exit is handled
+        self._reaped(w)
+
+    def _reaped(self, w: WorkerProc) -> None:
+        try:
+            w.returncode = w.proc.wait(timeout=5)  # the pidfd said it exited: this reaps it
+        except subprocess.TimeoutExpired:  # cannot happen for an exited child
+            log.error("worker %s (pid %d) signalled exit but was not reaped", w.worker_id, w.pid)
+            return
+        if self.workers.pop(w.worker_id, None) is None:
+            return  # already handled (a poll and the pidfd both saw it)
+        if self.on_exit is not None and not self._stopping:
+            try:
+                self.on_exit(w)
+            except Exception:
+                log.exception("handling the exit of worker %s failed", w.worker_id)
+
+    def check_exits(self) -> None:
+        """Without pidfds: notice exited workers by polling (the housekeeping tick calls this)."""
+        for w in list(self.workers.values()):
+            if w.returncode is None and w.proc.poll() is not None:
+                self._reaped(w)
 
     def drain(self) -> None:
         """Forward everything workers have written so far (before a driver leaves)."""
         with self._pump_lock:
             for _ in range(1000):
                 try:
-                    events = [e for e in self._sel.select(timeout=0) if e[0].data is not None]
+                    events = [e for e in self._sel.select(timeout=0)
+                              if e[0].data is not None and e[0].data[1] != "exit"]
                 except (OSError, ValueError):
                     return
                 if not events:
@@ -151,6 +206,8 @@ class WorkerPool:
 
     def _emit(self, w: WorkerProc, stream: str, lines: list) -> None:
         text = [ln.decode("utf-8", "replace") for ln in lines]
+        if stream == "stderr" and not w.registered:  # kept to explain a failed start
+            w.stderr_tail = (w.stderr_tail + text)[-20:]
         try:
             self.on_lines(w, stream, text)
         except Exception:
@@ -162,12 +219,8 @@ class WorkerPool:
         except OSError:
             pass
 
-    def reap(self) -> None:
-        for w in list(self.workers.values()):
-            if w.dead and w.proc.poll() is not None:
-                self.workers.pop(w.worker_id, None)
-
     def stop(self) -> None:
+        self._stopping = True
         for w in list(self.workers.values()):
             try:
                 w.proc.kill()

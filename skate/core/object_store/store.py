@@ -36,6 +36,7 @@ class _Entry:
     last_used: float = 0.0
     secondary: bool = False  # a copy pulled from another node: dropped, not spilled
     copies: set = field(default_factory=set)  # nodes that pulled a copy from here
+    writer: object = None  # key of the connection writing it, until sealed
 
 
 class ObjectStore:
@@ -59,10 +60,24 @@ class ObjectStore:
         self.restored_bytes_total = 0
 
     # -- writer side -----------------------------------------------------
-    def create(self, oid: bytes, size: int, owner, secondary: bool = False) -> tuple:
-        if oid in self.objects:
-            raise ValueError(f"object {oid.hex()} already exists in the store")
-        e = _Entry(size=size, owner=owner, last_used=time.monotonic(), secondary=secondary)
+    def create(self, oid: bytes, size: int, owner, secondary: bool = False,
+               writer=None) -> tuple:
+        """Reserve ``size`` bytes for ``oid``: ("arena", offset) or ("file", path) to write
+        to, or ("exists",) when a sealed copy that readers pin is already here.
+
+        The same id can be created again when a task is retried: its first worker died
+        after ``create`` (unsealed: the dead writer's block is dropped) or after ``seal``
+        but before its reply reached the owner (the copy nobody reads yet is replaced).
+        """
+        old = self.objects.get(oid)
+        if old is not None:
+            if old.pins and old.sealed and not old.deleted:
+                return ("exists",)
+            if old.pins:
+                raise ValueError(f"object {oid.hex()} already exists in the store")
+            self._drop(oid, old)
+        e = _Entry(size=size, owner=owner, last_used=time.monotonic(), secondary=secondary,
+                   writer=writer)
         off = self._reserve_warm(size) if secondary else self._reserve(size)
         if off is None:
             e.path = self._spill_path(oid)
@@ -76,6 +91,7 @@ class ObjectStore:
         e = self.objects.get(oid)
         if e is not None:
             e.sealed = True
+            e.writer = None
 
     def abort(self, oid: bytes) -> None:
         """The writer failed half way: drop the reservation."""
@@ -156,12 +172,20 @@ class ObjectStore:
         if e.deleted and not e.pins:
             self._drop(oid, e)
 
-    def release_reader(self, reader) -> None:
+    def release_reader(self, reader) -> list:
+        """``reader``'s connection closed: unpin what it pinned and drop what it was still
+        writing (a writer killed between create and seal). Returns the dropped ids."""
+        aborted = []
         for oid, e in list(self.objects.items()):
             if reader in e.pins:
                 del e.pins[reader]
                 if e.deleted and not e.pins:
                     self._drop(oid, e)
+                    continue
+            if e.writer == reader and not e.sealed:
+                self.abort(oid)
+                aborted.append(oid)
+        return aborted
 
     # -- owner side ------------------------------------------------------
     def add_copy(self, oid: bytes, node: str) -> None:

@@ -27,8 +27,10 @@ def main() -> None:
     a = p.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
-    from skate.core import rpc
+    from skate.core import kill_points, rpc
     from skate.core.worker.core_worker import CoreWorker
+
+    kill_points.reached("start")
 
     rpc.set_token(os.environ.get("SKATE_TOKEN"))
     from skate.core.worker.executor import Executor
@@ -39,6 +41,7 @@ def main() -> None:
                       worker_id=a.worker_id, handler=ex.handle, arena_path=a.arena,
                       capacity=a.capacity)
     ex.core = core
+    kill_points.reached("registered")
     core.raylet.on_close = lambda c: os._exit(0)
     try:
         ex.run()

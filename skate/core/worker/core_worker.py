@@ -18,7 +18,7 @@ import threading
 import time
 
 from skate import exceptions as exc
-from skate.core import ids, rpc, serialization
+from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import INLINE_THRESHOLD
 from skate.core.object_ref import ObjectRef, set_worker
 from skate.core.object_store.client import StoreClient
@@ -353,6 +353,8 @@ class CoreWorker:
                 self.raylet.notify("blocked", blocked)
             except rpc.ConnectionClosed:
                 pass
+            if blocked and kill_points.ARMED:
+                kill_points.reached("blocked")
 
     def _materialize(self, ref: ObjectRef, entry):
         tag = entry[0]

@@ -23,7 +23,7 @@ import traceback
 from typing import Callable
 
 from skate import exceptions as exc
-from skate.core import rpc, serialization
+from skate.core import kill_points, rpc, serialization
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,16 @@ class Executor:
     # -- requests (reader threads) -------------------------------------------------
     def handle(self, conn, method, args, rid):
         if method == "push_task":
+            if kill_points.ARMED:
+                kill_points.reached("push_task")
             self._enqueue((self._run_task, conn, rid, args[0]))
             return rpc.DEFER
         if method == "actor_call":
+            if kill_points.ARMED:
+                kill_points.reached("actor_call")
             return self._actor_call(conn, rid, args[0])
         if method == "create_actor":
+            kill_points.reached("create_actor")
             self._enqueue((self._create_actor, conn, rid, args))
             return rpc.DEFER
         if method == "cancel_task":

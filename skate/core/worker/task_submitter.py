@@ -284,11 +284,13 @@ class TaskSubmitter:
                 return
             k.requested -= 1
             if not ok or value is None:
-                if not ok and isinstance(value, ValueError):
-                    failed = list(k.queue)  # unschedulable (e.g. pinned to a dead node)
+                if not ok and isinstance(value, (ValueError, exc.WorkerStartupError)):
+                    # unschedulable (e.g. pinned to a dead node), or its workers cannot start
+                    failed = list(k.queue)
                     k.queue.clear()
                     for task in failed:
-                        self._finish_all(task, exc.TaskUnschedulableError(str(value)))
+                        self._finish_all(task, value if isinstance(value, exc.WorkerStartupError)
+                                         else exc.TaskUnschedulableError(str(value)))
                 elif not ok and self.core.connected and k.queue:
                     # that node manager died (or was unreachable): ask again shortly,
                     # once the cluster view no longer lists it

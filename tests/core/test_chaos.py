@@ -1,0 +1,114 @@
+"""Kill -9 random workers at 5 per second while real work runs: nothing is lost.
+
+Every test runs its workload under a ``WorkerKiller`` and then checks the
+whole outcome: every result exactly right, every CPU back, nothing left
+pending, the node manager's watchdog never tripped (queued work that fits
+always had a worker starting for it), and a new task runs at once.
+"""
+
+import time
+
+import numpy as np
+import pytest
+
+import skate
+from skate.core import api
+from tests.core.chaos import WorkerKiller
+from tests.core.utils import wait_for_condition
+
+pytestmark = pytest.mark.skate_only
+
+KILL_INTERVAL_S = 0.2  # 5 kills a second
+DEADLINE_S = 90
+
+
+@pytest.fixture
+def cluster(start_cluster):
+    return start_cluster(num_cpus=2)
+
+
+def scheduler_state() -> dict:
+    return api._core().raylet.call("scheduler_state")
+
+
+def assert_settled(baseline_trips: int = 0) -> None:
+    """After the killing: resources back to total, nothing pending, work runs again."""
+    total = skate.cluster_resources()["CPU"]
+    wait_for_condition(lambda: skate.available_resources().get("CPU") == total, timeout=10)
+    wait_for_condition(lambda: scheduler_state()["pending"] == 0, timeout=10)
+    assert scheduler_state()["watchdog_trips"] == baseline_trips
+
+    @skate.remote
+    def after():
+        return "still working"
+
+    assert skate.get(after.remote(), timeout=20) == "still working"
+
+
+def test_flat_tasks_survive_random_kills(cluster):
+    @skate.remote(max_retries=-1)
+    def square(i):
+        time.sleep(0.001)
+        return i * i
+
+    with WorkerKiller(KILL_INTERVAL_S, seed=1) as killer:
+        refs = [square.remote(i) for i in range(2000)]
+        results = skate.get(refs, timeout=DEADLINE_S)
+        # keep killing until a few kills landed even on a fast run
+        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
+    assert results == [i * i for i in range(2000)]
+    assert_settled()
+
+
+def test_nested_tasks_survive_random_kills(cluster):
+    @skate.remote(max_retries=-1)
+    def child(i):
+        return i + 1
+
+    @skate.remote(max_retries=-1)
+    def parent(i):
+        return skate.get(child.remote(i)) * 2
+
+    with WorkerKiller(KILL_INTERVAL_S, seed=2) as killer:
+        results = skate.get([parent.remote(i) for i in range(400)], timeout=DEADLINE_S)
+        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
+    assert results == [(i + 1) * 2 for i in range(400)]
+    assert_settled()
+
+
+def test_restartable_actor_acknowledges_every_call(cluster):
+    @skate.remote(max_restarts=-1, max_task_retries=-1)
+    class Echo:
+        def echo(self, i):
+            time.sleep(0.005)
+            return i
+
+    a = Echo.remote()
+    with WorkerKiller(KILL_INTERVAL_S, seed=3) as killer:
+        results = skate.get([a.echo.remote(i) for i in range(300)], timeout=DEADLINE_S)
+        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
+    assert results == list(range(300))
+    assert skate.get(a.echo.remote(-1), timeout=20) == -1
+    skate.kill(a)
+    assert_settled()
+
+
+def test_objects_passed_between_tasks_survive_random_kills(cluster):
+    n = 60_000  # 480 KB each: every array goes through the shared-memory store
+
+    @skate.remote(max_retries=-1)
+    def make(i):
+        return np.full(n, i, dtype=np.int64)
+
+    @skate.remote(max_retries=-1)
+    def total(a, b):
+        return int(a.sum() + b.sum())
+
+    with WorkerKiller(KILL_INTERVAL_S, seed=4) as killer:
+        arrays = [make.remote(i) for i in range(60)]
+        sums = [total.remote(arrays[i], arrays[i + 1]) for i in range(59)]
+        results = skate.get(sums, timeout=DEADLINE_S)
+        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
+    assert results == [n * (2 * i + 1) for i in range(59)]
+    del arrays, sums
+    assert_settled()
