@@ -37,7 +37,8 @@ _LAZY = {
     "ObjectRef": "skate.core.object_ref",
     "get_runtime_context": "skate.core.runtime_context",
 }
-_SUBMODULES = {"actor", "cluster_utils", "exceptions", "experimental", "train", "tune", "util"}
+_SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",
+               "job_config", "train", "tune", "util"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

@@ -39,20 +39,22 @@ class ClusterNode:
 
 def _resources(num_cpus=1, num_gpus=0, resources=None, object_store_memory=None, memory=None,
                **_ignored) -> tuple[dict, int]:
+    from skate.core.config import default_memory
+
     store = object_store_memory or _DEFAULT_STORE
+    # every node advertises memory, as Ray's do (bundles and tasks may ask for it)
     total = {"CPU": num_cpus, "GPU": num_gpus, **(resources or {}),
-             "object_store_memory": store}
-    if memory:
-        total["memory"] = memory
+             "object_store_memory": store, "memory": memory or default_memory(store)}
     return {k: v for k, v in total.items() if v}, store
 
 
 class Cluster:
     """A head plus any number of extra nodes, all on this machine.
 
-    ``add_node(num_cpus=, num_gpus=, resources=, object_store_memory=)``,
+    ``add_node(num_cpus=, num_gpus=, resources=, object_store_memory=, memory=)``,
     ``remove_node(node)`` (kills the node's processes, like a machine dying),
-    ``address`` (pass it to ``skate.init``) and ``shutdown()``.
+    ``address`` (pass it to ``skate.init``; ``init(address="auto")`` finds it too, as
+    Ray's does) and ``shutdown()``.
     """
 
     def __init__(self, initialize_head: bool = False, connect: bool = False,
@@ -71,7 +73,7 @@ class Cluster:
             atexit.register(self.shutdown)
 
     def add_node(self, wait: bool = True, **node_args) -> ClusterNode:
-        from skate.core.node import start_head, start_worker_node
+        from skate.core.node import start_head, start_worker_node, write_current
 
         resources, store = _resources(**node_args)
         if self.head_node is None:
@@ -81,6 +83,7 @@ class Cluster:
             self.address = node.gcs_address
             self.token = node.token
             self.head_node = ClusterNode(node, resources, head=True)
+            write_current(node, {"cluster_utils": True})
             return self.head_node
         node = start_worker_node(self.address, resources, store, self.token,
                                  owner_pid=os.getpid(), parent_dir=self._session_dir)
@@ -144,5 +147,8 @@ class Cluster:
             n._node.stop()
         self.worker_nodes = []
         if self.head_node is not None:
+            from skate.core.node import clear_current
+
+            clear_current(self._session_dir)
             self.head_node._node.stop()
             self.head_node = None

@@ -23,6 +23,8 @@ _ALIASES = {
     "skate.util.scheduling_strategies": "ray.util.scheduling_strategies",
     "skate.util.actor_pool": "ray.util.actor_pool",
     "skate.util.queue": "ray.util.queue",
+    "skate.util.multiprocessing": "ray.util.multiprocessing",
+    "skate.job_config": "ray.job_config",
 }
 
 

@@ -80,8 +80,26 @@ class ActorClass:
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
-            f"Actors cannot be instantiated directly. Use {self.__name__}.remote(...) instead of "
-            f"{self.__name__}(...).")
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
+            f"'{self.__name__}.remote()'.")
+
+    def __getattr__(self, name):
+        # class attributes, classmethods and staticmethods of the user's class (and of its
+        # bases) read through the actor class, in the driver and inside the actor's own
+        # methods, where the class's name is bound to this object (Ray's decorated class
+        # subclasses the user's class to the same effect)
+        if name.startswith("__") or "_cls" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.__dict__["_cls"], name)
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | set(dir(self._cls)))
+
+    def __mro_entries__(self, bases):
+        raise TypeError(
+            f"Attempted to define a subclass of actor class '{self.__name__}'. Inheriting from "
+            f"actor classes is not currently supported. Inherit from a plain base class instead "
+            f"and make the derived class an actor class (with @skate.remote).")
 
     def options(self, **options) -> "_BoundActorClass":
         opts.validate(options, opts.ACTOR_OPTIONS, "actors")
@@ -114,6 +132,9 @@ class ActorClass:
         meta = dict(self._meta, max_task_retries=options.get("max_task_retries", 0),
                     max_restarts=options.get("max_restarts", 0))
         name = options.get("name")
+        if options.get("get_if_exists") and name is None:
+            raise ValueError("The actor name must be specified to use `get_if_exists` "
+                             "(.options(name=..., get_if_exists=True)).")
         namespace = options.get("namespace") or core.namespace
         detached = options.get("lifetime") == "detached"
         if detached and name is None:
@@ -125,7 +146,7 @@ class ActorClass:
              cls.__name__), "actor creation")
         spec = {
             "class_name": cls.__name__, "payload": payload, "meta": meta,
-            "resources": opts.resource_request(options, 0),
+            "resources": opts.resource_request(options, 0, cls.__name__),
             "max_restarts": options.get("max_restarts", 0),
             "env_vars": opts.env_vars(options),
             "strategy": opts.strategy(options),
@@ -208,6 +229,9 @@ class ActorHandle:
 
     def __repr__(self):
         return f"Actor({self._meta.get('class_name')}, {self._actor_id_bytes.hex()})"
+
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | set(self._meta.get("methods", {})))
 
     def __hash__(self):
         return hash(self._actor_id_bytes)

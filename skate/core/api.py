@@ -68,6 +68,15 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     if unknown:
         raise TypeError("skate.init() got unexpected keyword argument(s): "
                         f"{', '.join(sorted(unknown))}.")
+    job_config = kwargs.get("job_config")
+    if job_config is not None:
+        from skate.job_config import JobConfig
+
+        if not isinstance(job_config, JobConfig):
+            raise TypeError(f"job_config must be a skate.job_config.JobConfig, got "
+                            f"{type(job_config).__name__}.")
+        if namespace is None:
+            namespace = job_config.ray_namespace
     with _lock:
         if _core_worker is not None:
             if ignore_reinit_error:
@@ -76,13 +85,17 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             raise RuntimeError(
                 "Maybe you called skate.init twice by accident? This error can be suppressed by "
                 "passing in 'ignore_reinit_error=True' or by calling 'skate.shutdown()' first.")
+        if address is None:
+            from skate.core.config import address_from_env
+
+            address = address_from_env()
         if address not in (None, "local"):
             if any(v is not None for v in (num_cpus, num_gpus, resources, object_store_memory)):
                 raise ValueError(
                     "When connecting to an existing cluster (address=...), num_cpus, num_gpus, "
                     "resources and object_store_memory must not be given: the nodes were "
                     "started with their own resources.")
-            _core_worker = _connect_existing(address, namespace, log_to_driver)
+            _core_worker = _connect_existing(address, namespace, log_to_driver, job_config)
             if not _atexit_registered:
                 atexit.register(shutdown)
                 _atexit_registered = True
@@ -105,9 +118,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                 raise ValueError(f"A node's resource quantities must be whole numbers >= 0; "
                                  f"{k}={v!r} is not. (Tasks may ask for fractions, e.g. "
                                  f"num_cpus=0.5, but a node offers whole units.)")
-        import psutil
-
-        from skate.core.config import default_object_store_memory
+        from skate.core.config import default_memory, default_object_store_memory
         from skate.core.node import start_head
         from skate.core.worker.core_worker import CoreWorker
 
@@ -115,7 +126,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         gpus = _detect_gpus() if num_gpus is None else num_gpus
         store = object_store_memory or default_object_store_memory()
         total = {"CPU": cpus, "GPU": gpus, **(resources or {})}
-        total["memory"] = int(max(psutil.virtual_memory().available * 0.7 - store, 1 << 30))
+        total["memory"] = default_memory(store)
         total["object_store_memory"] = store
         total["node:127.0.0.1"] = 1
         total["node:__internal_head__"] = 1
@@ -130,7 +141,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                               node_id=node.node_id, node_ip="127.0.0.1",
                               worker_id="driver-" + os.urandom(6).hex(),
                               namespace=namespace or "anon-" + os.urandom(4).hex(),
-                              log_to_driver=log_to_driver)
+                              log_to_driver=log_to_driver,
+                              job_config=job_config.to_dict() if job_config else None)
         except BaseException:
             node.stop()
             raise
@@ -142,7 +154,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         return InitContext(_address_info())
 
 
-def _connect_existing(address: str, namespace, log_to_driver):
+def _connect_existing(address: str, namespace, log_to_driver, job_config=None):
     """Join a running cluster: "auto" (started with ``skate start --head`` here) or its address."""
     from skate.core import rpc
     from skate.core.node import read_current
@@ -190,7 +202,8 @@ def _connect_existing(address: str, namespace, log_to_driver):
                       node_id=node["NodeID"], node_ip=node["NodeManagerAddress"],
                       worker_id="driver-" + os.urandom(6).hex(),
                       namespace=namespace or "anon-" + os.urandom(4).hex(),
-                      log_to_driver=log_to_driver)
+                      log_to_driver=log_to_driver,
+                      job_config=job_config.to_dict() if job_config else None)
 
 
 def _find_token(gcs_address: str, current: dict | None) -> str | None:
@@ -371,6 +384,10 @@ def remote(*args, **options):
 
     if len(args) == 1 and not options and callable(args[0]):
         return make(args[0], {})
+    if not args and not options:
+        raise TypeError("The @skate.remote decorator must be applied either with no arguments "
+                        "and no parentheses (@skate.remote) or with options, e.g. "
+                        "@skate.remote(num_cpus=2).")
     if args:
         raise TypeError("@skate.remote takes keyword options only, e.g. @skate.remote(num_cpus=2).")
     return lambda obj: make(obj, options)

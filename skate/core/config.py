@@ -20,6 +20,29 @@ SHM_DIR = os.environ.get("SKATE_SHM_DIR", "/dev/shm")
 PLACEMENT_GROUP_ENV = "SKATE_PLACEMENT_GROUP"
 
 
+def address_from_env() -> str | None:
+    """The cluster ``init()`` joins when it is given no address: SKATE_ADDRESS, else Ray's
+    RAY_ADDRESS (so a Ray job's environment works unchanged); "local" means start one."""
+    value = os.environ.get("SKATE_ADDRESS") or os.environ.get("RAY_ADDRESS")
+    return value or None
+
+
+def default_memory(object_store_memory: int) -> int:
+    """The ``memory`` resource a node advertises: 70% of what RAM is free, less its store."""
+    import psutil
+
+    return int(max(psutil.virtual_memory().available * 0.7 - object_store_memory, 1 << 30))
+
+
+#: Set by the node manager in a worker's environment when it chose OMP_NUM_THREADS itself
+#: (the user did not): the worker then sets it to each task's CPUs, as Ray does.
+OMP_BY_SKATE_ENV = "SKATE_OMP_NUM_THREADS_DEFAULT"
+
+
+def omp_threads_are_ours() -> bool:
+    return os.environ.get(OMP_BY_SKATE_ENV) == "1"
+
+
 def placement_group_from_env() -> tuple[str, bool] | None:
     """(group id hex, captures children) of the group this worker runs in, or None."""
     value = os.environ.get(PLACEMENT_GROUP_ENV)

@@ -196,6 +196,21 @@ def write_current(node: LocalNode, extra: dict) -> None:
     os.replace(tmp, CURRENT)
 
 
+def clear_current(session_dir: str) -> None:
+    """Forget the recorded head if it is the one of ``session_dir`` (it is stopping)."""
+    info = None
+    try:
+        with open(CURRENT) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return
+    if info.get("session_dir") == session_dir:
+        try:
+            os.unlink(CURRENT)
+        except OSError:
+            pass
+
+
 def read_current() -> dict | None:
     try:
         with open(CURRENT) as f:

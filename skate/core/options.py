@@ -96,10 +96,12 @@ def validate(options: dict, valid: set, what: str) -> dict:
     return options
 
 
-def resource_request(options: dict, default_cpus: float) -> dict:
+def resource_request(options: dict, default_cpus: float, what: str = "the task") -> dict:
     """The resources a task or actor asks for, in natural units.
 
-    Inside a placement group they are renamed to draw from its bundles.
+    Inside a placement group they are renamed to draw from its bundles; a request that
+    fits none of the group's bundles is a ValueError here, at ``.remote()`` (as in Ray),
+    not a task pending for ever.
     """
     req = _plain_request(options, default_cpus)
     group = placement(options)
@@ -107,8 +109,32 @@ def resource_request(options: dict, default_cpus: float) -> dict:
         from skate.core.control_store.placement_groups import request_in_group
 
         pg_hex, index, _ = group
+        _check_fits_group(options, req, default_cpus == 0, index, what)
         return request_in_group(req, pg_hex, index)
     return req
+
+
+def _check_fits_group(options: dict, req: dict, actor: bool, index: int, what: str) -> None:
+    st = options.get("scheduling_strategy")
+    pg = getattr(st, "placement_group", None) or options.get("placement_group")
+    bundles = getattr(pg, "bundle_specs", None)
+    if not bundles:
+        return  # captured from the parent's group: its bundles are not known here
+    candidates = [bundles[index]] if index is not None and index >= 0 else bundles
+    # an actor asks for 1 CPU to be placed unless it names its resources (Ray's rule)
+    names_resources = any(options.get(k) is not None
+                          for k in ("num_cpus", "num_gpus", "memory", "resources"))
+    need = {"CPU": 1} if actor and not names_resources else req
+    if any(all(b.get(k, 0) >= v for k, v in need.items()) for b in candidates):
+        return
+    if actor and not names_resources:
+        raise ValueError(f"Cannot schedule {what} with the placement group because the actor "
+                         f"requires 1 CPU for creation, but it cannot fit into any bundles for "
+                         f"the placement group, {bundles}. Consider creating a placement group "
+                         f"with CPU resources, or give the actor num_cpus=0.")
+    raise ValueError(f"Cannot schedule {what} with the placement group because the resource "
+                     f"request {need} cannot fit into any bundles for the placement group, "
+                     f"{bundles}.")
 
 
 def placement(options: dict) -> tuple[str, int, bool] | None:

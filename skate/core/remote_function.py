@@ -48,7 +48,10 @@ class RemoteFunction:
 
     def _export(self):
         if self._blob is None:
-            self._blob = serialization.dumps_inband(self._function, f"function {self._name}")
+            fn = self._function
+            if inspect.iscoroutinefunction(fn):
+                fn = _RunToCompletion(fn)  # Ray refuses `async def` tasks; we run them
+            self._blob = serialization.dumps_inband(fn, f"function {self._name}")
             self._key = hashlib.sha1(self._blob).digest()[:12]
         return self._key, self._blob
 
@@ -66,7 +69,7 @@ class RemoteFunction:
         args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
         task_id = ids.task_id()
         return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
-        resources = opts.resource_request(options, 1)
+        resources = opts.resource_request(options, 1, self._name)
         env_vars = opts.env_vars(options)
         strategy = opts.strategy(options)
         task = TaskRecord(
@@ -126,3 +129,17 @@ class _BoundFunction:
     def options(self, **options):
         opts.validate(options, opts.TASK_OPTIONS, "remote functions")
         return _BoundFunction(self._fn, {**self._options, **options})
+
+
+class _RunToCompletion:
+    """An ``async def`` task: the worker runs the coroutine to completion on a fresh event
+    loop (Ray raises at decoration instead), so a task never fails with "cannot pickle
+    'coroutine'"."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        import asyncio
+
+        return asyncio.run(self.fn(*args, **kwargs))

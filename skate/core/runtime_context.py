@@ -43,7 +43,9 @@ class RuntimeContext:
         return a.hex() if a else None
 
     def get_assigned_resources(self) -> dict:
-        return {k: float(v) for k, v in self._core.assigned_resources.items()}
+        from skate.core.control_store.placement_groups import plain_request
+
+        return {k: float(v) for k, v in plain_request(self._core.assigned_resources).items()}
 
     def get_accelerator_ids(self) -> dict:
         return {"GPU": [str(g) for g in self._core.gpu_ids]}
@@ -56,8 +58,9 @@ class RuntimeContext:
         return self._core.namespace
 
     @property
-    def gcs_address(self):
-        return self._core.gcs.name
+    def gcs_address(self) -> str:
+        """The control store's address: ``init(address=...)`` or RAY_ADDRESS joins it."""
+        return self._core.gcs_address
 
     def get_pid(self) -> int:
         return os.getpid()

@@ -77,6 +77,22 @@ def bundle_resources(bundle: dict, index: int, pg_hex: str) -> dict:
     return out
 
 
+RESERVED = ("bundle",)  # names the group resources are made of
+
+
+def plain_request(request: dict) -> dict:
+    """Invert ``request_in_group``: ``{"CPU_group_0_<pg>": 1, "bundle_group_...": ..}`` ->
+    ``{"CPU": 1}`` (what a task in a group reports as its assigned resources)."""
+    out: dict = {}
+    for k, v in request.items():
+        name, sep, _ = k.rpartition("_group_")
+        if not sep:
+            out[k] = out.get(k, 0) + v
+        elif name not in RESERVED:
+            out[name] = out.get(name, 0) + v
+    return out
+
+
 def request_in_group(request: dict, pg_hex: str, index: int) -> dict:
     """A task's resource request rewritten to draw from a group's bundle(s)."""
     suffix = f"{index}_{pg_hex}" if index is not None and index >= 0 else pg_hex
@@ -95,6 +111,9 @@ def validate(bundles, strategy) -> None:
         if not isinstance(b, dict) or not b:
             raise ValueError(f"bundle {i} must be a non-empty dict of resources, got {b!r}.")
         for k, v in b.items():
+            if k in RESERVED or "_group_" in str(k):
+                raise ValueError(f"bundle {i}: {k} is a system reserved resource, which is not "
+                                 f"allowed to be used in placement group.")
             if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) \
                     or v < 0:
                 raise ValueError(f"bundle {i}: resource {k!r} must be a non-negative number, "

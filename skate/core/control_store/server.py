@@ -210,15 +210,19 @@ class ControlStore:
                 if info["Alive"] and now - self.last_seen.get(n, now) > NODE_TIMEOUT_S:
                     self._node_died(n, f"no heartbeat for {NODE_TIMEOUT_S:.0f} s")
 
-    def h_register_job(self, conn, rid, driver_address, namespace):
+    def h_register_job(self, conn, rid, driver_address, namespace, job_config=None):
         job_id = f"{self._next_job:08x}"
         self._next_job += 1
         if self.db is not None:
             self.db.set_meta("next_job", str(self._next_job))
         conn.peer_info["job_id"] = job_id
         self.jobs[job_id] = {"job_id": job_id, "driver": driver_address, "namespace": namespace,
-                             "alive": True, "start_time": time.time()}
+                             "alive": True, "start_time": time.time(),
+                             "config": job_config or {}}
         return job_id
+
+    def h_get_job(self, conn, rid, job_id):
+        return self.jobs.get(job_id)
 
     # -- kv ----------------------------------------------------------------
     def h_kv_put(self, conn, rid, ns, key, value, overwrite=True):

@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from skate.core.config import OMP_BY_SKATE_ENV
+
 if TYPE_CHECKING:
     from skate.core.node_manager.server import Lease
 
@@ -84,6 +86,9 @@ class WorkerPool:
         env["PYTHONUNBUFFERED"] = "1"
         if env_vars:
             env.update({k: str(v) for k, v in env_vars.items()})
+        if "OMP_NUM_THREADS" not in env:  # the user did not choose: one per CPU held
+            env["OMP_NUM_THREADS"] = "1"
+            env[OMP_BY_SKATE_ENV] = "1"
         proc = subprocess.Popen(
             self.argv_base + ["--worker-id", worker_id],
             stdin=subprocess.DEVNULL,

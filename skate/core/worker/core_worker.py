@@ -36,12 +36,13 @@ class CoreWorker:
     def __init__(self, *, mode: str, session_dir: str, raylet_address: str, gcs_address: str,
                  node_id: str, node_ip: str, worker_id: str, namespace: str = "",
                  log_to_driver: bool = False, handler=None, arena_path: str = "",
-                 capacity: int = 0):
+                 capacity: int = 0, job_config: dict | None = None):
         self.mode = mode
         self.worker_id = worker_id
         self.node_id = node_id
         self.node_ip = node_ip
         self.session_dir = session_dir
+        self.gcs_address = gcs_address
         self.namespace = namespace
         self.connected = False
         self.address = f"unix:{os.path.join(session_dir, 'sockets', worker_id)}"
@@ -64,7 +65,7 @@ class CoreWorker:
         self.gcs = rpc.connect(gcs_address, handler=self._handle, name=f"{mode}->gcs")
         if mode == "driver":
             info = self.raylet.call("register_driver", self.address, log_to_driver)
-            self.job_id = self.gcs.call("register_job", self.address, namespace)
+            self.job_id = self.gcs.call("register_job", self.address, namespace, job_config)
         else:
             self.raylet.call("register_worker", worker_id, os.getpid(), self.address)
             info = {"arena_path": arena_path, "capacity": capacity}

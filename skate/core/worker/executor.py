@@ -24,6 +24,7 @@ from typing import Callable
 
 from skate import exceptions as exc
 from skate.core import kill_points, rpc, serialization
+from skate.core.config import omp_threads_are_ours
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Executor:
         self._cancel_lock = threading.RLock()  # reentrant: the SIGINT handler takes it too
         self._main_ident = threading.get_ident()
         self._exiting = False
+        self._omp_ours = omp_threads_are_ours()  # else the user set OMP_NUM_THREADS: keep it
         signal.signal(signal.SIGINT, self._on_sigint)
 
     # -- requests (reader threads) -------------------------------------------------
@@ -151,7 +153,8 @@ class Executor:
         (task_id, fn_key, fn_blob, fn_name, args_blob, deps, return_ids, caller, gpu_ids,
          resources, max_calls, attempt, (job_id, namespace)) = spec
         core = self.core
-        core.job_id = job_id
+        if job_id != core.job_id:
+            self._enter_job(job_id)
         core.namespace = namespace
         with self._cancel_lock:
             if self._cancel == task_id:
@@ -162,6 +165,8 @@ class Executor:
         core.current_task = (task_id, fn_name)
         core.assigned_resources = resources
         self._set_gpus(gpu_ids)
+        if self._omp_ours:
+            _set_omp_threads(resources)
         app_error = False
         started = time.perf_counter()
         try:
@@ -197,6 +202,18 @@ class Executor:
         conn.reply(rid, ("ok", returns, app_error, exiting, time.perf_counter() - started))
         if exiting:
             self._exiting = True
+
+    def _enter_job(self, job_id: str) -> None:
+        """The first task of a job here: its code_search_path goes in front of sys.path."""
+        self.core.job_id = job_id
+        try:
+            job = self.core.gcs.call("get_job", job_id, timeout=10) or {}
+        except Exception as e:  # noqa: BLE001 - the task still runs; imports may fail
+            log.warning("could not read job %s's config: %s", job_id, e)
+            return
+        for path in reversed(job.get("config", {}).get("code_search_path") or []):
+            if path not in sys.path:
+                sys.path.insert(0, path)
 
     def _set_gpus(self, gpu_ids) -> None:
         self.core.gpu_ids = list(gpu_ids)
@@ -263,13 +280,16 @@ class Executor:
 
         actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = args
         core = self.core
-        core.job_id = job_id
+        if job_id != core.job_id:
+            self._enter_job(job_id)
         core.namespace = namespace
         core.actor_restarts = num_restarts
         core.actor_meta = meta
         core.current_actor_id = actor_id
         core.assigned_resources = resources
         self._set_gpus(gpu_ids)
+        if self._omp_ours:
+            _set_omp_threads(resources)
         try:
             cls, args_blob, deps, max_concurrency, class_name = serialization.loads(payload)
             self.actor_class_name = class_name
@@ -392,6 +412,15 @@ class Executor:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _set_omp_threads(resources: dict) -> None:
+    """OMP_NUM_THREADS = the CPUs the task or actor holds (at least 1), as Ray sets it, so
+    numpy and torch do not each start a thread per core of the machine."""
+    from skate.core.control_store.placement_groups import plain_request
+
+    cpus = plain_request(resources).get("CPU", 0) if resources else 0
+    os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
 
 
 async def _make_semaphore(n: int):

@@ -9,9 +9,10 @@ and the code that used the standard library's Pool runs unchanged:
 [8, 9]
 """
 
-from multiprocessing import TimeoutError
+from multiprocessing import JoinableQueue, TimeoutError
 
 from skate.util.multiprocessing.pool import Pool, PoolTerminatedError
 from skate.util.multiprocessing.results import AsyncResult, IMapIterator
 
-__all__ = ["AsyncResult", "IMapIterator", "Pool", "PoolTerminatedError", "TimeoutError"]
+__all__ = ["AsyncResult", "IMapIterator", "JoinableQueue", "Pool", "PoolTerminatedError",
+           "TimeoutError"]

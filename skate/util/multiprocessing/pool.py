@@ -45,13 +45,14 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import os
 import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
 
 import skate
-from skate.exceptions import RayActorError
+from skate.exceptions import RayActorError, RayError
 from skate.util.multiprocessing.process import PoolProcess
 from skate.util.multiprocessing.results import AsyncResult, IMapIterator, unwrap_error
 from skate.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -63,7 +64,7 @@ __all__ = ["Pool", "PoolTerminatedError"]
 RUN, CLOSE, TERMINATE = "RUN", "CLOSE", "TERMINATE"
 
 
-class PoolTerminatedError(RuntimeError):
+class PoolTerminatedError(RuntimeError, RayError):
     """The pool was terminated (``terminate()`` or leaving ``with``) before this result
     was ready. Collect results before leaving the ``with`` block, or call
     ``close()`` and ``join()`` to let queued work finish."""
@@ -202,12 +203,19 @@ class Pool:
         if context is not None:
             log.warning("Pool(context=...) is ignored: Skate starts the pool's processes.")
         if not skate.is_initialized():
+            # ray_address, else RAY_ADDRESS / SKATE_ADDRESS (init reads them), else a new node
             if ray_address is not None:
                 skate.init(address=ray_address)
+            elif os.environ.get("SKATE_ADDRESS") or os.environ.get("RAY_ADDRESS"):
+                skate.init()
             else:
                 skate.init(num_cpus=processes)
+        cpus = int(skate.cluster_resources().get("CPU", 1))
         if processes is None:
-            processes = max(1, int(skate.cluster_resources().get("CPU", 1)))
+            processes = max(1, cpus)
+        elif processes > cpus:
+            raise ValueError(f"Tried to start a pool with {processes} processes on a cluster "
+                             f"that has only {cpus} CPUs. Ask for at most {cpus}, or add nodes.")
         self._processes = processes
         self._initializer = initializer
         self._initargs = tuple(initargs)
