@@ -158,10 +158,37 @@ class ActorClass:
         if result[0] == "exists":
             info, existing_meta = result[1], result[2]
             return ActorHandle(info["actor_id"], existing_meta)
-        handle = ActorHandle(actor_id, meta, original=not (detached or name))
+        token = None if detached or name else _lifetime_token(core, actor_id, meta)
+        handle = ActorHandle(actor_id, meta, token)
         core.actor_held = getattr(core, "actor_held", {})
         core.actor_held[actor_id] = held  # creation args stay alive for restarts
         return handle
+
+
+def _lifetime_token(core, actor_id: bytes, meta: dict) -> ObjectRef:
+    """An object owned by the actor's creator that every handle (and every call in flight)
+    holds a ref to, so the object store's reference counting — local instances, refs in
+    pending calls, borrowers in other processes — counts the actor's handles too. When it
+    is freed, no handle is left anywhere: the actor ends after the calls sent to it (Ray's
+    out-of-scope rule; named and detached actors have no token and live on)."""
+    from skate.core.ownership_codes import READY
+
+    oid = ids.object_id(ids.task_id(), 0)
+    obj = core.objects.create_owned(oid)
+    ref = ObjectRef(oid, core.address)  # counted before complete(), which frees at zero
+    obj.on_free = lambda: core.deferred_calls.append(lambda: _end_actor(core, actor_id, meta))
+    core.objects.complete(oid, READY, ("i", serialization.KIND_VALUE,
+                                       serialization.dumps_inband(None), []), False)
+    return ref
+
+
+def _end_actor(core, actor_id: bytes, meta: dict) -> None:
+    """The last handle is gone: end the actor after the calls already sent."""
+    if not core.connected:
+        return
+    core.actor_submitter(actor_id, meta).submit(
+        ActorCall(ids.task_id(), "__skate_out_of_scope__", b"", [], [], [], 0))
+    getattr(core, "actor_held", {}).pop(actor_id, None)
 
 
 class _ClassBlob:
@@ -190,16 +217,16 @@ class _BoundActorClass:
 class ActorHandle:
     """A reference to an actor; its methods are called with ``handle.method.remote(...)``.
 
-    Handles can be passed to tasks and other actors. When the handle that
-    created an unnamed, non-detached actor is garbage collected (and was never
-    passed elsewhere), the actor ends after finishing the calls sent to it.
+    Handles can be passed to tasks and other actors. Once every handle of an
+    unnamed, non-detached actor is gone — in every process, including handles
+    passed to tasks that have finished — the actor ends after finishing the
+    calls sent to it (its ``atexit`` handlers run).
     """
 
-    def __init__(self, actor_id: bytes, meta: dict, original: bool = False):
+    def __init__(self, actor_id: bytes, meta: dict, token: ObjectRef | None = None):
         self._actor_id_bytes = actor_id
         self._meta = meta
-        self._original = original
-        self._shared = False
+        self._token = token  # counts this handle (see _lifetime_token); None: not counted
         self._lock = threading.Lock()
 
     @property
@@ -213,19 +240,21 @@ class ActorHandle:
         return core.actor_submitter(self._actor_id_bytes, self._meta)
 
     def __getattr__(self, name):
-        if name.startswith("__") and name not in ("__ray_terminate__",):
+        if name.startswith("__") and name not in ("__ray_terminate__", "__ray_ready__"):
             raise AttributeError(name)
         methods = self.__dict__.get("_meta", {}).get("methods", {})
         if name == "__ray_terminate__":
             return ActorMethod(self, "__skate_terminate__", 1)
+        if name == "__ray_ready__":  # an empty call: ready once the actor is constructed
+            return ActorMethod(self, "__skate_ready__", 1)
         if name not in methods:
             raise AttributeError(
                 f"The actor {self._meta.get('class_name')} has no method {name!r}.")
         return ActorMethod(self, name, methods[name])
 
     def __reduce__(self):
-        self._shared = True
-        return (ActorHandle, (self._actor_id_bytes, self._meta))
+        # the token travels as a ref: the receiver registers as its borrower
+        return (ActorHandle, (self._actor_id_bytes, self._meta, self._token))
 
     def __repr__(self):
         return f"Actor({self._meta.get('class_name')}, {self._actor_id_bytes.hex()})"
@@ -238,21 +267,6 @@ class ActorHandle:
 
     def __eq__(self, other):
         return isinstance(other, ActorHandle) and other._actor_id_bytes == self._actor_id_bytes
-
-    def __del__(self):
-        if not self._original or self._shared:
-            return
-        core = current_worker()
-        if core is None or not core.connected:
-            return
-        core.deferred_calls.append(self._terminate)
-
-    def _terminate(self) -> None:
-        """End the actor after the calls already sent (its creating handle is gone)."""
-        core = current_worker()
-        self._submitter().submit(
-            ActorCall(ids.task_id(), "__skate_terminate__", b"", [], [], [], 0))
-        getattr(core, "actor_held", {}).pop(self._actor_id_bytes, None)
 
 
 class _ActorID(ids.BinaryID):
@@ -291,6 +305,9 @@ class ActorMethod:
         for oid in return_ids:
             core.objects.create_owned(oid)
             refs.append(ObjectRef(oid, core.address))
+        token = self._handle._token
+        if token is not None:
+            held.append(token)  # a call in flight keeps its actor (and the handle count) alive
         sub.submit(ActorCall(task_id, self._name, args_blob, call_args.resolve_now(core, deps),
                              held, return_ids, sub.max_task_retries))
         if n == 1:
@@ -301,13 +318,23 @@ class ActorMethod:
 
 
 def exit_actor() -> None:
-    """End the current actor after this call; it is not restarted.
+    """End the current actor now: code after the call never runs, and it is not restarted.
 
-    Calls made afterwards fail with ActorDiedError.
+    Its ``atexit`` handlers run; the call that made it fails with ActorDiedError
+    naming exit_actor(), as do calls queued behind it and calls made later.
+    Called in ``__init__``, the actor ends once constructed. Works in sync,
+    threaded and async actors (also from a nested coroutine).
+
+    >>> import skate
+    >>> @skate.remote
+    ... class Once:
+    ...     def stop(self):
+    ...         skate.actor.exit_actor()
     """
     from skate.core.worker.executor import ActorExit
 
     core = current_worker()
     if core is None or core.current_actor_id is None:
-        raise TypeError("exit_actor() can only be called inside an actor method.")
+        raise TypeError("exit_actor() was called outside an actor: call it inside an actor "
+                        "method to end that actor (use skate.kill(handle) from elsewhere).")
     raise ActorExit()

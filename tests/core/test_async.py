@@ -174,3 +174,15 @@ def test_await_actor_call_in_driver(cluster):
         return sorted(results)
 
     assert asyncio.run(main()) == list(range(1, 11))
+
+
+@pytest.mark.skate_only  # beyond Ray, which refuses `async def` at decoration
+def test_async_def_task_runs_to_completion(start_cluster):
+    start_cluster(num_cpus=2)
+
+    @skate.remote
+    async def slow_add(a, b):
+        await asyncio.sleep(0.01)
+        return a + b
+
+    assert skate.get(slow_add.remote(2, 3), timeout=30) == 5

@@ -33,7 +33,20 @@ BOUNCE_AFTER_S = 0.02
 
 
 class ActorExit(BaseException):
-    """Raised by ``exit_actor()`` to end the actor after the current call."""
+    """Raised by ``exit_actor()`` (and by the terminate calls) to end the actor at once.
+
+    ``why`` becomes the actor's death cause, which callers see in ActorDiedError."""
+
+    def __init__(self, why: str = "the actor exited by calling exit_actor()"):
+        super().__init__(why)
+        self.why = why
+
+
+#: methods every actor has, handled here rather than by the user's class
+_BUILTIN_EXITS = {
+    "__skate_terminate__": "the actor was terminated by __ray_terminate__()",
+    "__skate_out_of_scope__": "every handle to the actor went out of scope",
+}
 
 
 class Executor:
@@ -303,7 +316,11 @@ class Executor:
                            for _, m in inspect.getmembers(cls, inspect.isfunction))
             if is_async:
                 self._start_loop()
-            self.actor = self._construct(cls, a, kw, is_async)
+            try:
+                self.actor = self._construct(cls, a, kw, is_async)
+            except ActorExit as e:  # exit_actor() in __init__: created, then it ends
+                self._exit_after_init(conn, rid, e.why)
+                return
             if is_async:
                 import asyncio
 
@@ -321,6 +338,14 @@ class Executor:
                 f"The actor's constructor failed:\n{err}", actor_id.hex()), ok=False)
             return
         conn.reply(rid, os.getpid())
+
+    def _exit_after_init(self, conn, rid, why: str) -> None:
+        try:
+            self.core.gcs.call("actor_exited", self.actor_id, why, timeout=5)
+        except Exception:
+            pass
+        conn.reply(rid, os.getpid())  # the control store sees it dead already: no restart
+        self._leave()
 
     def _construct(self, cls, a, kw, is_async):
         if not is_async:
@@ -354,14 +379,15 @@ class Executor:
         task_id, method, args_blob, deps, return_ids, caller = spec
         self.core.current_task = (task_id, method)
         try:
-            if method == "__skate_terminate__":
-                raise ActorExit()
+            if method in _BUILTIN_EXITS:
+                raise ActorExit(_BUILTIN_EXITS[method])
             args, kwargs = self._load_args(args_blob, deps)
-            result = getattr(self.actor, method)(*args, **kwargs)
+            result = True if method == "__skate_ready__" else \
+                getattr(self.actor, method)(*args, **kwargs)
             returns = self._returns(result, return_ids, caller, self._qual(method))
             conn.reply(rid, ("ok", returns, False, False, 0.0))
-        except ActorExit:
-            self._actor_exits(conn, rid, return_ids, caller)
+        except ActorExit as e:
+            self._actor_exits(conn, rid, return_ids, caller, e.why)
         except BaseException as e:  # the user's error travels to the caller
             conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e),
                                               caller))
@@ -375,8 +401,12 @@ class Executor:
     async def _run_async_call_now(self, conn, rid, spec) -> None:
         task_id, method, args_blob, deps, return_ids, caller = spec
         try:
-            if method == "__skate_terminate__":
-                raise ActorExit()
+            if method in _BUILTIN_EXITS:
+                raise ActorExit(_BUILTIN_EXITS[method])
+            if method == "__skate_ready__":
+                conn.reply(rid, ("ok", self._returns(True, return_ids, caller, method), False,
+                                 False, 0.0))
+                return
             if deps:
                 import asyncio
 
@@ -389,8 +419,8 @@ class Executor:
                 result = await result
             returns = self._returns(result, return_ids, caller, self._qual(method))
             conn.reply(rid, ("ok", returns, False, False, 0.0))
-        except ActorExit:
-            self._actor_exits(conn, rid, return_ids, caller)
+        except ActorExit as e:
+            self._actor_exits(conn, rid, return_ids, caller, e.why)
         except BaseException as e:  # the user's error travels to the caller
             conn.reply(rid, self._error_reply(return_ids, self._task_error(self._qual(method), e),
                                               caller))
@@ -398,16 +428,30 @@ class Executor:
     def _qual(self, method: str) -> str:
         return f"{self.actor_class_name}.{method}"
 
-    def _actor_exits(self, conn, rid, return_ids, caller) -> None:
-        """exit_actor(): tell the control store (no restart), answer, and leave."""
+    def _actor_exits(self, conn, rid, return_ids, caller, why: str) -> None:
+        """The actor ends itself (exit_actor(), __ray_terminate__, out of scope): tell the
+        control store (no restart), answer this call, run the atexit handlers, leave.
+        Calls queued behind this one fail on their callers' side when the connection
+        closes, with the death cause set here."""
         try:
-            self.core.gcs.call("actor_exited", self.actor_id, "the actor exited by calling "
-                               "exit_actor()", timeout=5)
+            self.core.gcs.call("actor_exited", self.actor_id, why, timeout=5)
         except Exception:
             pass
-        conn.reply(rid, self._error_reply(return_ids, exc.ActorDiedError(
-            f"The actor {self.actor_class_name} exited (exit_actor() was called).",
-            self.actor_id.hex()), caller))
+        if conn is not None:
+            conn.reply(rid, self._error_reply(return_ids, exc.ActorDiedError(
+                f"The actor {self.actor_class_name} (id {self.actor_id.hex()}) is dead: {why}.",
+                self.actor_id.hex()), caller))
+        self._leave()
+
+    def _leave(self) -> None:
+        """Exit the process the way a Python program ends: atexit handlers run (unlike a
+        kill), output is flushed."""
+        import atexit
+
+        try:
+            atexit._run_exitfuncs()
+        except BaseException:  # noqa: BLE001 - a failing handler must not keep us alive
+            log.exception("an atexit handler failed")
         self.core.flush_background()
         sys.stdout.flush()
         sys.stderr.flush()

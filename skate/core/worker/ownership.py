@@ -37,6 +37,8 @@ class OwnedObject:
     callbacks: list = field(default_factory=list)  # fn(OwnedObject) when no longer pending
     in_store: bool = False
     task: object = None  # the task that makes it (for cancel)
+    # called (under the table's lock, so it may only queue work) when the object is freed
+    on_free: object = None
 
 
 class ObjectTable:
@@ -134,6 +136,8 @@ class ObjectTable:
             assert obj.value is not None  # complete() sets value before in_store
             self._free_in_store(oid, obj.value[2])
         obj.contained = []
+        if obj.on_free is not None:
+            obj.on_free()
 
     # -- borrowing -----------------------------------------------------------
     def is_borrowed(self, oid: bytes) -> bool:
