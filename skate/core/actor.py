@@ -308,8 +308,8 @@ class ActorMethod:
         token = self._handle._token
         if token is not None:
             held.append(token)  # a call in flight keeps its actor (and the handle count) alive
-        sub.submit(ActorCall(task_id, self._name, args_blob, call_args.resolve_now(core, deps),
-                             held, return_ids, sub.max_task_retries))
+        sub.submit(ActorCall(task_id, self._name, args_blob, None if deps else [], held,
+                             return_ids, sub.max_task_retries, refs=deps or None))
         if n == 1:
             return refs[0]
         if n == 0:

@@ -297,6 +297,16 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"skate.cancel() takes an ObjectRef, got {type(object_ref).__name__}.")
     core = _core()
+    if object_ref.owner != core.address:
+        from skate.core import rpc
+
+        # made by a task another process submitted: only its owner can stop it
+        try:
+            core.peer(object_ref.owner).call("cancel_owned_task", object_ref.id[:12], force,
+                                             recursive, timeout=30)
+        except (OSError, rpc.ConnectionClosed):
+            pass  # its owner is gone, and the task with it
+        return
     core.submitter.cancel(object_ref.id[:12], force, recursive)
 
 

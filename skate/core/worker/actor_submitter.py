@@ -6,6 +6,11 @@ control store, watched with a long poll (``wait_actor``). When the
 connection breaks, in-flight calls are retried on the restarted actor if
 ``max_task_retries`` allows, otherwise they fail with ActorDiedError; calls
 made meanwhile wait until the control store says ALIVE (send) or DEAD (fail).
+
+A call's top-level ObjectRef arguments are resolved here before it is sent
+(as in Ray), so a call waiting for an argument never occupies the actor:
+calls from other callers run meanwhile. Calls from this caller stay in
+order: one waiting for its arguments holds back the ones made after it.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ class ActorCall:
     task_id: bytes
     method: str
     args_blob: bytes
-    deps: list  # resolved entries for the worker
+    deps: list | None  # resolved entries for the worker; None until ``refs`` are resolved
     held: list
     return_ids: list
     retries_left: int
     seq: int = 0
+    refs: list | None = None  # top-level ObjectRef arguments, resolved before sending
+    error: BaseException | None = None  # an argument failed: the call fails unsent
 
 
 class ActorSubmitter:
@@ -150,7 +157,7 @@ class ActorSubmitter:
     def submit(self, call: ActorCall) -> None:
         with self.lock:
             conn = self.conn
-            if conn is not None and not self.queue and not conn.closed:
+            if conn is not None and not self.queue and not conn.closed and call.deps is not None:
                 self._send(call, conn)  # the common case: connected, nothing waiting
                 return
             if self.state == "DEAD":
@@ -159,10 +166,40 @@ class ActorSubmitter:
             self.queue.append(call)
             if conn is not None:
                 self._flush()
+        if call.deps is None:
+            self._resolve(call)
+
+    def _resolve(self, call: ActorCall) -> None:
+        refs = call.refs or []
+        entries: list = [None] * len(refs)
+        remaining = [len(refs)]
+        count_lock = threading.Lock()
+
+        def one_ready(i, entry):
+            entries[i] = entry
+            with count_lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            with self.lock:
+                failed = next((e for e in entries if e[0] == "err"), None)
+                if failed is not None:
+                    call.error = failed[1]
+                call.deps = entries
+                self._flush()
+
+        for i, ref in enumerate(refs):
+            self.core.resolve_dependency(ref, lambda entry, i=i: one_ready(i, entry))
 
     def _flush(self) -> None:
         conn = self.conn
-        while self.queue and conn is not None and not conn.closed:
+        while self.queue and self.queue[0].deps is not None:
+            if self.queue[0].error is not None:
+                call = self.queue.popleft()
+                self._fail(call, call.error)
+                continue
+            if conn is None or conn.closed:
+                return
             self._send(self.queue.popleft(), conn)
 
     def _send(self, call: ActorCall, conn) -> None:

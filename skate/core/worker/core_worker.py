@@ -139,6 +139,10 @@ class CoreWorker:
         log.warning(message)
         print(f"skate warning: {message}", file=sys.stderr, flush=True)
 
+    def h_cancel_owned_task(self, conn, rid, task_id, force, recursive):
+        """Another process cancels a ref made by a task this process submitted."""
+        return self.submitter.cancel(task_id, force, recursive)
+
     def h_ping(self, conn, rid):
         return "pong"
 
