@@ -35,6 +35,7 @@ _LAZY = {
     "shutdown": "skate.core.api",
     "wait": "skate.core.api",
     "ObjectRef": "skate.core.object_ref",
+    "ObjectRefGenerator": "skate.core.generator",
     "get_runtime_context": "skate.core.runtime_context",
 }
 _SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",

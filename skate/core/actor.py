@@ -7,12 +7,13 @@ import threading
 
 from skate.core import call_args, ids, serialization
 from skate.core import options as opts
+from skate.core.generator import ObjectRefGenerator, is_streaming
 from skate.core.object_ref import ObjectRef, current_worker
 from skate.core.remote_function import check_arguments
 from skate.core.worker.actor_submitter import ActorCall
 
 
-def method(*, num_returns: int = 1, **_ignored):
+def method(*, num_returns: int | str = 1, **_ignored):
     """Set per-method options on an actor method.
 
     >>> import skate
@@ -22,8 +23,9 @@ def method(*, num_returns: int = 1, **_ignored):
     ...     def two(self):
     ...         return 1, 2
     """
-    if not isinstance(num_returns, int) or num_returns < 0:
-        raise ValueError(f"num_returns must be a non-negative int, got {num_returns!r}.")
+    if num_returns != "streaming" and (not isinstance(num_returns, int) or num_returns < 0):
+        raise ValueError(f"num_returns must be a non-negative int or 'streaming', got "
+                         f"{num_returns!r}.")
 
     def deco(fn):
         fn.__skate_num_returns__ = num_returns
@@ -48,7 +50,8 @@ def _signatures(cls) -> dict:
 def _method_meta(cls) -> dict:
     meta = {}
     for name, m in inspect.getmembers(cls, lambda x: inspect.isfunction(x) or inspect.ismethod(x)):
-        meta[name] = getattr(m, "__skate_num_returns__", getattr(m, "__ray_num_returns__", 1))
+        n = getattr(m, "__skate_num_returns__", getattr(m, "__ray_num_returns__", None))
+        meta[name] = "streaming" if is_streaming(m, n) else (1 if n is None else n)
     return meta
 
 
@@ -299,7 +302,8 @@ class ActorMethod:
         sub = self._handle._submitter()
         args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
         task_id = ids.task_id()
-        n = self._num_returns
+        streaming = self._num_returns == "streaming"
+        n = 1 if streaming else self._num_returns
         return_ids = [ids.object_id(task_id, i + 1) for i in range(n)]
         refs = []
         for oid in return_ids:
@@ -308,8 +312,13 @@ class ActorMethod:
         token = self._handle._token
         if token is not None:
             held.append(token)  # a call in flight keeps its actor (and the handle count) alive
-        sub.submit(ActorCall(task_id, self._name, args_blob, None if deps else [], held,
-                             return_ids, sub.max_task_retries, refs=deps or None))
+        call = ActorCall(task_id, self._name, args_blob, None if deps else [], held, return_ids,
+                         sub.max_task_retries, refs=deps or None)
+        if streaming:  # registered first: its items may arrive before submit() returns
+            gen = core.generators[task_id] = ObjectRefGenerator(core, task_id, refs[0])
+            sub.submit(call)
+            return gen
+        sub.submit(call)
         if n == 1:
             return refs[0]
         if n == 0:

@@ -8,6 +8,7 @@ import inspect
 
 from skate.core import call_args, ids, serialization
 from skate.core import options as opts
+from skate.core.generator import ObjectRefGenerator, is_streaming
 from skate.core.object_ref import ObjectRef
 
 
@@ -62,10 +63,13 @@ class RemoteFunction:
         check_arguments(self._signature, args, kwargs, self._name)
         core = api._core()
         key, blob = self._export()
-        num_returns = options.get("num_returns", 1)
-        if num_returns in ("dynamic", "streaming"):
-            raise ValueError(f"num_returns={num_returns!r} (generators) is not supported yet; "
-                             f"return a list or use a fixed num_returns.")
+        num_returns = options.get("num_returns")
+        streaming = is_streaming(self._function, num_returns)
+        if num_returns == "dynamic":
+            raise ValueError("num_returns='dynamic' is not supported; a generator function "
+                             "streams its values by default (num_returns='streaming').")
+        if streaming or num_returns is None:
+            num_returns = 1
         args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
         task_id = ids.task_id()
         return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
@@ -84,6 +88,10 @@ class RemoteFunction:
         for oid in return_ids:
             core.objects.create_owned(oid, task)
             refs.append(ObjectRef(oid, core.address))
+        if streaming:  # registered first: its items may arrive before submit() returns
+            gen = core.generators[task_id] = ObjectRefGenerator(core, task_id, refs[0])
+            core.submitter.submit(task)
+            return gen
         core.submitter.submit(task)
         if num_returns == 1:
             return refs[0]

@@ -91,7 +91,9 @@ class ActorSubmitter:
                 return
             if state == "ALIVE" and info["address"] != self.address:
                 try:
-                    conn = rpc.connect(info["address"], on_close=self._on_conn_closed,
+                    # the core's handler: a generator method's items arrive on it
+                    conn = rpc.connect(info["address"], handler=self.core._handle,
+                                       on_close=self._on_conn_closed,
                                        name=f"actor-{self.class_name}")
                 except OSError:
                     conn = None

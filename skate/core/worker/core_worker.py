@@ -74,6 +74,7 @@ class CoreWorker:
         self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
         self.submitter = TaskSubmitter(self)
         self.actors: dict[bytes, ActorSubmitter] = {}
+        self.generators: dict = {}  # task id -> ObjectRefGenerator of a streaming call made here
         self.actors_lock = threading.Lock()
         self.connected = True
         set_worker(self)
@@ -138,6 +139,12 @@ class CoreWorker:
     def h_warning(self, conn, rid, message):
         log.warning(message)
         print(f"skate warning: {message}", file=sys.stderr, flush=True)
+
+    def h_generator_item(self, conn, rid, task_id, index, entry):
+        """A streaming task or actor method made here yielded its ``index``-th value."""
+        gen = self.generators.get(task_id)
+        if gen is not None:
+            gen._item(index, entry)
 
     def h_cancel_owned_task(self, conn, rid, task_id, force, recursive):
         """Another process cancels a ref made by a task this process submitted."""

@@ -13,6 +13,7 @@ still the one running, so a late cancel can never hit the next task.
 from __future__ import annotations
 
 import collections
+import inspect
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ import traceback
 from typing import Callable
 
 from skate import exceptions as exc
-from skate.core import kill_points, rpc, serialization
+from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import omp_threads_are_ours
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,8 @@ class Executor:
                     fn = self.functions[fn_key] = serialization.loads(fn_blob)
                 args, kwargs = self._load_args(args_blob, deps)
                 result = fn(*args, **kwargs)
+                if _is_generator(result) and len(return_ids) == 1:
+                    result = self._stream(conn, task_id, result, caller)
                 returns = self._returns(result, return_ids, caller, fn_name)
             except exc.TaskCancelledError as e:
                 returns = self._error_reply(return_ids, e, caller)[1]
@@ -227,6 +230,39 @@ class Executor:
         for path in reversed(job.get("config", {}).get("code_search_path") or []):
             if path not in sys.path:
                 sys.path.insert(0, path)
+
+    def _stream(self, conn, task_id: bytes, gen, caller: str) -> int:
+        """Send each value a generator yields to the caller as it comes (see
+        skate/core/generator.py); the count becomes the call's return value."""
+        if inspect.isasyncgen(gen):  # an async generator in a sync task: drive it here
+            import asyncio
+
+            loop = asyncio.new_event_loop()
+            try:
+                return loop.run_until_complete(self._stream_async(conn, task_id, gen, caller))
+            finally:
+                loop.close()
+        n = 0
+        for value in gen:
+            self._send_item(conn, task_id, n, value, caller)
+            n += 1
+        return n
+
+    async def _stream_async(self, conn, task_id: bytes, gen, caller: str) -> int:
+        n = 0
+        if inspect.isasyncgen(gen):
+            async for value in gen:
+                self._send_item(conn, task_id, n, value, caller)
+                n += 1
+        else:
+            for value in gen:
+                self._send_item(conn, task_id, n, value, caller)
+                n += 1
+        return n
+
+    def _send_item(self, conn, task_id: bytes, index: int, value, caller: str) -> None:
+        entry = self.core.serialize_return(ids.object_id(task_id, index + 2), value, caller)
+        conn.notify("generator_item", task_id, index, entry)
 
     def _set_gpus(self, gpu_ids) -> None:
         self.core.gpu_ids = list(gpu_ids)
@@ -384,6 +420,8 @@ class Executor:
             args, kwargs = self._load_args(args_blob, deps)
             result = True if method == "__skate_ready__" else \
                 getattr(self.actor, method)(*args, **kwargs)
+            if _is_generator(result) and len(return_ids) == 1:
+                result = self._stream(conn, task_id, result, caller)
             returns = self._returns(result, return_ids, caller, self._qual(method))
             conn.reply(rid, ("ok", returns, False, False, 0.0))
         except ActorExit as e:
@@ -417,6 +455,8 @@ class Executor:
             result = getattr(self.actor, method)(*args, **kwargs)
             if hasattr(result, "__await__"):
                 result = await result
+            if _is_generator(result) and len(return_ids) == 1:
+                result = await self._stream_async(conn, task_id, result, caller)
             returns = self._returns(result, return_ids, caller, self._qual(method))
             conn.reply(rid, ("ok", returns, False, False, 0.0))
         except ActorExit as e:
@@ -456,6 +496,10 @@ class Executor:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+def _is_generator(value) -> bool:
+    return inspect.isgenerator(value) or inspect.isasyncgen(value)
 
 
 def _set_omp_threads(resources: dict) -> None:
