@@ -32,6 +32,12 @@ class Counter:
 
 
 @skate.remote
+def countdown(n):
+    for i in range(n, 0, -1):
+        yield i
+
+
+@skate.remote
 def fails():
     raise ValueError("this task failed on purpose")
 
@@ -55,6 +61,9 @@ def main():
     # actors keep state; calls run in order
     counter = Counter.remote(100)
     print("counter:", skate.get([counter.add.remote(1) for _ in range(5)]))
+
+    # generators stream: each ref arrives as soon as the task yields it
+    print("streamed:", [skate.get(ref) for ref in countdown.remote(3)])
 
     # a task's exception re-raises as the same type, with the remote traceback
     try:

@@ -196,9 +196,9 @@ class ActorSubmitter:
     def _flush(self) -> None:
         conn = self.conn
         while self.queue and self.queue[0].deps is not None:
-            if self.queue[0].error is not None:
-                call = self.queue.popleft()
-                self._fail(call, call.error)
+            error = self.queue[0].error
+            if error is not None:
+                self._fail(self.queue.popleft(), error)
                 continue
             if conn is None or conn.closed:
                 return

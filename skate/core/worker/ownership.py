@@ -21,7 +21,7 @@ has not freed; ``_counts[oid]`` exists while a local instance exists.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from skate.core.ownership_codes import FAILED, PENDING, READY  # noqa: F401
@@ -38,7 +38,7 @@ class OwnedObject:
     in_store: bool = False
     task: object = None  # the task that makes it (for cancel)
     # called (under the table's lock, so it may only queue work) when the object is freed
-    on_free: object = None
+    on_free: Callable[[], None] | None = None
 
 
 class ObjectTable:
