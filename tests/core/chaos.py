@@ -16,14 +16,16 @@ import psutil
 SKATE_WORKER = "skate.core.worker"  # in a Skate worker's command line ("ray::" for Ray's)
 
 
-def workers(marker: str = SKATE_WORKER) -> list:
-    """Live worker processes started (indirectly) by this process."""
+def workers(marker: str = SKATE_WORKER, exclude: tuple = ()) -> list:
+    """Live worker processes started (indirectly) by this process: their command line holds
+    ``marker`` and none of ``exclude``."""
     out = []
     for p in psutil.Process().children(recursive=True):
         try:
             if p.status() == psutil.STATUS_ZOMBIE:
                 continue
-            if marker in " ".join(p.cmdline()):
+            cmdline = " ".join(p.cmdline())
+            if marker in cmdline and not any(x in cmdline for x in exclude):
                 out.append(p)
         except psutil.Error:
             continue  # gone meanwhile
@@ -35,9 +37,10 @@ class WorkerKiller:
     counts the processes it killed."""
 
     def __init__(self, interval: float = 0.2, seed: int | None = None,
-                 marker: str = SKATE_WORKER):
+                 marker: str = SKATE_WORKER, exclude: tuple = ()):
         self.interval = interval
         self.marker = marker
+        self.exclude = exclude
         self.kills = 0
         self._rng = random.Random(seed)
         self._stop = threading.Event()
@@ -45,7 +48,7 @@ class WorkerKiller:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            victims = workers(self.marker)
+            victims = workers(self.marker, self.exclude)
             if not victims:
                 continue
             try:

@@ -43,13 +43,19 @@ def main() -> None:
     ex.core = core
     kill_points.reached("registered")
     core.raylet.on_close = lambda c: os._exit(0)
+    code = 0
     try:
         ex.run()
+    except BaseException:  # a bug in the runtime itself: say so before leaving, never silently
+        import traceback
+
+        traceback.print_exc()
+        code = 1
     finally:
         core.flush_background()
         sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
 
 
 if __name__ == "__main__":
