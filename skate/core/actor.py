@@ -154,6 +154,10 @@ class ActorClass:
             "env_vars": opts.env_vars(options),
             "strategy": opts.strategy(options),
             "home_node": core.node_id,
+            # a worker (not a driver) that creates a non-detached actor owns it: the actor
+            # dies with it
+            "owner_worker": core.worker_id if core.mode == "worker" else None,
+            "owner_node": core.node_id,
         }
         actor_id = ids.random_id(16)
         result = core.gcs.call("create_actor", actor_id, spec, core.job_id, name, namespace,

@@ -177,3 +177,23 @@ def test_calls_from_a_borrower_run_before_the_actor_ends(cluster, tmp_path):
 def test_exit_actor_outside_an_actor_is_a_clear_error(cluster):
     with pytest.raises(TypeError, match="actor"):
         skate.actor.exit_actor()
+
+
+@skate.remote
+def create_and_wait(directory):
+    child = Marker.remote(os.path.join(directory, "child-atexit"))
+    child_pid = skate.get(child.pid.remote())
+    with open(os.path.join(directory, "pids.tmp"), "w") as f:
+        f.write(f"{os.getpid()} {child_pid}")
+    os.replace(os.path.join(directory, "pids.tmp"), os.path.join(directory, "pids"))
+    wait_for_file(os.path.join(directory, "never"), timeout=120)
+
+
+def test_an_actor_dies_with_the_worker_that_created_it(cluster, tmp_path):
+    ref = create_and_wait.options(max_retries=0).remote(str(tmp_path))
+    wait_for_file(str(tmp_path / "pids"), timeout=30)
+    owner_pid, child_pid = map(int, (tmp_path / "pids").read_text().split())
+    os.kill(owner_pid, 9)
+    wait_for_condition(lambda: _gone(child_pid), timeout=15)
+    with pytest.raises(skate.exceptions.RayError):
+        skate.get(ref, timeout=30)

@@ -79,6 +79,8 @@ class ControlStore:
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple, bytes] = {}
         self.by_worker: dict[str, bytes] = {}
+        # worker id -> non-detached actors it created (drivers' end with their job instead)
+        self.owned_by: dict[str, set] = {}
         self.kv: dict[tuple, bytes] = {}
         self.jobs: dict[str, dict] = {}
         self._next_job = 1
@@ -132,6 +134,10 @@ class ControlStore:
         for rec in list(self.actors.values()):
             if rec.node_id == node and rec.state != DEAD and rec.worker_id is not None:
                 self._on_worker_gone(rec.worker_id, f"its node died ({why})")
+        for rec in list(self.actors.values()):  # owners that were task workers there
+            if rec.spec.get("owner_node") == node and rec.spec.get("owner_worker") \
+                    and not rec.detached and rec.state != DEAD:
+                self._kill(rec, f"the node of the worker that created it died ({why})")
         self.placement_groups.node_died(node)
 
     # -- persistence ---------------------------------------------------------
@@ -260,6 +266,9 @@ class ControlStore:
                     f"up, or pick another name.")
         rec = ActorRecord(actor_id, spec, job_id, name, namespace, detached)
         self.actors[actor_id] = rec
+        owner = spec.get("owner_worker")
+        if owner and not detached:
+            self.owned_by.setdefault(owner, set()).add(actor_id)
         if name is not None:
             self.named[(namespace, name)] = actor_id
         self._persist_actor(rec)
@@ -373,6 +382,9 @@ class ControlStore:
 
     def _set_dead(self, rec: ActorRecord, cause: str) -> None:
         rec.state = DEAD
+        owned = self.owned_by.get(rec.spec.get("owner_worker") or "")
+        if owned is not None:
+            owned.discard(rec.actor_id)
         self._persist_actor(rec)
         rec.address = None
         rec.death_cause = cause
@@ -409,8 +421,19 @@ class ControlStore:
         self._bump(rec)
         self._schedule(rec)
 
-    def h_worker_died(self, conn, rid, worker_id):
+    def h_worker_died(self, conn, rid, worker_id, owner_gone=True):
         self._on_worker_gone(worker_id, "the process exited")
+        if owner_gone:
+            self._kill_owned(worker_id, "the worker that created it (its owner) died")
+
+    def _kill_owned(self, worker_id: str, why: str) -> None:
+        """Non-detached actors die with the task or actor that created them (as in Ray):
+        nobody could reach them through their owner any more, and a retried creator makes
+        new ones, so they would only hold their resources."""
+        for aid in self.owned_by.pop(worker_id, ()):
+            rec = self.actors.get(aid)
+            if rec is not None and rec.state != DEAD:
+                self._kill(rec, why)
 
     def h_actor_exited(self, conn, rid, actor_id, why):
         """The actor ended itself (exit_actor): dead, never restarted."""

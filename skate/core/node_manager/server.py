@@ -574,7 +574,9 @@ class NodeManager:
         if lease is not None and lease.lease_id in self.leases:
             self._return(lease, kill=False)
         try:
-            self.gcs.notify("worker_died", w.worker_id)
+            # an idle worker we stopped as surplus is not an owner dying: actors it created
+            # live on; any other death takes them with it (Ray's owner fate-sharing)
+            self.gcs.notify("worker_died", w.worker_id, not w.culled)
         except rpc.ConnectionClosed:
             pass
 
@@ -590,6 +592,7 @@ class NodeManager:
                         lst.remove(w)
                         total_idle -= 1
                         w.dead = True
+                        w.culled = True
                         self.pool.kill(w)
 
     # -- object store ----------------------------------------------------

@@ -46,6 +46,7 @@ class WorkerProc:
     name: str = ""  # actor class name, for log prefixes
     idle_since: float = 0.0
     dead: bool = False  # killed by us, or gone: never leased again
+    culled: bool = False  # stopped by us as surplus idle: what it created outlives it
     registered: bool = False  # it connected back and registered
     death_handled: bool = False  # its lease and the control store were told (once)
     returncode: int | None = None  # set once the process has exited and been reaped
