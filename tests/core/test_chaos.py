@@ -6,6 +6,7 @@ pending, the node manager's watchdog never tripped (queued work that fits
 always had a worker starting for it), and a new task runs at once.
 """
 
+import asyncio
 import time
 
 import numpy as np
@@ -112,3 +113,60 @@ def test_objects_passed_between_tasks_survive_random_kills(cluster):
     assert results == [n * (2 * i + 1) for i in range(59)]
     del arrays, sums
     assert_settled()
+
+
+@skate.remote(max_restarts=-1, max_task_retries=-1)
+class AsyncEcho:
+    async def echo(self, i):
+        await asyncio.sleep(0.002)
+        return i
+
+
+@skate.remote(max_restarts=-1, max_task_retries=-1, max_concurrency=4)
+class ThreadedEcho:
+    def echo(self, i):
+        time.sleep(0.003)
+        return i
+
+
+@skate.remote(max_retries=-1)
+def stream(n):
+    for i in range(n):
+        yield i
+
+
+@skate.remote(max_retries=-1)
+def make_actor_and_call(i):
+    a = ThreadedEcho.remote()
+    result = skate.get(a.echo.remote(i))
+    skate.kill(a)
+    return result
+
+
+@skate.remote(max_retries=-1)
+def put_and_read(i):
+    ref = skate.put(np.full(50_000, i, dtype=np.int64))
+    return int(skate.get(ref).sum())
+
+
+@pytest.mark.slow
+def test_everything_at_once_survives_random_kills(cluster):
+    """Async and threaded actors, generators, actors made inside tasks, puts inside tasks —
+    and afterwards no orphan actor (one whose creator was killed) still holds a lease."""
+    with WorkerKiller(KILL_INTERVAL_S, seed=5) as killer:
+        a, t = AsyncEcho.remote(), ThreadedEcho.remote()
+        assert skate.get([a.echo.remote(i) for i in range(300)], timeout=DEADLINE_S) == \
+            list(range(300))
+        assert skate.get([t.echo.remote(i) for i in range(300)], timeout=DEADLINE_S) == \
+            list(range(300))
+        for _ in range(20):
+            assert [skate.get(r, timeout=60) for r in stream.remote(20)] == list(range(20))
+        assert skate.get([make_actor_and_call.remote(i) for i in range(40)],
+                         timeout=3 * DEADLINE_S) == list(range(40))
+        assert skate.get([put_and_read.remote(i) for i in range(100)], timeout=DEADLINE_S) == \
+            [50_000 * i for i in range(100)]
+        wait_for_condition(lambda: killer.kills >= 10, timeout=30)
+    skate.kill(a)
+    skate.kill(t)
+    assert_settled()
+    wait_for_condition(lambda: scheduler_state()["leases"] == 0, timeout=15)
