@@ -46,18 +46,30 @@ def assert_settled(baseline_trips: int = 0) -> None:
     assert skate.get(after.remote(), timeout=20) == "still working"
 
 
+def under_kills(seed: int, workload, min_kills: int = 3, deadline_s: float = DEADLINE_S) -> int:
+    """Run ``workload()`` (which checks its own results) under the killer, again and again
+    until at least ``min_kills`` workers were killed during it; returns the rounds run."""
+    deadline = time.monotonic() + deadline_s
+    rounds = 0
+    with WorkerKiller(KILL_INTERVAL_S, seed=seed) as killer:
+        while rounds == 0 or killer.kills < min_kills:
+            assert time.monotonic() < deadline, f"only {killer.kills} kills in {deadline_s} s"
+            workload()
+            rounds += 1
+    return rounds
+
+
 def test_flat_tasks_survive_random_kills(cluster):
     @skate.remote(max_retries=-1)
     def square(i):
         time.sleep(0.001)
         return i * i
 
-    with WorkerKiller(KILL_INTERVAL_S, seed=1) as killer:
+    def workload():
         refs = [square.remote(i) for i in range(2000)]
-        results = skate.get(refs, timeout=DEADLINE_S)
-        # keep killing until a few kills landed even on a fast run
-        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
-    assert results == [i * i for i in range(2000)]
+        assert skate.get(refs, timeout=DEADLINE_S) == [i * i for i in range(2000)]
+
+    under_kills(1, workload)
     assert_settled()
 
 
@@ -70,10 +82,11 @@ def test_nested_tasks_survive_random_kills(cluster):
     def parent(i):
         return skate.get(child.remote(i)) * 2
 
-    with WorkerKiller(KILL_INTERVAL_S, seed=2) as killer:
+    def workload():
         results = skate.get([parent.remote(i) for i in range(400)], timeout=DEADLINE_S)
-        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
-    assert results == [(i + 1) * 2 for i in range(400)]
+        assert results == [(i + 1) * 2 for i in range(400)]
+
+    under_kills(2, workload)
     assert_settled()
 
 
@@ -85,10 +98,12 @@ def test_restartable_actor_acknowledges_every_call(cluster):
             return i
 
     a = Echo.remote()
-    with WorkerKiller(KILL_INTERVAL_S, seed=3) as killer:
-        results = skate.get([a.echo.remote(i) for i in range(300)], timeout=DEADLINE_S)
-        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
-    assert results == list(range(300))
+
+    def workload():
+        assert skate.get([a.echo.remote(i) for i in range(300)], timeout=DEADLINE_S) == \
+            list(range(300))
+
+    under_kills(3, workload)
     assert skate.get(a.echo.remote(-1), timeout=20) == -1
     skate.kill(a)
     assert_settled()
@@ -105,13 +120,12 @@ def test_objects_passed_between_tasks_survive_random_kills(cluster):
     def total(a, b):
         return int(a.sum() + b.sum())
 
-    with WorkerKiller(KILL_INTERVAL_S, seed=4) as killer:
+    def workload():
         arrays = [make.remote(i) for i in range(60)]
         sums = [total.remote(arrays[i], arrays[i + 1]) for i in range(59)]
-        results = skate.get(sums, timeout=DEADLINE_S)
-        wait_for_condition(lambda: killer.kills >= 3, timeout=10)
-    assert results == [n * (2 * i + 1) for i in range(59)]
-    del arrays, sums
+        assert skate.get(sums, timeout=DEADLINE_S) == [n * (2 * i + 1) for i in range(59)]
+
+    under_kills(4, workload)
     assert_settled()
 
 
@@ -153,8 +167,9 @@ def put_and_read(i):
 def test_everything_at_once_survives_random_kills(cluster):
     """Async and threaded actors, generators, actors made inside tasks, puts inside tasks —
     and afterwards no orphan actor (one whose creator was killed) still holds a lease."""
-    with WorkerKiller(KILL_INTERVAL_S, seed=5) as killer:
-        a, t = AsyncEcho.remote(), ThreadedEcho.remote()
+    a, t = AsyncEcho.remote(), ThreadedEcho.remote()
+
+    def workload():
         assert skate.get([a.echo.remote(i) for i in range(300)], timeout=DEADLINE_S) == \
             list(range(300))
         assert skate.get([t.echo.remote(i) for i in range(300)], timeout=DEADLINE_S) == \
@@ -165,7 +180,8 @@ def test_everything_at_once_survives_random_kills(cluster):
                          timeout=3 * DEADLINE_S) == list(range(40))
         assert skate.get([put_and_read.remote(i) for i in range(100)], timeout=DEADLINE_S) == \
             [50_000 * i for i in range(100)]
-        wait_for_condition(lambda: killer.kills >= 10, timeout=30)
+
+    under_kills(5, workload, min_kills=10, deadline_s=400)
     skate.kill(a)
     skate.kill(t)
     assert_settled()

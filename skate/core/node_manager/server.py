@@ -31,7 +31,8 @@ from skate.core.control_store.placement_groups import bundle_resources as pg_bun
 from skate.core.ids import random_id
 from skate.core.node_manager import placement
 from skate.core.node_manager import resources as res
-from skate.core.node_manager.start_policy import StartBackoff
+from skate.core.node_manager.object_handlers import ObjectStoreHandlers
+from skate.core.node_manager.start_policy import StartBackoff, Watchdog
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
@@ -70,7 +71,7 @@ class Lease:
     warned: bool = False
 
 
-class NodeManager:
+class NodeManager(ObjectStoreHandlers):
     def __init__(self, cfg: NodeConfig):
         self.cfg = cfg
         self.lock = threading.RLock()
@@ -94,9 +95,7 @@ class NodeManager:
                                on_exit=self._on_worker_exit)
         self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
         self.start_backoff = StartBackoff()
-        # watchdog: lease id -> when it was first seen stalled; trips counted, never expected
-        self._stalled_since: dict[int, float] = {}
-        self.watchdog_trips = 0
+        self.watchdog = Watchdog(STALL_S)  # trips are bugs: counted, logged, repaired
         self.stopping = threading.Event()
         self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_close,
@@ -518,7 +517,7 @@ class NodeManager:
         logged and repaired (a worker started), and tests assert there were none."""
         with self.lock:
             starting = self._starting()
-            stalled = set()
+            stalled = {}
             for lease in self.pending:
                 if lease.held or lease.holder.closed or not res.fits(lease.units, self.available):
                     continue
@@ -526,18 +525,13 @@ class NodeManager:
                     continue
                 if not lease.dedicated and self.idle.get(lease.env_key):
                     continue  # granted on the next pass
-                stalled.add(lease.lease_id)
-                first = self._stalled_since.setdefault(lease.lease_id, now)
-                if now - first > STALL_S:
-                    self.watchdog_trips += 1
-                    log.error("watchdog: lease request %d (%s) fits the free resources but no "
-                              "worker has run or started for it for %.1f s; starting one",
-                              lease.lease_id, res.describe(lease.units), now - first)
-                    self._stalled_since[lease.lease_id] = now
-                    self._start_worker(lease.env_key, lease.env_vars)
-            for lid in list(self._stalled_since):
-                if lid not in stalled:
-                    del self._stalled_since[lid]
+                stalled[lease.lease_id] = lease
+            for lease_id, waited in self.watchdog.tick(now, stalled):
+                lease = stalled[lease_id]
+                log.error("watchdog: lease request %d (%s) fits the free resources but no worker "
+                          "has run or started for it for %.1f s; starting one", lease_id,
+                          res.describe(lease.units), waited)
+                self._start_worker(lease.env_key, lease.env_vars)
 
     def _make_idle(self, w: WorkerProc) -> None:
         w.lease = None
@@ -595,151 +589,6 @@ class NodeManager:
                         w.culled = True
                         self.pool.kill(w)
 
-    # -- object store ----------------------------------------------------
-    def h_store_create(self, conn, rid, oid, size, owner):
-        return self.store.create(oid, size, owner, writer=id(conn))
-
-    def h_store_seal(self, conn, rid, oid):
-        self.store.seal(oid)
-        for c, r in self.store_waiters.pop(oid, []):
-            c.reply(r, self.store.get(oid, id(c)))
-
-    def h_store_abort(self, conn, rid, oid):
-        self.store.abort(oid)
-        for c, r in self.store_waiters.pop(oid, []):
-            c.reply(r, None)
-
-    def h_store_get(self, conn, rid, oid, node_hint=None):
-        status = self.store.status(oid)
-        if status == "unsealed":
-            self.store_waiters.setdefault(oid, []).append((conn, rid))
-            return rpc.DEFER
-        if status == "missing" and node_hint and node_hint != self.cfg.node_id:
-            # the object lives on another node: pull a copy here, answer when sealed
-            self.store_waiters.setdefault(oid, []).append((conn, rid))
-            if oid not in self.pulling:
-                self.pulling.add(oid)
-                threading.Thread(target=self._pull, args=(oid, node_hint), daemon=True,
-                                 name="skate-pull").start()
-            return rpc.DEFER
-        return self.store.get(oid, id(conn))
-
-    def _pull(self, oid: bytes, node: str) -> None:
-        ok = False
-        key = f"pull-{next(self._senders)}"
-        views = []
-        try:
-            address, stream_address = self._transfer_addresses(node)
-
-            def begin(size):
-                with self.lock:
-                    self.store.create(oid, size, owner=None, secondary=True)
-                    view = self.store.receive_view(oid, key)  # pinned until sealed/aborted
-                views.append(view)
-                return view, lambda pos, data: self.store.write_into(oid, pos, data)
-
-            self.transfer_client.pull(address, oid, begin, stream_address=stream_address)
-            ok = True
-        except Exception as e:  # any failure: the readers learn the object is not here
-            log.warning("pulling %s from node %s failed: %s", oid.hex(), node, e)
-        for view in views:
-            if view is not None:
-                view.release()
-        with self.lock:
-            self.pulling.discard(oid)
-            if ok:
-                self.h_store_seal(None, 0, oid)
-                self.store.release(oid, key)
-            else:
-                self.h_store_abort(None, 0, oid)
-
-    def _transfer_addresses(self, node: str) -> tuple:
-        """(gRPC transfer address, plain-socket stream address or "") of ``node``."""
-        view = self.cluster_view.get(node)
-        if view is None:  # joined since our last heartbeat: ask the control store
-            for info in self.gcs.call("get_nodes", timeout=10):
-                if info["NodeID"] == node and info["Alive"]:
-                    return info["transfer_address"], info.get("stream_address", "")
-        elif view.alive and view.transfer_address:
-            return view.transfer_address, view.stream_address
-        raise ConnectionError(f"node {node} is not alive")
-
-    def _open_for_send(self, oid: bytes, node: str = ""):
-        key = f"transfer-{next(self._senders)}"
-        with self.lock:
-            view = self.store.open_for_send(oid, key)
-            if view is not None:
-                self.store.add_copy(oid, node)
-        if view is None:
-            return None
-
-        def release():
-            with self.lock:
-                self.store.release(oid, key)
-
-        return view, release
-
-    def _open_for_stream(self, oid: bytes, node: str):
-        key = f"stream-{next(self._senders)}"
-        with self.lock:
-            opened = self.store.open_for_stream(oid, key)
-            if opened is not None:
-                self.store.add_copy(oid, node)
-        if opened is None:
-            return None
-        fd, offset, size, close_fd = opened
-
-        def release():
-            if close_fd:
-                os.close(fd)
-            with self.lock:
-                self.store.release(oid, key)
-
-        return fd, offset, size, release
-
-    def h_store_release_free(self, conn, rid, releases, frees):
-        for oid in releases:
-            self.store.release(oid, id(conn))
-        copies: dict = {}
-        for oid in frees:
-            for node in self.store.free(oid):
-                copies.setdefault(node, []).append(oid)
-        self._free_copies(copies)
-
-    def _free_copies(self, copies: dict) -> None:
-        """Tell the nodes that pulled copies of freed objects to drop them (an object is
-        freed everywhere), so their arenas reuse those already-mapped pages."""
-        copies.pop(self.cfg.node_id, None)
-        if copies:
-            threading.Thread(target=self._send_frees, args=(copies,), daemon=True,
-                             name="skate-free-copies").start()
-
-    def _send_frees(self, copies: dict) -> None:
-        with self._peer_nodes_lock:
-            self._send_frees_locked(copies)
-
-    def _send_frees_locked(self, copies: dict) -> None:
-        for node, oids in copies.items():
-            view = self.cluster_view.get(node)
-            if view is None or not view.alive:
-                continue  # a dead node's copies went with it
-            try:
-                conn = self._peer_nodes.get(node)
-                if conn is None or conn.closed:
-                    conn = self._peer_nodes[node] = rpc.connect(view.address,
-                                                                name="raylet->raylet")
-                conn.notify("store_release_free", [], oids)
-            except OSError as e:
-                log.info("could not tell node %s to drop %d copies: %s", node, len(oids), e)
-
-    def h_store_stats(self, conn, rid):
-        return self.store.stats()
-
-    def h_store_objects(self, conn, rid):
-        """Every object here: id, size, readers pinning it, freed-by-owner, pulled copy."""
-        return [(oid.hex(), e.size, sum(e.pins.values()), e.deleted, e.secondary)
-                for oid, e in self.store.objects.items()]
-
     # -- info --------------------------------------------------------------
     def h_resources(self, conn, rid):
         avail = dict(self.available)
@@ -760,7 +609,7 @@ class NodeManager:
             "idle": {k: len(v) for k, v in self.idle.items() if v},
             "workers": len(self.pool.workers),
             "failed_starts": self.start_backoff.total_failures,
-            "watchdog_trips": self.watchdog_trips,
+            "watchdog_trips": self.watchdog.trips,
         }
 
     def h_flush_logs(self, conn, rid):

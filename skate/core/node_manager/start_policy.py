@@ -1,4 +1,4 @@
-"""When a node manager may start another worker after failed starts (pure policy).
+"""When a node manager may start another worker, and when one is overdue (pure policies).
 
 A worker that exits before it registers is a *failed start*. Two causes look
 alike from outside but call for different answers:
@@ -84,3 +84,41 @@ class StartBackoff:
     def reset(self, key: str) -> None:
         """Forget ``key`` (its waiting work was failed; new work starts afresh)."""
         self._streaks.pop(key, None)
+
+
+class Watchdog:
+    """The node manager's liveness invariant, kept over time.
+
+    Invariant: queued work that fits the free resources has a worker running or
+    starting for it within ``stall_s``. Each tick the node manager passes the
+    requests that are stalled *now* (they fit, nothing is starting or idle for
+    them, and no back-off holds them); those stalled for longer than ``stall_s``
+    in a row come back as *trips* — a bookkeeping bug, to be logged and
+    repaired — and start a new period. ``trips`` counts them; tests assert 0.
+
+    >>> w = Watchdog(stall_s=1.0)
+    >>> w.tick(now=0.0, stalled=[7]), w.tick(now=0.5, stalled=[7]), w.tick(now=1.6, stalled=[7])
+    ([], [], [(7, 1.6)])
+    >>> w.trips
+    1
+    """
+
+    def __init__(self, stall_s: float = 1.0):
+        self.stall_s = stall_s
+        self._since: dict = {}  # request id -> when it was first seen stalled in a row
+        self.trips = 0
+
+    def tick(self, now: float, stalled) -> list:
+        """``[(request id, seconds stalled)]`` of the requests overdue now."""
+        stalled = set(stalled)
+        for rid in list(self._since):
+            if rid not in stalled:
+                del self._since[rid]  # a worker came for it: the streak ends
+        overdue = []
+        for rid in sorted(stalled):
+            first = self._since.setdefault(rid, now)
+            if now - first > self.stall_s:
+                overdue.append((rid, now - first))
+                self._since[rid] = now
+        self.trips += len(overdue)
+        return overdue
