@@ -32,6 +32,7 @@ class RemoteFunction:
         self._blob = None
         self._key = None
         self._signature = _signature_of(fn)
+        self._streams = is_streaming(fn, None)  # a generator function: decided once, not per call
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args, **kwargs):
@@ -64,7 +65,7 @@ class RemoteFunction:
         core = api._core()
         key, blob = self._export()
         num_returns = options.get("num_returns")
-        streaming = is_streaming(self._function, num_returns)
+        streaming = num_returns == "streaming" or (num_returns is None and self._streams)
         if num_returns == "dynamic":
             raise ValueError("num_returns='dynamic' is not supported; a generator function "
                              "streams its values by default (num_returns='streaming').")

@@ -64,3 +64,9 @@ class WorkerKiller:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def work(n: int) -> int:
+    """Some real CPU work for a task body (n=10_000 takes about a millisecond here), so a
+    kill can land while a task runs — computed, not slept."""
+    return sum(i * i for i in range(n)) % 7

@@ -14,7 +14,7 @@ import pytest
 
 import skate
 from skate.core import api
-from tests.core.chaos import WorkerKiller
+from tests.core.chaos import WorkerKiller, work
 from tests.core.utils import wait_for_condition
 
 pytestmark = pytest.mark.skate_only
@@ -62,7 +62,7 @@ def under_kills(seed: int, workload, min_kills: int = 3, deadline_s: float = DEA
 def test_flat_tasks_survive_random_kills(cluster):
     @skate.remote(max_retries=-1)
     def square(i):
-        time.sleep(0.001)
+        work(10_000)
         return i * i
 
     def workload():
@@ -94,7 +94,7 @@ def test_restartable_actor_acknowledges_every_call(cluster):
     @skate.remote(max_restarts=-1, max_task_retries=-1)
     class Echo:
         def echo(self, i):
-            time.sleep(0.005)
+            work(50_000)
             return i
 
     a = Echo.remote()
@@ -132,14 +132,15 @@ def test_objects_passed_between_tasks_survive_random_kills(cluster):
 @skate.remote(max_restarts=-1, max_task_retries=-1)
 class AsyncEcho:
     async def echo(self, i):
-        await asyncio.sleep(0.002)
+        work(20_000)
+        await asyncio.sleep(0)  # a yield point between calls, not a wait
         return i
 
 
 @skate.remote(max_restarts=-1, max_task_retries=-1, max_concurrency=4)
 class ThreadedEcho:
     def echo(self, i):
-        time.sleep(0.003)
+        work(30_000)
         return i
 
 

@@ -135,18 +135,18 @@ def test_pool_larger_than_the_cluster_is_refused(cluster):
         Pool(processes=3)
 
 
-def _slow(x):
-    import time
+def _wait_for(path):
+    from tests.core.utils import wait_for_file
 
-    time.sleep(30)
-    return x
+    wait_for_file(path, timeout=60)  # never created: it runs until the pool is terminated
+    return path
 
 
-def test_result_of_a_terminated_pool_raises_a_ray_error(cluster):
+def test_result_of_a_terminated_pool_raises_a_ray_error(cluster, tmp_path):
     from skate.util.multiprocessing import Pool
 
     pool = Pool(processes=1)
-    result = pool.apply_async(_slow, (1,))
+    result = pool.apply_async(_wait_for, (str(tmp_path / "never"),))
     pool.terminate()
     with pytest.raises(skate.exceptions.RayError):
         result.get(timeout=30)

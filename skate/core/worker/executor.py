@@ -26,6 +26,7 @@ from typing import Callable
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import omp_threads_are_ours
+from skate.core.control_store.placement_groups import plain_request
 
 log = logging.getLogger(__name__)
 
@@ -504,11 +505,14 @@ def _is_generator(value) -> bool:
 
 def _set_omp_threads(resources: dict) -> None:
     """OMP_NUM_THREADS = the CPUs the task or actor holds (at least 1), as Ray sets it, so
-    numpy and torch do not each start a thread per core of the machine."""
-    from skate.core.control_store.placement_groups import plain_request
-
-    cpus = plain_request(resources).get("CPU", 0) if resources else 0
-    os.environ["OMP_NUM_THREADS"] = str(max(1, int(cpus)))
+    numpy and torch do not each start a thread per core of the machine. Written only when
+    it changes (most tasks of a worker hold the same CPUs)."""
+    cpus = resources.get("CPU") if resources else 0
+    if cpus is None:  # in a placement group: the CPUs are named after the group
+        cpus = plain_request(resources).get("CPU", 0)
+    value = str(max(1, int(cpus)))
+    if os.environ.get("OMP_NUM_THREADS") != value:
+        os.environ["OMP_NUM_THREADS"] = value
 
 
 async def _make_semaphore(n: int):
