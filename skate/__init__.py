@@ -39,7 +39,7 @@ _LAZY = {
     "get_runtime_context": "skate.core.runtime_context",
 }
 _SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",
-               "job_config", "train", "tune", "util"}
+               "job_config", "serve", "train", "tune", "util"}
 
 __all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
 

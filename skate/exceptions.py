@@ -37,6 +37,7 @@ __all__ = [
     "WorkerStartupError",
     "AsyncioActorExit",
     "TuneError",
+    "RayServeException",
 ]
 
 
@@ -207,3 +208,7 @@ class TuneError(RayError):
     ``tune.run(..., raise_on_failed_trial=True)`` raises it when trials end in
     ERROR; its message names them and where their ``error.txt`` lies.
     """
+
+
+class RayServeException(RayError):
+    """An error of skate.serve (Ray's ``ray.serve.exceptions.RayServeException``)."""

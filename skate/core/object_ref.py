@@ -78,12 +78,13 @@ class ObjectRef:
     def __await__(self):
         import asyncio
 
-        return asyncio.wrap_future(self.future()).__await__()
+        return _worker.asyncio_future_for(self, asyncio.get_running_loop()).__await__()
 
     def as_future(self):
+        """An asyncio future for the value, on the running event loop."""
         import asyncio
 
-        return asyncio.wrap_future(self.future())
+        return _worker.asyncio_future_for(self, asyncio.get_running_loop())
 
 
 def _rebuild_ref(oid: bytes, owner: str) -> ObjectRef:

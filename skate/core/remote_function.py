@@ -108,20 +108,23 @@ def _signature_of(fn):
         return None
 
 
-_FITS: dict = {}  # (signature, #args, kwarg names) -> True: shapes already checked
+# (id(signature), #args, kwarg names) -> the signature: shapes already checked. Keyed by id
+# because hashing a Signature walks its parameters (slow on every call); the value keeps
+# the signature alive, so its id is not reused while the entry exists.
+_FITS: dict = {}
 
 
 def check_arguments(signature, args, kwargs, name: str) -> None:
     """Fail at submission, as a local call would, when the arguments do not fit."""
     if signature is None:
         return
-    shape = (signature, len(args), tuple(kwargs) if kwargs else ())
-    if shape in _FITS:  # binding depends only on the count of positionals and the names
+    shape = (id(signature), len(args), tuple(kwargs) if kwargs else ())
+    if _FITS.get(shape) is signature:  # binding depends only on #positionals and the names
         return
     try:
         signature.bind(*args, **kwargs)
         if len(_FITS) < 10_000:
-            _FITS[shape] = True
+            _FITS[shape] = signature
     except TypeError as e:
         raise TypeError(f"{name}.remote() got arguments that do not match its signature "
                         f"{name}{signature}: {e}") from None

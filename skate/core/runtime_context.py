@@ -62,6 +62,17 @@ class RuntimeContext:
         """The control store's address: ``init(address=...)`` or RAY_ADDRESS joins it."""
         return self._core.gcs_address
 
+    def get_log_dir(self) -> str:
+        """This node's log folder (libraries write their own logs under it).
+
+        >>> import os, skate
+        >>> os.path.isdir(skate.get_runtime_context().get_log_dir())
+        True
+        """
+        import os
+
+        return os.path.join(self._core.session_dir, "logs")
+
     def get_pid(self) -> int:
         return os.getpid()
 

@@ -517,6 +517,40 @@ class CoreWorker:
         self.resolve_dependency(ref, lambda entry: pool.submit(fill))
         return fut
 
+    def asyncio_future_for(self, ref: ObjectRef, loop):
+        """An asyncio future on ``loop`` for ``await ref``: one hand-off to the loop.
+
+        Small values (inline in the owner's memory) and errors are read on the loop
+        thread itself: the reply thread only schedules the read, and a loop under load
+        drains many such callbacks per wake-up. Store objects may need a pull from
+        another node, so they are read on the future pool as before.
+        """
+        fut = loop.create_future()
+        owned = ref.owner == self.address
+
+        def settle(entry):
+            if fut.done():  # cancelled by its awaiter
+                return
+            try:
+                if entry[0] == "err":
+                    err = entry[1]
+                    raise err.as_instanceof_cause() if isinstance(err, exc.RayTaskError) else err
+                value = self._get_one(ref, None) if owned else self._materialize(ref, entry)
+            except BaseException as e:  # the future carries any failure to its awaiter
+                fut.set_exception(e)
+            else:
+                fut.set_result(value)
+
+        def ready(entry):
+            if entry[0] in ("i", "err"):
+                loop.call_soon_threadsafe(settle, entry)
+                return
+            inner = self.future_for(ref)
+            inner.add_done_callback(lambda f: loop.call_soon_threadsafe(_copy_outcome, f, fut))
+
+        self.resolve_dependency(ref, ready)
+        return fut
+
     # -- actors --------------------------------------------------------------------------
     def actor_submitter(self, actor_id: bytes, meta: dict) -> ActorSubmitter:
         s = self.actors.get(actor_id)
@@ -583,6 +617,15 @@ def _wire_value(obj):
     if obj.in_store:
         return obj.value
     return obj.value
+
+
+def _copy_outcome(src: concurrent.futures.Future, dst) -> None:
+    if dst.done():
+        return
+    if src.exception() is not None:
+        dst.set_exception(src.exception())
+    else:
+        dst.set_result(src.result())
 
 
 def _error_of(value):
