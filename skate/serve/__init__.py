@@ -5,6 +5,7 @@
 ... class Greeter:
 ...     def __call__(self, request):
 ...         return f"hello {request.query_params.get('name', 'world')}"
+>>> serve.start(http_options={"port": 0})   # any free port; the default is 8000
 >>> handle = serve.run(Greeter.bind(), name="greeter", route_prefix="/greet")
 >>> import httpx
 >>> port = serve.status().proxy["port"]

@@ -22,6 +22,7 @@ import time
 
 from skate.serve import routing_client
 from skate.serve.http_util import ResponseHead
+from skate.serve.replica import MODEL_ID_HEADER
 from skate.serve.router import BackPressureError, RequestTimeoutError
 
 log = logging.getLogger("skate.serve.proxy")
@@ -168,8 +169,12 @@ class Proxy:
             used.append(actor)
             return actor.handle_http.remote(env)
 
+        model_id = ""
+        for name, value in scope["headers"]:
+            if name == MODEL_ID_HEADER:
+                model_id = value.decode()
         try:
-            head = await router.call(call, deadline)
+            head = await router.call(call, deadline, model_id)
         except BackPressureError as e:
             await _answer(send, *_plain(503, str(e)))
             return
