@@ -1,4 +1,4 @@
-"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune.
+"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune, serve.
 
 Run: python examples/tour.py
 """
@@ -80,6 +80,9 @@ def main():
 
     # tune: a hyperparameter search, each trial an actor holding one CPU
     tour_tune()
+
+    # serve: a deployment answering HTTP on 127.0.0.1:8000, through two replicas
+    tour_serve()
     skate.shutdown()
 
 
@@ -97,6 +100,25 @@ def tour_tune():
                         storage_path=tempfile.mkdtemp(prefix="skate-tour-"))
     print(f"tune: {len(analysis.trials)} trials, best config {analysis.best_config}, "
           f"results in {analysis.best_trial.path}")
+
+
+def tour_serve():
+    import httpx
+
+    from skate import serve
+
+    @serve.deployment(num_replicas=2, ray_actor_options={"num_cpus": 0})
+    class Predictor:
+        def __call__(self, request):
+            x = float(request.query_params["x"])
+            return {"x": x, "prediction": 3 * x + 1}
+
+    t0 = time.perf_counter()
+    serve.deploy(Predictor.bind())
+    up = time.perf_counter() - t0
+    answer = httpx.get("http://127.0.0.1:8000/", params={"x": 2}).json()
+    print(f"serve: 2 replicas up in {up:.2f} s; GET /?x=2 -> {answer}")
+    serve.shutdown()
 
 
 if __name__ == "__main__":

@@ -202,8 +202,7 @@ class ServeController:
         return sorted(self.apps)
 
     async def shutdown(self) -> None:
-        for name in list(self.apps):
-            await self.delete_app(name)
+        await asyncio.gather(*(self.delete_app(name) for name in list(self.apps)))
         if self.proxy is not None:
             try:
                 await asyncio.wait_for(self.proxy.stop.remote(), 5)

@@ -76,8 +76,10 @@ class ReplicaChooser:
             holding = [rid for rid in free if model_id in self.replicas[rid].model_ids]
             if holding:
                 free = holding
-            else:  # no replica has it yet: any, but the least loaded one loads it
-                return min(free, key=lambda rid: (self.in_flight[rid], rid))
+            else:  # nobody has it: the least busy replica holding the fewest models loads it
+                return min(free, key=lambda rid: (self.in_flight[rid],
+                                                  len(self.replicas[rid].model_ids),
+                                                  self.rng.random()))
         local = [rid for rid in free if self.replicas[rid].node_id == self.node_id]
         pool = local or free
         if len(pool) == 1:
