@@ -19,6 +19,11 @@ def pack(core, args: tuple, kwargs: dict, what: str):
     """``(args_blob, deps, held)``: deps are the top-level refs, held every ref to keep alive."""
     if not args and not kwargs:
         return _NO_ARGS, [], []
+    if not kwargs and serialization.is_plain(args):
+        # scalars in built-in containers hold no ref: no placeholders, no ref collection
+        blob = serialization.plain_dumps(([*args], {}))
+        if len(blob) <= INLINE_THRESHOLD:
+            return blob, [], []
     deps = []
 
     def sub(a):

@@ -126,6 +126,14 @@ def _plain(value) -> bool:
     return True
 
 
+is_plain = _plain
+
+
+def plain_dumps(value) -> bytes:
+    """Pickle a value ``is_plain`` accepted (the C pickler; nothing to serialize by value)."""
+    return pickle.dumps(value, 5)
+
+
 def dumps_inband(value, what: str = "value") -> bytes:
     """Pickle without out-of-band buffers (for messages and small values)."""
     if _plain(value):

@@ -137,7 +137,7 @@ def build_import_path_app(path: str, args: dict):
                              f"{type(app).__name__}; it must return an Application "
                              f"(Deployment.bind(...))")
     else:
-        raise UsageError(f"{path!r} is a {type(target).__name__}; it must name an "
+        raise UsageError(f"{path!r} is of type {type(target).__name__}; it must name an "
                          f"Application (Deployment.bind(...)), a Deployment or a builder "
                          f"function")
     _ship_by_value(path)

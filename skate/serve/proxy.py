@@ -21,6 +21,7 @@ import threading
 import time
 
 from skate.serve import routing_client
+from skate.serve.coalesce import Coalescer
 from skate.serve.http_util import ResponseHead
 from skate.serve.replica import MODEL_ID_HEADER
 from skate.serve.router import BackPressureError, RequestTimeoutError
@@ -45,6 +46,7 @@ class Proxy:
         self._thread: threading.Thread | None = None
         self._loop = None
         self._client = None
+        self._coalescer: Coalescer | None = None
         self._prefixes: list = []  # [(prefix, app, ingress)], longest first
         self._prefix_version = -1
 
@@ -98,6 +100,7 @@ class Proxy:
 
         async def main():
             self._client = routing_client.client_for(loop)
+            self._coalescer = Coalescer(loop)
             config = uvicorn.Config(self, lifespan="off", log_level="warning",
                                     access_log=False, timeout_keep_alive=90, loop="none",
                                     proxy_headers=False)
@@ -163,18 +166,12 @@ class Proxy:
         router = self._client.router(app, ingress)
         timeout = router.request_timeout_s or self.request_timeout_s
         deadline = None if timeout is None else time.monotonic() + timeout
-        used: list = []
-
-        def call(actor):
-            used.append(actor)
-            return actor.handle_http.remote(env)
-
         model_id = ""
         for name, value in scope["headers"]:
             if name == MODEL_ID_HEADER:
                 model_id = value.decode()
         try:
-            head = await router.call(call, deadline, model_id)
+            head, actor = await self._coalescer.send(router, env, deadline, model_id)
         except BackPressureError as e:
             await _answer(send, *_plain(503, str(e)))
             return
@@ -195,7 +192,7 @@ class Proxy:
         if head.stream_id is None:
             await _answer(send, head.status, head.headers, head.body)
             return
-        await self._stream(send, head, used[-1])
+        await self._stream(send, head, actor)
 
     async def _stream(self, send, head, actor) -> None:
         await send({"type": "http.response.start", "status": head.status,

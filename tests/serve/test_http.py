@@ -194,3 +194,21 @@ def test_malformed_http_gets_400_and_harms_nothing(serve_url):
             reply = s.recv(1024)
         assert reply.startswith(b"HTTP/1.1 400")
         assert httpx.get(f"{serve_url}/").text == "hello world"
+
+
+@serve.deployment(ray_actor_options=LIGHT, max_ongoing_requests=100)
+class EchoId:
+    async def __call__(self, request):
+        return request.query_params["id"]
+
+
+def test_concurrent_requests_each_get_their_own_answer(serve_url):
+    import asyncio
+
+    with deployed(EchoId.bind(), "echo_id"):
+        async def burst():
+            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=64)) as c:
+                rs = await asyncio.gather(*(c.get(f"{serve_url}/?id={i}") for i in range(300)))
+            return [r.text for r in rs]
+        # requests coalesced into one replica call still get exactly their own answers
+        assert asyncio.run(burst()) == [str(i) for i in range(300)]
