@@ -213,7 +213,6 @@ def test_run_import_path_serves_until_sigint(foreground, tmp_path):
         httpx.get(url, timeout=5)
 
 
-@pytest.mark.slow
 def test_run_config_file_serves_every_app_until_sigterm(foreground, tmp_path):
     start, stdout, descendants = foreground
     port = free_port()
@@ -265,7 +264,6 @@ def app_statuses(env) -> dict:
             .items()}
 
 
-@pytest.mark.slow
 def test_deploy_status_and_shutdown(head, tmp_path):
     port = free_port()
     deployed = serve_cli("deploy", config_on(tmp_path, port), env=head)
