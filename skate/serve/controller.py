@@ -11,8 +11,10 @@ kill one, call ``reconfigure``, run health checks. Each replica has one
 crash is replaced without waiting for a health check.
 
 Routers learn the table (running replicas per deployment, route prefixes)
-by long-polling ``poll_routes``. Replicas and the proxy are ordinary actors
-created by this one, so they die with it: ``serve.shutdown`` leaves nothing.
+by long-polling ``poll_routes``. Replicas and the proxy are detached named
+actors (as in Ray Serve), so they outlive the driver that deployed them;
+``serve.shutdown`` stops each of them, then the controller. A proxy that
+dies is started again.
 """
 
 from __future__ import annotations
@@ -36,10 +38,12 @@ from skate.serve.reconciler import (
     Target,
 )
 from skate.serve.replica import Replica
+from skate.serve.routing_client import NAMESPACE
 
 TICK_S = 0.05
 POLL_TIMEOUT_S = 30.0
 LOAD_STALE_S = 2.0  # a non-zero load report is refreshed every 0.25 s; older ones are gone
+PROXY_NAME = "SERVE_PROXY_ACTOR"
 DEPLOY_FAILED_AFTER = 3  # replicas in a row failing to start fail a deploy
 RUNNING, DEPLOYING, DEPLOY_FAILED, DELETING, APP_UNHEALTHY = (
     "RUNNING", "DEPLOYING", "DEPLOY_FAILED", "DELETING", "UNHEALTHY")
@@ -99,6 +103,8 @@ class ServeController:
         self._loop_task = None
         self.proxy = None
         self.proxy_address: tuple | None = None
+        self._proxy_node = ""
+        self._stopping = False
         self._tasks: set = set()
 
     # -- set-up ------------------------------------------------------------------------------
@@ -117,7 +123,10 @@ class ServeController:
 
         host = self.http_options.get("host", "127.0.0.1")
         port = self.http_options.get("port", 8000)
+        # detached, as Ray Serve's: they must outlive the driver that asked for them (the
+        # controller works on its behalf); serve.shutdown stops them explicitly
         proxy = ProxyActor.options(
+            name=PROXY_NAME, namespace=NAMESPACE, lifetime="detached",
             num_cpus=0, max_concurrency=100_000,
             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
         ).remote(host, port, self.name, self.http_options.get("request_timeout_s"))
@@ -127,7 +136,24 @@ class ServeController:
             skate.kill(proxy)
             raise
         self.proxy = proxy
+        self._proxy_node = node_id
+        self._spawn(self._watch_proxy(proxy))
         return self.proxy_address
+
+    async def _watch_proxy(self, proxy) -> None:
+        """A dead proxy is started again on its node (its port is the same)."""
+        try:
+            await proxy.watch.remote()
+        except Exception:
+            pass
+        if self.proxy is proxy and not self._stopping:
+            self.proxy = self.proxy_address = None
+            while not self._stopping:
+                try:
+                    await self.ensure_proxy(self._proxy_node)
+                    return
+                except Exception:
+                    await asyncio.sleep(1.0)  # the port may not be free yet
 
     # -- applications ------------------------------------------------------------------------
     async def deploy_app(self, name: str, route_prefix: str | None, specs: list) -> None:
@@ -202,6 +228,7 @@ class ServeController:
         return sorted(self.apps)
 
     async def shutdown(self) -> None:
+        self._stopping = True
         await asyncio.gather(*(self.delete_app(name) for name in list(self.apps)))
         if self.proxy is not None:
             try:
@@ -334,7 +361,9 @@ class ServeController:
         opts["max_concurrency"] = max(opts.get("max_concurrency") or 0,
                                       cfg.max_ongoing_requests + 100)
         try:
-            actor = ReplicaActor.options(**opts).remote(
+            actor = ReplicaActor.options(
+                name=f"SERVE_REPLICA::{spec.app_name}#{cmd.replica_id}", namespace=NAMESPACE,
+                lifetime="detached", **opts).remote(
                 spec.app_name, spec.name, cmd.replica_id, spec.serialized, spec.is_function,
                 cfg.max_ongoing_requests, self.name)
         except Exception as e:

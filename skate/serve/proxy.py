@@ -47,6 +47,7 @@ class Proxy:
         self._loop = None
         self._client = None
         self._coalescer: Coalescer | None = None
+        self._stopped: asyncio.Future | None = None
         self._prefixes: list = []  # [(prefix, app, ingress)], longest first
         self._prefix_version = -1
 
@@ -119,7 +120,15 @@ class Proxy:
         except BaseException as e:
             report(e)
 
+    async def watch(self) -> None:
+        """Returns only when the proxy stops: the controller learns of a death at once."""
+        if self._stopped is None:
+            self._stopped = asyncio.get_running_loop().create_future()
+        await self._stopped
+
     async def stop(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
         if self._server is not None:
             self._server.should_exit = True
             self._thread.join(5)

@@ -19,6 +19,7 @@ A config file (YAML) lists applications::
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from dataclasses import dataclass, field
 
@@ -135,7 +136,16 @@ def parse_config(data, source: str = "config") -> dict:
             raise ConfigError(f"{where}: args must be a mapping")
         out.append({"name": name, "route_prefix": prefix, "import_path": app["import_path"],
                     "args": args, "deployments": deps})
-    return {"http_options": data.get("http_options") or {}, "applications": out}
+    http = data.get("http_options") or {}
+    if not isinstance(http, dict):
+        raise ConfigError(f"{source}: http_options must be a mapping")
+    from skate.serve.api import HTTP_OPTIONS
+
+    bad = sorted(set(http) - HTTP_OPTIONS)
+    if bad:
+        raise ConfigError(f"{source}: http_options: unknown key(s) {', '.join(bad)}; valid "
+                          f"keys are {', '.join(sorted(HTTP_OPTIONS))}")
+    return {"http_options": http, "applications": out}
 
 
 def import_attr(path: str):
@@ -144,6 +154,8 @@ def import_attr(path: str):
         module, _, attr = path.partition(":")
     else:
         module, _, attr = path.rpartition(".")
+    if not module or not attr:
+        raise ConfigError(f"import path {path!r} must be 'module:attribute'")
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")
     try:
@@ -162,12 +174,14 @@ def import_attr(path: str):
 
 def build_application(app_cfg: dict):
     """The Application of one config entry, with its per-deployment overrides applied."""
-    from skate.serve.deployment import Application, as_application
+    from skate.serve.deployment import as_application
 
     target = import_attr(app_cfg["import_path"])
-    if callable(target) and not isinstance(target, Application) and app_cfg["args"] and \
-            not hasattr(target, "bind"):
-        target = target(app_cfg["args"])  # an application builder
+    if inspect.isfunction(target):
+        target = target(app_cfg["args"])  # an application builder, called as Ray does
+    elif app_cfg["args"]:
+        raise ConfigError(f"application {app_cfg['name']!r}: args are given but "
+                          f"{app_cfg['import_path']!r} is not a function building an app")
     app = as_application(target)
     overrides = {d["name"]: {k: v for k, v in d.items() if k != "name"}
                  for d in app_cfg["deployments"]}

@@ -44,8 +44,9 @@ def test_shutdown_stops_every_serve_process_and_frees_the_port(shutdown_only):
                        or len(replicas) == 2, timeout=20)
     proxy = _listener(port)
     assert proxy is not None and proxy not in replicas
-    assert [a["name"] for a in list_named_actors(all_namespaces=True)] == \
-        ["SERVE_CONTROLLER_ACTOR"]
+    assert sorted(a["name"] for a in list_named_actors(all_namespaces=True)) == \
+        ["SERVE_CONTROLLER_ACTOR", "SERVE_PROXY_ACTOR", "SERVE_REPLICA::default#ping#1",
+         "SERVE_REPLICA::default#ping#2"]
     serve.shutdown()
     wait_for_condition(lambda: not any(psutil.pid_exists(p) and
                                        psutil.Process(p).status() != "zombie"
@@ -54,3 +55,27 @@ def test_shutdown_stops_every_serve_process_and_frees_the_port(shutdown_only):
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # free again
     assert serve.status().applications == {}
+
+
+def test_killed_proxy_is_started_again_on_its_port(shutdown_only):
+    import signal
+
+    skate.init(num_cpus=2)
+    port = free_port()
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run(ping.bind())
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(url).status_code == 200
+        proxy = _listener(port)
+        os.kill(proxy, signal.SIGKILL)
+
+        def answers_again():
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        wait_for_condition(answers_again, timeout=30)
+        assert _listener(port) not in (None, proxy)
+    finally:
+        serve.shutdown()

@@ -288,11 +288,6 @@ def test_deploy_status_and_shutdown(head, tmp_path):
     assert again.returncode == 0 and "not running" in again.stdout
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "skate core kills the proxy and replicas when the `serve deploy` driver exits: actors "
-    "the controller creates carry the job of the driver whose call created them (the "
-    "control store's _on_close kills a job's non-detached actors); Ray keeps them"))
 def test_deployed_apps_answer_after_deploy_exits(head, tmp_path):
     port = free_port()
     deployed = serve_cli("deploy", config_on(tmp_path, port), env=head)
