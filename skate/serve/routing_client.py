@@ -129,6 +129,8 @@ def client_for(loop: asyncio.AbstractEventLoop) -> RoutingClient:
     """This loop's routing client (made on first use; call on ``loop``'s thread)."""
     c = _clients.get(loop)
     if c is None or c._stopped:
+        for old in [lp for lp in _clients if lp.is_closed()]:  # asyncio.run loops that ended
+            del _clients[old]
         c = _clients[loop] = RoutingClient(loop)
     return c
 

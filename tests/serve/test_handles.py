@@ -201,3 +201,36 @@ def test_bad_deployments_fail_clearly(serve_url):
 
         serve.run(Adder.bind(threading.Lock()), name="lock")
     assert skate.is_initialized()
+
+
+@serve.deployment(num_replicas=2, max_ongoing_requests=1, ray_actor_options=LIGHT)
+class OneAtATime:
+    def __init__(self):
+        self.running = 0
+        self.most = 0
+
+    async def __call__(self, x):
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await asyncio.sleep(0.05)
+        self.running -= 1
+        return x
+
+    def peak(self):
+        return self.most
+
+
+def test_two_routers_never_overfill_a_replica(serve_url):
+    """The driver's background-loop router and an asyncio.run router know nothing of each
+    other's calls; replicas reject what would exceed max_ongoing_requests and the routers
+    retry elsewhere, so every call succeeds and no replica ever runs two at once."""
+    with deployed(OneAtATime.bind(), "one", route_prefix=None) as h:
+        sync_side = [h.remote(i) for i in range(20)]
+
+        async def async_side():
+            return await asyncio.gather(*(h.remote(100 + i) for i in range(20)))
+        got = asyncio.run(async_side())
+        assert got == [100 + i for i in range(20)]
+        assert [r.result() for r in sync_side] == list(range(20))
+        peaks = {h.peak.remote().result() for _ in range(10)}
+        assert peaks == {1}
