@@ -36,6 +36,7 @@ _LAZY = {
     "with_resources": "skate.tune.trainable_wrappers",
     "PlacementGroupFactory": "skate.tune.placement_group_factory",
     "register_trainable": "skate.tune.registry",
+    "register_env": "skate.tune.registry",
     "get_trainable_cls": "skate.tune.registry",
     "Callback": "skate.tune.callback",
     "CLIReporter": "skate.tune.progress_reporter",

@@ -31,6 +31,24 @@ def register_trainable(name: str, trainable) -> None:
     _TRAINABLES[name] = trainable
 
 
+def register_env(name: str, env_creator) -> None:
+    """Make ``env_creator(env_config) -> gymnasium.Env`` known to rllib as ``name``."""
+    from skate.rllib.env_runner import register_env as register
+
+    register(name, env_creator)
+
+
+def _rllib_algorithms() -> None:
+    try:
+        from skate.rllib.registry import register_with_tune
+    except ImportError:  # rllib's extras (torch, gymnasium) are not installed
+        return
+    register_with_tune()
+
+
+_PROVIDERS.append(_rllib_algorithms)
+
+
 def get_trainable_cls(name: str):
     """The trainable registered under ``name``; KeyError listing the known names if none."""
     if name not in _TRAINABLES:

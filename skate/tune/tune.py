@@ -71,6 +71,8 @@ def run(run_or_experiment, *, name: str | None = None, metric: str | None = None
     1
     """
     _validate(metric, mode, num_samples, max_failures, max_concurrent_trials, resume)
+    if hasattr(config, "to_dict") and not isinstance(config, dict):
+        config = config.to_dict()  # an rllib AlgorithmConfig, say
     if checkpoint_config is not None:
         keep_checkpoints_num = checkpoint_config.num_to_keep
         attr = checkpoint_config.checkpoint_score_attribute

@@ -91,6 +91,8 @@ class Tuner:
             raise ValueError("Tuner needs a trainable: a function, a tune.Trainable subclass or "
                              "a registered name.")
         self.trainable = trainable
+        if hasattr(param_space, "to_dict") and not isinstance(param_space, dict):
+            param_space = param_space.to_dict()  # an rllib AlgorithmConfig, say
         self.param_space = param_space or {}
         self.tune_config = tune_config or TuneConfig()
         self.run_config = run_config or RunConfig()

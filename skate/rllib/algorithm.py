@@ -1,0 +1,276 @@
+"""``Algorithm``: the machinery every algorithm shares, as a tune ``Trainable``.
+
+It builds the env runners (actors; zero runners samples in this process),
+broadcasts the module's weights once per ``sample`` (one ``put``, every
+runner reads the same object), restarts a runner that died (its batch and
+its unfinished episodes are dropped, never half-counted), keeps the last 100
+episodes for RLlib's ``env_runners/...`` metrics, and writes checkpoints: a
+folder with ``algorithm_state.json`` (format version, algorithm, config),
+``module.pt`` (the torch state dict) and ``learner.pt`` (optimizer state).
+An algorithm fills in ``setup_learner``, ``training_step`` and its learner
+state.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+import skate
+from skate.rllib.config import AlgorithmConfig
+from skate.rllib.env_runner import EnvRunner, spaces_of
+from skate.tune.trainable import Trainable
+
+CHECKPOINT_FORMAT = 1
+STATE_FILE = "algorithm_state.json"
+
+
+class Algorithm(Trainable):
+    """Base of PPO and the others (``config.build()`` makes one)."""
+
+    config_class = AlgorithmConfig
+
+    def __init__(self, config=None, trial_info: dict | None = None, *, env=None, **kwargs):
+        if isinstance(config, AlgorithmConfig):
+            config = config.to_dict()
+        config = dict(config or {})
+        if env is not None:
+            config["env"] = env
+        super().__init__(config, trial_info, **kwargs)
+
+    @classmethod
+    def get_default_config(cls) -> AlgorithmConfig:
+        return cls.config_class()
+
+    # -- set-up ----------------------------------------------------------------------------
+    def setup(self, config: dict) -> None:
+        import torch
+
+        from skate.rllib.module import RLModule
+
+        known = {k: v for k, v in config.items() if k not in _TUNE_KEYS}
+        self.algo_config = c = self.config_class().update_from_dict(known)
+        if c.env is None:
+            raise ValueError("no environment: call config.environment('CartPole-v1') (a "
+                             "gymnasium id, a registered name, an Env class or a creator)")
+        if c.num_gpus_per_learner and not torch.cuda.is_available():
+            raise ValueError(f"num_gpus_per_learner={c.num_gpus_per_learner} but this machine "
+                             f"has no GPU torch can use; set it to 0")
+        if c.seed is not None:
+            np.random.seed(c.seed)
+            torch.manual_seed(c.seed)
+        self.torch_rng = torch.Generator()
+        self.torch_rng.manual_seed(c.seed if c.seed is not None else
+                                   int.from_bytes(os.urandom(4), "little"))
+        obs_space, act_space = spaces_of(c.env, c.env_config)
+        self.module = RLModule(obs_space, act_space, c.model)
+        runners = c.num_env_runners
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - runners))
+        self._runner_config = {"env": c.env, "env_config": c.env_config, "model": c.model,
+                               "num_envs_per_env_runner": c.num_envs_per_env_runner,
+                               "seed": c.seed}
+        self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
+        self.runners = [self._start_runner(i + 1) for i in range(runners)]
+        self.local_runner = EnvRunner(self._runner_config, 0) if not runners else None
+        self._episodes: collections.deque = collections.deque(maxlen=100)
+        self.steps_lifetime = 0
+        self.episodes_lifetime = 0
+        self.num_runner_restarts = 0
+        self.setup_learner()
+
+    def _start_runner(self, index: int):
+        return self._runner_cls.remote(self._runner_config, index)
+
+    # -- what an algorithm fills in --------------------------------------------------------
+    def setup_learner(self) -> None:
+        raise NotImplementedError
+
+    def training_step(self) -> dict:
+        raise NotImplementedError
+
+    def learner_state(self) -> dict:
+        return {}
+
+    def set_learner_state(self, state: dict) -> None:
+        pass
+
+    # -- sampling ----------------------------------------------------------------------------
+    def sample(self, total_steps: int) -> list:
+        """Batches of about ``total_steps`` env steps from all runners, current weights."""
+        c = self.algo_config
+        n = max(1, len(self.runners)) * c.num_envs_per_env_runner
+        frag = c.rollout_fragment_length
+        T = math.ceil(total_steps / n) if frag == "auto" else int(frag)
+        weights = self.module.get_state()
+        if self.local_runner is not None:
+            batches = [self.local_runner.sample(weights, T)]
+        else:
+            ref = skate.put(weights)
+            batches = self._gather([(i, r.sample.remote(ref, T))
+                                    for i, r in enumerate(self.runners)])
+        for b in batches:
+            self._episodes.extend(b["episodes"])
+            self.episodes_lifetime += len(b["episodes"])
+            self.steps_lifetime += b["env_steps"]
+        self._last_batches = batches
+        return batches
+
+    def _gather(self, pending: list) -> list:
+        from skate.exceptions import RayActorError
+
+        out = []
+        for i, ref in pending:
+            try:
+                out.append(skate.get(ref, timeout=self.algo_config.sample_timeout_s))
+            except RayActorError as e:
+                if not self.algo_config.restart_failed_env_runners:
+                    raise RuntimeError(f"env runner {i + 1} died ({e}); set "
+                                       f"fault_tolerance(restart_failed_env_runners=True) "
+                                       f"to replace it") from None
+                self.num_runner_restarts += 1
+                if self.num_runner_restarts > self.algo_config.max_num_env_runner_restarts:
+                    raise RuntimeError("env runners keep dying; giving up") from None
+                self.runners[i] = self._start_runner(i + 1)
+        if not out:  # every runner died this round: sample again with the new ones
+            return self.sample_again()
+        return out
+
+    def sample_again(self) -> list:
+        weights = skate.put(self.module.get_state())
+        c = self.algo_config
+        n = len(self.runners) * c.num_envs_per_env_runner
+        T = math.ceil(c.train_batch_size / n)
+        return self._gather([(i, r.sample.remote(weights, T)) for i, r in enumerate(self.runners)])
+
+    # -- one iteration -------------------------------------------------------------------------
+    def step(self) -> dict:
+        t0 = time.perf_counter()
+        self._sample_time = 0.0
+        result = self.training_step()
+        eps = list(self._episodes)
+        batches = getattr(self, "_last_batches", [])
+        returns = [r for r, _ in eps]
+        env_runners = {
+            "episode_return_mean": float(np.mean(returns)) if returns else float("nan"),
+            "episode_return_max": float(np.max(returns)) if returns else float("nan"),
+            "episode_return_min": float(np.min(returns)) if returns else float("nan"),
+            "episode_len_mean": float(np.mean([n for _, n in eps])) if eps else float("nan"),
+            "num_episodes": sum(len(b["episodes"]) for b in batches),
+            "num_env_steps_sampled": sum(b["env_steps"] for b in batches),
+            "num_episodes_lifetime": self.episodes_lifetime,
+        }
+        took = time.perf_counter() - t0
+        result.update({
+            "env_runners": env_runners,
+            "num_env_steps_sampled_lifetime": self.steps_lifetime,
+            "num_env_runner_restarts": self.num_runner_restarts,
+            "timers": {"training_iteration": took},
+            "env_steps_per_s": env_runners["num_env_steps_sampled"] / took if took else 0.0,
+        })
+        return result
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        import torch
+
+        state = {"format_version": CHECKPOINT_FORMAT, "algorithm": type(self).__name__,
+                 "config": json.loads(self.algo_config.to_json()),
+                 "steps_lifetime": self.steps_lifetime,
+                 "episodes_lifetime": self.episodes_lifetime,
+                 "episodes": list(self._episodes)}
+        if not isinstance(self.algo_config.env, str):
+            state["config"]["env"] = None  # a class or function: given again when restoring
+        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as f:
+            json.dump(state, f, indent=1)
+        torch.save(self.module.state_dict(), os.path.join(checkpoint_dir, "module.pt"))
+        torch.save(self.learner_state(), os.path.join(checkpoint_dir, "learner.pt"))
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        import torch
+
+        state = read_state(checkpoint_dir)
+        if state["algorithm"] != type(self).__name__:
+            raise ValueError(f"{checkpoint_dir} holds a {state['algorithm']} checkpoint, not "
+                             f"{type(self).__name__}")
+        self.module.load_state_dict(torch.load(os.path.join(checkpoint_dir, "module.pt")))
+        self.set_learner_state(torch.load(os.path.join(checkpoint_dir, "learner.pt"),
+                                          weights_only=False))
+        self.steps_lifetime = state["steps_lifetime"]
+        self.episodes_lifetime = state["episodes_lifetime"]
+        self._episodes.extend(tuple(e) for e in state["episodes"])
+
+    @classmethod
+    def from_checkpoint(cls, path: str, env=None) -> "Algorithm":
+        """The algorithm saved in ``path`` (``env`` again if it was a class or function)."""
+        from skate.rllib.registry import algorithm_class
+
+        state = read_state(path)
+        algo_cls = algorithm_class(state["algorithm"])
+        config = dict(state["config"])
+        if env is not None:
+            config["env"] = env
+        algo = algo_cls(config=config)
+        algo.restore(path)
+        return algo
+
+    # -- using the policy -----------------------------------------------------------------------
+    def get_module(self, module_id: str = "default_policy"):
+        return self.module
+
+    def compute_single_action(self, observation, explore: bool = False):
+        import torch
+
+        obs = torch.as_tensor(np.asarray(observation, np.float32)[None])
+        out = (self.module.forward_exploration if explore else
+               self.module.forward_inference)({"obs": obs})
+        return self.module.env_actions(out["actions"])[0]
+
+    def evaluate(self) -> dict:
+        """Greedy episodes (``evaluation_duration`` of them) with the current weights."""
+        runner = EnvRunner({**self._runner_config, "num_envs_per_env_runner": 1}, 999)
+        try:
+            eps = runner.run_episodes(self.module.get_state(),
+                                      int(self.algo_config.evaluation_duration))
+        finally:
+            runner.stop()
+        returns = [r for r, _ in eps]
+        return {"env_runners": {"episode_return_mean": float(np.mean(returns)),
+                                "episode_return_max": float(np.max(returns)),
+                                "episode_return_min": float(np.min(returns)),
+                                "episode_len_mean": float(np.mean([n for _, n in eps])),
+                                "num_episodes": len(eps)}}
+
+    def cleanup(self) -> None:
+        for r in getattr(self, "runners", []):
+            try:
+                skate.kill(r)
+            except Exception:
+                pass
+        self.runners = []
+
+    def stop(self) -> None:
+        """Stop the env runners."""
+        self.cleanup()
+
+
+_TUNE_KEYS = frozenset({"__trial_info__"})
+
+
+def read_state(path: str) -> dict:
+    """The checkpoint's ``algorithm_state.json``, or an error saying what the folder is."""
+    file = os.path.join(path, STATE_FILE)
+    if not os.path.exists(file):
+        raise ValueError(f"{path} is not an rllib checkpoint (no {STATE_FILE})")
+    with open(file) as f:
+        state = json.load(f)
+    version = state.get("format_version")
+    if version != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is an rllib checkpoint of format {version}; this Skate reads "
+                         f"format {CHECKPOINT_FORMAT}. Load it with the Skate version that "
+                         f"wrote it and save it again with this one.")
+    return state

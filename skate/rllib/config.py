@@ -1,0 +1,172 @@
+"""``AlgorithmConfig``: RLlib's builder, with every setting checked where it is given.
+
+Each builder method takes keyword arguments only, returns the config (so
+calls chain) and rejects a name it does not know, listing the valid ones —
+a typo never silently does nothing. ``to_dict`` / ``from_dict`` carry a
+config through Tune (``tune.grid_search`` values inside are resolved there)
+and into checkpoints.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+SECTIONS = {
+    "environment": {"env": None, "env_config": {}, "clip_actions": True,
+                    "normalize_observations": False},
+    "env_runners": {"num_env_runners": 2, "num_envs_per_env_runner": 1,
+                    "rollout_fragment_length": "auto", "sample_timeout_s": 60.0},
+    "training": {"lr": 5e-5, "gamma": 0.99, "train_batch_size": 4000, "model": {},
+                 "grad_clip": None},
+    "learners": {"num_learners": 0, "num_gpus_per_learner": 0},
+    "evaluation": {"evaluation_interval": None, "evaluation_duration": 10,
+                   "evaluation_num_env_runners": 0},
+    "debugging": {"seed": None, "log_level": "WARN"},
+    "fault_tolerance": {"restart_failed_env_runners": True,
+                        "max_num_env_runner_restarts": 1000},
+    "framework": {"framework": "torch"},
+}
+
+
+class AlgorithmConfig:
+    """Settings of one algorithm; subclasses add their training options.
+
+    >>> from skate.rllib import PPOConfig
+    >>> cfg = PPOConfig().environment("CartPole-v1").training(lr=1e-3, num_epochs=5)
+    >>> cfg.lr, cfg.num_epochs, cfg.env
+    (0.001, 5, 'CartPole-v1')
+    >>> PPOConfig().training(learning_rate=1)
+    Traceback (most recent call last):
+    ...
+    TypeError: training() got an unknown setting 'learning_rate'; valid settings: ...
+    """
+
+    algo_class = None  # set by each algorithm's module
+    TRAINING_EXTRA: dict = {}
+
+    def __init__(self, algo_class=None):
+        if algo_class is not None:
+            self.algo_class = algo_class
+        self._values: dict = {}
+        for section, defaults in self._sections().items():
+            for k, v in defaults.items():
+                self._values[k] = copy.deepcopy(v)
+
+    def _sections(self) -> dict:
+        out = copy.deepcopy(SECTIONS)
+        out["training"].update(copy.deepcopy(self.TRAINING_EXTRA))
+        return out
+
+    def _set(self, section: str, kwargs: dict) -> "AlgorithmConfig":
+        valid = self._sections()[section]
+        for k, v in kwargs.items():
+            if k == "lambda_":  # `lambda` is a Python keyword
+                k = "lambda"
+            if k not in valid:
+                raise TypeError(f"{section}() got an unknown setting {k!r}; valid settings: "
+                                f"{', '.join(sorted(valid))}")
+            self._values[k] = v
+        return self
+
+    def environment(self, env=None, **kwargs) -> "AlgorithmConfig":
+        if env is not None:
+            kwargs["env"] = env
+        return self._set("environment", kwargs)
+
+    def env_runners(self, **kwargs) -> "AlgorithmConfig":
+        n = kwargs.get("num_env_runners")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+            raise ValueError(f"num_env_runners must be an int >= 0, got {n!r}")
+        return self._set("env_runners", kwargs)
+
+    rollouts = env_runners  # RLlib's old name
+
+    def training(self, **kwargs) -> "AlgorithmConfig":
+        return self._set("training", kwargs)
+
+    def learners(self, **kwargs) -> "AlgorithmConfig":
+        return self._set("learners", kwargs)
+
+    def evaluation(self, **kwargs) -> "AlgorithmConfig":
+        return self._set("evaluation", kwargs)
+
+    def debugging(self, **kwargs) -> "AlgorithmConfig":
+        return self._set("debugging", kwargs)
+
+    def fault_tolerance(self, **kwargs) -> "AlgorithmConfig":
+        return self._set("fault_tolerance", kwargs)
+
+    def framework(self, framework: str = "torch", **_ignored) -> "AlgorithmConfig":
+        if framework != "torch":
+            raise ValueError(f"framework {framework!r} is not supported; Skate's rllib uses "
+                             f"torch")
+        return self._set("framework", {"framework": framework})
+
+    def resources(self, **_ignored) -> "AlgorithmConfig":
+        return self  # the old resources() API: Skate sizes runners and learners itself
+
+    def api_stack(self, **_ignored) -> "AlgorithmConfig":
+        return self  # Skate has one stack, the new one
+
+    def __getattr__(self, name):
+        values = self.__dict__.get("_values")
+        if values is not None and name in values:
+            return values[name]
+        if name == "lambda_" and values is not None:
+            return values["lambda"]
+        raise AttributeError(f"{type(self).__name__} has no setting {name!r}")
+
+    # -- carrying it around -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return copy.deepcopy(self._values)
+
+    def update_from_dict(self, d: dict) -> "AlgorithmConfig":
+        sections = self._sections()
+        for k, v in d.items():
+            key = "lambda" if k == "lambda_" else k
+            if not any(key in s for s in sections.values()):
+                known = sorted({n for s in sections.values() for n in s})
+                raise TypeError(f"unknown setting {k!r} for {type(self).__name__}; valid "
+                                f"settings: {', '.join(known)}")
+            self._values[key] = v
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AlgorithmConfig":
+        return cls().update_from_dict(d)
+
+    def copy(self) -> "AlgorithmConfig":
+        c = type(self)()
+        c._values = copy.deepcopy(self._values)
+        return c
+
+    def to_json(self) -> str:
+        return json.dumps(self._values, default=repr, indent=1, sort_keys=True)
+
+    # Tune treats a config as a mapping (so `tune.run("PPO", config=PPOConfig()...)` works)
+    def keys(self):
+        return self._values.keys()
+
+    def __getitem__(self, key):
+        return self._values[key]
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def build(self, env=None, **_ignored):
+        """The algorithm for this config (``build_algo`` is the same)."""
+        if env is not None:
+            self.environment(env)
+        if self.algo_class is None:
+            raise TypeError("this config has no algorithm; use PPOConfig() (or another "
+                            "algorithm's config)")
+        return self.algo_class(config=self)
+
+    build_algo = build
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._values})"

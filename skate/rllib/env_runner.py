@@ -1,0 +1,174 @@
+"""Env runners: gymnasium vector environments stepped with a CPU copy of the policy.
+
+An ``EnvRunner`` is a plain class: the algorithm runs it as an actor (one per
+``num_env_runners``) or, with zero runners, in its own process. ``sample``
+steps every environment ``T`` times and returns a time-major batch of numpy
+arrays plus the episodes that finished. Environments reset in the same step
+they end (``AutoresetMode.SAME_STEP``), and a truncated episode's final
+observation is valued for bootstrapping. Episodes still running when a
+runner dies are simply lost with it: only finished episodes are counted.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+_ENVS: dict = {}  # name -> creator(env_config) (tune.register_env)
+
+
+def register_env(name: str, creator) -> None:
+    """Make ``creator(env_config) -> gymnasium.Env`` available as environment ``name``."""
+    if not isinstance(name, str) or not name or not callable(creator):
+        raise TypeError("register_env(name, creator) needs a name and a callable")
+    _ENVS[name] = creator
+
+
+def _creator(env, env_config: dict):
+    """A zero-argument env factory for a registered name, a gymnasium id, a class or a
+    creator function; unknown ids raise ValueError naming the closest known ones."""
+    import gymnasium as gym
+
+    if isinstance(env, str):
+        if env in _ENVS:
+            return lambda: _ENVS[env](dict(env_config))
+        if env not in gym.registry:
+            close = difflib.get_close_matches(env, list(gym.registry) + list(_ENVS), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown environment {env!r}: not registered with "
+                             f"tune.register_env and not a gymnasium id{hint}")
+        return lambda: gym.make(env, **env_config)
+    if isinstance(env, type):
+        return lambda: env(dict(env_config)) if _takes_config(env) else env()
+    if callable(env):
+        return lambda: env(dict(env_config))
+    raise TypeError(f"env must be a registered name, a gymnasium id, an Env class or a "
+                    f"creator function, got {type(env).__name__}")
+
+
+def _takes_config(cls) -> bool:
+    import inspect
+
+    try:
+        return len(inspect.signature(cls).parameters) >= 1
+    except (TypeError, ValueError):
+        return False
+
+
+def make_vec_env(env, env_config: dict, num_envs: int):
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+    make = _creator(env, env_config)
+    return SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP,
+                         observation_mode="same") if not isinstance(env, str) or env in _ENVS \
+        else gym.make_vec(env, num_envs=num_envs, vectorization_mode="sync",
+                          vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+                          **env_config)
+
+
+def spaces_of(env, env_config: dict):
+    """(observation space, action space) of one environment."""
+    e = _creator(env, env_config)()
+    try:
+        return e.observation_space, e.action_space
+    finally:
+        e.close()
+
+
+class EnvRunner:
+    """Steps ``num_envs`` environments with the policy it was last sent."""
+
+    def __init__(self, config: dict, worker_index: int = 0):
+        import torch
+
+        from skate.rllib.module import RLModule
+
+        torch.set_num_threads(1)
+        seed = config.get("seed")
+        self.num_envs = int(config["num_envs_per_env_runner"])
+        self.env = make_vec_env(config["env"], config["env_config"], self.num_envs)
+        obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
+        self.module = RLModule(obs_space, act_space, config["model"])
+        if seed is not None:
+            torch.manual_seed(seed + 1000 * worker_index)
+            self.obs, _ = self.env.reset(seed=[seed + 1000 * worker_index + i
+                                               for i in range(self.num_envs)])
+            act_space.seed(seed + worker_index)
+        else:
+            self.obs, _ = self.env.reset()
+        self._torch = torch
+        self.ep_return = np.zeros(self.num_envs)
+        self.ep_len = np.zeros(self.num_envs, dtype=np.int64)
+        self.steps_lifetime = 0
+
+    def set_weights(self, weights: dict) -> None:
+        self.module.set_state(weights)
+
+    def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True) -> dict:
+        """``steps_per_env`` steps of every environment; a time-major batch ``[T, N]``."""
+        torch = self._torch
+        if weights is not None:
+            self.module.set_state(weights)
+        T, N = steps_per_env, self.num_envs
+        obs_buf = np.zeros((T, N) + self.obs.shape[1:], np.float32)
+        act_buf, logp_buf = None, np.zeros((T, N), np.float32)
+        vf_buf, rew_buf = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
+        term_buf, trunc_buf = np.zeros((T, N), bool), np.zeros((T, N), bool)
+        final_values = {}  # (t, i) -> value of a truncated episode's final observation
+        episodes: list = []
+        for t in range(T):
+            obs_t = torch.as_tensor(self.obs, dtype=torch.float32)
+            out = (self.module.forward_exploration if explore else
+                   self.module.forward_inference)({"obs": obs_t})
+            actions = out["actions"]
+            if act_buf is None:
+                act_buf = np.zeros((T,) + tuple(actions.shape), actions.numpy().dtype)
+            obs_buf[t], act_buf[t] = self.obs, actions.numpy()
+            if explore:
+                logp_buf[t], vf_buf[t] = out["action_logp"].numpy(), out["vf_preds"].numpy()
+            next_obs, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
+            rew_buf[t], term_buf[t], trunc_buf[t] = rew, term, trunc
+            self.ep_return += rew
+            self.ep_len += 1
+            ended = np.logical_or(term, trunc)
+            if ended.any():
+                cut = np.logical_and(trunc, np.logical_not(term))
+                if cut.any() and explore:
+                    finals = np.stack([info["final_obs"][i] for i in np.flatnonzero(cut)])
+                    vals = self.module.value(torch.as_tensor(finals, dtype=torch.float32))
+                    for i, v in zip(np.flatnonzero(cut), vals.numpy()):
+                        final_values[(t, i)] = v
+                for i in np.flatnonzero(ended):
+                    episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
+                    self.ep_return[i], self.ep_len[i] = 0.0, 0
+            self.obs = next_obs
+        self.steps_lifetime += T * N
+        next_values = np.zeros((T, N), np.float32)
+        if explore:
+            last = self.module.value(torch.as_tensor(self.obs, dtype=torch.float32)).numpy()
+            next_values[:-1], next_values[-1] = vf_buf[1:], last
+            for (t, i), v in final_values.items():
+                next_values[t, i] = v
+        return {"obs": obs_buf, "actions": act_buf, "action_logp": logp_buf,
+                "vf_preds": vf_buf, "rewards": rew_buf, "terminateds": term_buf,
+                "truncateds": trunc_buf, "next_values": next_values, "episodes": episodes,
+                "env_steps": T * N}
+
+    def run_episodes(self, weights: dict | None, num_episodes: int) -> list:
+        """Greedy episodes for evaluation: [(return, length)]."""
+        if weights is not None:
+            self.module.set_state(weights)
+        done: list = []
+        while len(done) < num_episodes:
+            done += self.sample(None, 50, explore=False)["episodes"]
+        return done[:num_episodes]
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def stop(self) -> None:
+        self.env.close()

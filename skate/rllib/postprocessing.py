@@ -1,0 +1,92 @@
+"""Advantages, value targets and normalization: pure numpy functions on fixed-shape batches.
+
+Batches are time-major, ``[T, N]`` for T steps of N vectorized environments.
+``rewards[t]`` follows the action at ``t``; ``terminateds[t]`` says the episode
+ended there with no future (value 0); ``truncateds[t]`` says it was cut off
+(time limit), so its future is still worth ``next_values[t]`` (the value of the
+final observation). Each step's own ``next_values[t]`` is the value of the
+observation that followed it — so a batch needs no special last row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray,
+                terminateds: np.ndarray, truncateds: np.ndarray, gamma: float,
+                lambda_: float) -> tuple[np.ndarray, np.ndarray]:
+    """Generalized advantage estimates and value targets, ``[T, N]`` each.
+
+    >>> import numpy as np
+    >>> r = np.array([[1.0], [1.0], [1.0]]); v = np.zeros((3, 1)); nv = np.zeros((3, 1))
+    >>> done = np.array([[False], [False], [True]]); cut = np.zeros((3, 1), bool)
+    >>> adv, targets = compute_gae(r, v, nv, done, cut, gamma=0.5, lambda_=1.0)
+    >>> adv[:, 0].tolist()
+    [1.75, 1.5, 1.0]
+    """
+    rewards = np.asarray(rewards, dtype=np.float64)
+    T = rewards.shape[0]
+    not_terminal = 1.0 - np.asarray(terminateds, dtype=np.float64)
+    # the trace stops at any episode end; a truncated step still bootstraps its own value
+    cont = 1.0 - np.maximum(np.asarray(terminateds, np.float64),
+                            np.asarray(truncateds, np.float64))
+    deltas = rewards + gamma * np.asarray(next_values, np.float64) * not_terminal - values
+    adv = np.zeros_like(rewards)
+    last = np.zeros(rewards.shape[1:], dtype=np.float64)
+    for t in range(T - 1, -1, -1):
+        last = deltas[t] + gamma * lambda_ * cont[t] * last
+        adv[t] = last
+    return adv.astype(np.float32), (adv + values).astype(np.float32)
+
+
+def explained_variance(targets: np.ndarray, predictions: np.ndarray) -> float:
+    """1 - Var[y - y_hat] / Var[y] (1 is perfect, 0 no better than the mean, may be < 0)."""
+    var = float(np.var(targets))
+    if var == 0:
+        return 0.0
+    return float(1.0 - np.var(targets - predictions) / var)
+
+
+def normalize(x: np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Zero mean, unit variance (the usual treatment of advantages per batch)."""
+    return (x - x.mean()) / (x.std() + eps)
+
+
+class RunningMeanStd:
+    """Mean and variance over every sample seen so far (for observation normalization).
+
+    >>> rms = RunningMeanStd(shape=(1,))
+    >>> rms.update(np.array([[1.0], [3.0]])); rms.mean.tolist(), rms.var.tolist()
+    ([2.0], [1.0])
+    """
+
+    def __init__(self, shape: tuple, clip: float = 10.0):
+        self.mean = np.zeros(shape, np.float64)
+        self.var = np.ones(shape, np.float64)
+        self.count = 0.0
+        self.clip = clip
+
+    def update(self, x: np.ndarray) -> None:
+        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
+        if self.count == 0:
+            self.mean, self.var, self.count = batch_mean.astype(np.float64), \
+                batch_var.astype(np.float64), float(n)
+            return
+        delta = batch_mean - self.mean
+        total = self.count + n
+        self.mean = self.mean + delta * n / total
+        m2 = self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total
+        self.var, self.count = m2 / total, total
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.clip((x - self.mean) / np.sqrt(self.var + 1e-8), -self.clip,
+                       self.clip).astype(np.float32)
+
+    def get_state(self) -> dict:
+        return {"mean": self.mean.tolist(), "var": self.var.tolist(), "count": self.count}
+
+    def set_state(self, state: dict) -> None:
+        self.mean = np.asarray(state["mean"], np.float64)
+        self.var = np.asarray(state["var"], np.float64)
+        self.count = float(state["count"])

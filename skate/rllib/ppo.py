@@ -1,0 +1,122 @@
+"""PPO, top to bottom: rollout -> advantages -> epochs x minibatches -> metrics.
+
+The machinery (env-runner actors, weight broadcast, episode metrics,
+checkpoints) lives in ``algorithm.py``; this file is the algorithm. The loss
+is a pure function (``ppo_loss``) with RLlib's terms: the clipped surrogate,
+the value loss (squared error clipped at ``vf_clip_param``), the entropy
+bonus and an adaptive KL penalty (``kl_coeff`` moves towards ``kl_target``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from skate.rllib.algorithm import Algorithm
+from skate.rllib.config import AlgorithmConfig
+from skate.rllib.postprocessing import compute_gae, explained_variance, normalize
+
+
+class PPOConfig(AlgorithmConfig):
+    """PPO's settings, with RLlib's defaults.
+
+    >>> PPOConfig().training(lambda_=0.95).lambda_
+    0.95
+    """
+
+    TRAINING_EXTRA = {"lambda": 1.0, "clip_param": 0.3, "vf_clip_param": 10.0,
+                      "minibatch_size": 128, "num_epochs": 30, "entropy_coeff": 0.0,
+                      "vf_loss_coeff": 1.0, "kl_coeff": 0.2, "kl_target": 0.01,
+                      "use_kl_loss": True, "use_gae": True, "sgd_minibatch_size": None,
+                      "num_sgd_iter": None}
+
+    def __init__(self, algo_class=None):
+        super().__init__(algo_class or PPO)
+
+
+def ppo_loss(logp, old_logp, advantages, vf_preds, value_targets, entropy, *, clip_param,
+             vf_clip_param, vf_loss_coeff, entropy_coeff, kl_coeff):
+    """(total loss, metrics) of one minibatch; every argument a 1-D tensor of one length."""
+    ratio = torch.exp(logp - old_logp)
+    surrogate = torch.min(advantages * ratio,
+                          advantages * torch.clamp(ratio, 1 - clip_param, 1 + clip_param))
+    vf_loss = torch.clamp((vf_preds - value_targets) ** 2, 0, vf_clip_param)
+    kl = (old_logp - logp).mean()  # an estimate of KL(old || new) from the samples
+    total = (-surrogate.mean() + vf_loss_coeff * vf_loss.mean()
+             - entropy_coeff * entropy.mean() + kl_coeff * kl)
+    return total, {"policy_loss": -surrogate.mean().item(), "vf_loss": vf_loss.mean().item(),
+                   "entropy": entropy.mean().item(), "mean_kl_loss": kl.item(),
+                   "total_loss": total.item()}
+
+
+class PPO(Algorithm):
+    """Proximal policy optimisation (``PPOConfig().environment(...).build()``)."""
+
+    config_class = PPOConfig
+
+    def setup_learner(self) -> None:
+        c = self.algo_config
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=c.lr, eps=1e-5)
+        self.kl_coeff = c.kl_coeff if c.use_kl_loss else 0.0
+
+    def learner_state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "kl_coeff": self.kl_coeff}
+
+    def set_learner_state(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.kl_coeff = state["kl_coeff"]
+
+    def training_step(self) -> dict:
+        c = self.algo_config
+        # 1. rollout: every runner steps its environments with the current weights
+        batches = self.sample(c.train_batch_size)
+        # 2. advantages, per runner (each batch is time-major [T, N])
+        flat: dict = {k: [] for k in ("obs", "actions", "action_logp", "vf_preds",
+                                      "advantages", "value_targets")}
+        for b in batches:
+            adv, targets = compute_gae(b["rewards"], b["vf_preds"], b["next_values"],
+                                       b["terminateds"], b["truncateds"], c.gamma,
+                                       c["lambda"] if c.use_gae else 1.0)
+            for k, v in (("advantages", adv), ("value_targets", targets)):
+                flat[k].append(v.reshape(-1))
+            for k in ("obs", "action_logp", "vf_preds"):
+                flat[k].append(b[k].reshape((-1,) + b[k].shape[2:]))
+            flat["actions"].append(b["actions"].reshape((-1,) + b["actions"].shape[2:]))
+        data = {k: torch.as_tensor(np.concatenate(v)) for k, v in flat.items()}
+        data["advantages"] = torch.as_tensor(normalize(data["advantages"].numpy()))
+        # 3. epochs x minibatches of the clipped objective
+        n = data["obs"].shape[0]
+        mb = min(c.sgd_minibatch_size or c.minibatch_size, n)
+        epochs = c.num_sgd_iter or c.num_epochs
+        logs: list = []
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=self.torch_rng)
+            for start in range(0, n - mb + 1, mb):
+                idx = order[start:start + mb]
+                out = self.module.forward_train({"obs": data["obs"][idx],
+                                                 "actions": data["actions"][idx]})
+                loss, m = ppo_loss(out["action_logp"], data["action_logp"][idx],
+                                   data["advantages"][idx], out["vf_preds"],
+                                   data["value_targets"][idx], out["entropy"],
+                                   clip_param=c.clip_param, vf_clip_param=c.vf_clip_param,
+                                   vf_loss_coeff=c.vf_loss_coeff,
+                                   entropy_coeff=c.entropy_coeff, kl_coeff=self.kl_coeff)
+                self.optimizer.zero_grad()
+                loss.backward()
+                if c.grad_clip is not None:
+                    m["gradients_total_norm"] = float(torch.nn.utils.clip_grad_norm_(
+                        self.module.parameters(), c.grad_clip))
+                self.optimizer.step()
+                logs.append(m)
+        # 4. metrics, and the KL penalty moved towards its target
+        metrics = {k: float(np.mean([m[k] for m in logs])) for k in logs[0]} if logs else {}
+        if c.use_kl_loss and logs:
+            kl = metrics["mean_kl_loss"]
+            if kl > 2.0 * c.kl_target:
+                self.kl_coeff *= 1.5
+            elif kl < 0.5 * c.kl_target:
+                self.kl_coeff *= 0.5
+        metrics["curr_kl_coeff"] = self.kl_coeff
+        metrics["vf_explained_var"] = explained_variance(
+            data["value_targets"].numpy(), data["vf_preds"].numpy())
+        return {"learners": {"default_policy": metrics}}
