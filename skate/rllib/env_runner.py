@@ -3,8 +3,10 @@
 An ``EnvRunner`` is a plain class: the algorithm runs it as an actor (one per
 ``num_env_runners``) or, with zero runners, in its own process. ``sample``
 steps every environment ``T`` times and returns a time-major batch of numpy
-arrays plus the episodes that finished. Environments reset in the same step
-they end (``AutoresetMode.SAME_STEP``), and a truncated episode's final
+arrays plus the episodes that finished. Environments with a vectorized entry point
+(CartPole's) reset on the step after an episode ends, a step that is marked
+invalid and not trained on; others reset in the same step they end
+(``AutoresetMode.SAME_STEP``). Either way a truncated episode's final
 observation is valued for bootstrapping. Episodes still running when a
 runner dies are simply lost with it: only finished episodes are counted.
 """
@@ -57,15 +59,21 @@ def _takes_config(cls) -> bool:
 
 
 def make_vec_env(env, env_config: dict, num_envs: int):
+    """A vector env: the env's own vectorized entry point where it has one (CartPole's
+    is numpy over all copies, ~2x a loop of single envs), else copies stepped in turn."""
     import gymnasium as gym
     from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+    if isinstance(env, str) and env not in _ENVS:
+        _creator(env, env_config)  # unknown ids fail here, with close matches
+        spec = gym.spec(env)
+        if spec.vector_entry_point is not None:
+            return gym.make_vec(env, num_envs=num_envs, **env_config)
+        return gym.make_vec(env, num_envs=num_envs, vectorization_mode="sync",
+                            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+                            **env_config)
     make = _creator(env, env_config)
-    return SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP,
-                         observation_mode="same") if not isinstance(env, str) or env in _ENVS \
-        else gym.make_vec(env, num_envs=num_envs, vectorization_mode="sync",
-                          vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-                          **env_config)
+    return SyncVectorEnv([make for _ in range(num_envs)], autoreset_mode=AutoresetMode.SAME_STEP)
 
 
 def spaces_of(env, env_config: dict):
@@ -93,11 +101,16 @@ class EnvRunner:
         self.module = RLModule(obs_space, act_space, config["model"])
         if seed is not None:
             torch.manual_seed(seed + 1000 * worker_index)
-            self.obs, _ = self.env.reset(seed=[seed + 1000 * worker_index + i
-                                               for i in range(self.num_envs)])
+            self.obs, _ = self.env.reset(seed=seed + 1000 * worker_index)
             act_space.seed(seed + worker_index)
         else:
             self.obs, _ = self.env.reset()
+        from gymnasium.vector import AutoresetMode
+
+        # NEXT_STEP: the step after an episode's end only resets (its action is ignored);
+        # such steps are marked invalid and never trained on
+        self.next_step_reset = self.env.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
+        self._resetting = np.zeros(self.num_envs, bool)
         self._torch = torch
         self.ep_return = np.zeros(self.num_envs)
         self.ep_len = np.zeros(self.num_envs, dtype=np.int64)
@@ -116,6 +129,7 @@ class EnvRunner:
         act_buf, logp_buf = None, np.zeros((T, N), np.float32)
         vf_buf, rew_buf = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
         term_buf, trunc_buf = np.zeros((T, N), bool), np.zeros((T, N), bool)
+        valid_buf = np.ones((T, N), bool)
         final_values = {}  # (t, i) -> value of a truncated episode's final observation
         episodes: list = []
         for t in range(T):
@@ -130,21 +144,25 @@ class EnvRunner:
                 logp_buf[t], vf_buf[t] = out["action_logp"].numpy(), out["vf_preds"].numpy()
             next_obs, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
             rew_buf[t], term_buf[t], trunc_buf[t] = rew, term, trunc
-            self.ep_return += rew
-            self.ep_len += 1
-            ended = np.logical_or(term, trunc)
-            if ended.any():
+            real = ~self._resetting
+            valid_buf[t] = real
+            self.ep_return += rew * real
+            self.ep_len += real
+            ended = np.logical_or(term, trunc) & real
+            if self.next_step_reset:
+                self._resetting = ended  # the final observation came back: value it next step
+            elif ended.any():
                 cut = np.logical_and(trunc, np.logical_not(term))
                 if cut.any() and explore:
                     finals = np.stack([info["final_obs"][i] for i in np.flatnonzero(cut)])
                     vals = self.module.value(torch.as_tensor(finals, dtype=torch.float32))
                     for i, v in zip(np.flatnonzero(cut), vals.numpy()):
                         final_values[(t, i)] = v
-                for i in np.flatnonzero(ended):
-                    episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
-                    self.ep_return[i], self.ep_len[i] = 0.0, 0
+            for i in np.flatnonzero(ended):
+                episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
+                self.ep_return[i], self.ep_len[i] = 0.0, 0
             self.obs = next_obs
-        self.steps_lifetime += T * N
+        self.steps_lifetime += int(valid_buf.sum())
         next_values = np.zeros((T, N), np.float32)
         if explore:
             last = self.module.value(torch.as_tensor(self.obs, dtype=torch.float32)).numpy()
@@ -153,8 +171,8 @@ class EnvRunner:
                 next_values[t, i] = v
         return {"obs": obs_buf, "actions": act_buf, "action_logp": logp_buf,
                 "vf_preds": vf_buf, "rewards": rew_buf, "terminateds": term_buf,
-                "truncateds": trunc_buf, "next_values": next_values, "episodes": episodes,
-                "env_steps": T * N}
+                "truncateds": trunc_buf, "next_values": next_values, "valid": valid_buf,
+                "episodes": episodes, "env_steps": int(valid_buf.sum())}
 
     def run_episodes(self, weights: dict | None, num_episodes: int) -> list:
         """Greedy episodes for evaluation: [(return, length)]."""

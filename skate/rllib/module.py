@@ -74,9 +74,11 @@ class RLModule(nn.Module):
 
     def _dist(self, obs: torch.Tensor):
         logits = self.pi(obs.reshape(obs.shape[0], -1))
+        # no argument validation: it costs more than the forward pass of a small network
         if self.discrete:
-            return torch.distributions.Categorical(logits=logits)
-        return torch.distributions.Normal(logits, self.log_std.exp().expand_as(logits))
+            return torch.distributions.Categorical(logits=logits, validate_args=False)
+        return torch.distributions.Normal(logits, self.log_std.exp().expand_as(logits),
+                                          validate_args=False)
 
     def _logp(self, dist, actions):
         lp = dist.log_prob(actions)

@@ -49,14 +49,35 @@ def ppo_loss(logp, old_logp, advantages, vf_preds, value_targets, entropy, *, cl
                    "total_loss": total.item()}
 
 
+# Settings found to learn fast here (rl-zoo's CartPole settings, more envs per runner and
+# fewer epochs); `rllib train --algo PPO --env CartPole-v1` starts from these.
+TUNED = {
+    "CartPole-v1": {"num_env_runners": 0, "num_envs_per_env_runner": 16, "lr": 1e-3,
+                    "gamma": 0.98, "lambda": 0.8, "clip_param": 0.2, "num_epochs": 10,
+                    "minibatch_size": 256, "train_batch_size": 1024, "vf_clip_param": 1000.0,
+                    "use_kl_loss": False, "model": {"fcnet_hiddens": [64, 64]}},
+}
+
+
 class PPO(Algorithm):
     """Proximal policy optimisation (``PPOConfig().environment(...).build()``)."""
 
     config_class = PPOConfig
 
+    @classmethod
+    def default_config_for(cls, env) -> PPOConfig:
+        """PPOConfig with settings tuned for ``env`` when there are some (else defaults).
+
+        >>> PPO.default_config_for("CartPole-v1").num_envs_per_env_runner
+        16
+        """
+        cfg = PPOConfig().environment(env)
+        return cfg.update_from_dict(TUNED.get(env, {})) if isinstance(env, str) else cfg
+
     def setup_learner(self) -> None:
         c = self.algo_config
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=c.lr, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=c.lr, eps=1e-5,
+                                          foreach=True)
         self.kl_coeff = c.kl_coeff if c.use_kl_loss else 0.0
 
     def learner_state(self) -> dict:
@@ -77,11 +98,11 @@ class PPO(Algorithm):
             adv, targets = compute_gae(b["rewards"], b["vf_preds"], b["next_values"],
                                        b["terminateds"], b["truncateds"], c.gamma,
                                        c["lambda"] if c.use_gae else 1.0)
+            keep = b["valid"].reshape(-1)  # steps that only reset an env are not trained on
             for k, v in (("advantages", adv), ("value_targets", targets)):
-                flat[k].append(v.reshape(-1))
-            for k in ("obs", "action_logp", "vf_preds"):
-                flat[k].append(b[k].reshape((-1,) + b[k].shape[2:]))
-            flat["actions"].append(b["actions"].reshape((-1,) + b["actions"].shape[2:]))
+                flat[k].append(v.reshape(-1)[keep])
+            for k in ("obs", "action_logp", "vf_preds", "actions"):
+                flat[k].append(b[k].reshape((-1,) + b[k].shape[2:])[keep])
         data = {k: torch.as_tensor(np.concatenate(v)) for k, v in flat.items()}
         data["advantages"] = torch.as_tensor(normalize(data["advantages"].numpy()))
         # 3. epochs x minibatches of the clipped objective
