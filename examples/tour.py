@@ -1,4 +1,4 @@
-"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune, serve.
+"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune, serve, rllib.
 
 Run: python examples/tour.py
 """
@@ -83,6 +83,9 @@ def main():
 
     # serve: a deployment answering HTTP on 127.0.0.1:8000, through two replicas
     tour_serve()
+
+    # rllib: PPO on CartPole for a few iterations (env runners are actors)
+    tour_rllib()
     skate.shutdown()
 
 
@@ -119,6 +122,17 @@ def tour_serve():
     answer = httpx.get("http://127.0.0.1:8000/", params={"x": 2}).json()
     print(f"serve: 2 replicas up in {up:.2f} s; GET /?x=2 -> {answer}")
     serve.shutdown()
+
+
+def tour_rllib():
+    from skate.rllib import PPO
+
+    algo = PPO.default_config_for("CartPole-v1").debugging(seed=0).build()
+    t0 = time.perf_counter()
+    returns = [algo.train()["env_runners"]["episode_return_mean"] for _ in range(8)]
+    print(f"rllib: PPO on CartPole, 8 iterations in {time.perf_counter() - t0:.1f} s, "
+          f"mean episode return {returns[0]:.0f} -> {returns[-1]:.0f}")
+    algo.stop()
 
 
 if __name__ == "__main__":

@@ -71,7 +71,11 @@ class Algorithm(Trainable):
         self.module = RLModule(obs_space, act_space, c.model)
         runners = c.num_env_runners
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - runners))
-        self._runner_config = {"env": c.env, "env_config": c.env_config, "model": c.model,
+        from skate.rllib.env_runner import resolve_env
+
+        # a registered name travels as its creator: runners are other processes
+        self._runner_config = {"env": resolve_env(c.env), "env_config": c.env_config,
+                               "model": c.model,
                                "num_envs_per_env_runner": c.num_envs_per_env_runner,
                                "seed": c.seed}
         self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
@@ -81,6 +85,7 @@ class Algorithm(Trainable):
         self.steps_lifetime = 0
         self.episodes_lifetime = 0
         self.num_runner_restarts = 0
+        self._failures_in_a_row = 0
         self.setup_learner()
 
     def _start_runner(self, index: int):
@@ -128,6 +133,10 @@ class Algorithm(Trainable):
             try:
                 out.append(skate.get(ref, timeout=self.algo_config.sample_timeout_s))
             except RayActorError as e:
+                self._failures_in_a_row += 1
+                if self._failures_in_a_row >= 3 * max(1, len(self.runners)):
+                    raise RuntimeError(f"env runners keep failing before sampling anything; "
+                                       f"the last error: {e}") from None
                 if not self.algo_config.restart_failed_env_runners:
                     raise RuntimeError(f"env runner {i + 1} died ({e}); set "
                                        f"fault_tolerance(restart_failed_env_runners=True) "
@@ -136,6 +145,8 @@ class Algorithm(Trainable):
                 if self.num_runner_restarts > self.algo_config.max_num_env_runner_restarts:
                     raise RuntimeError("env runners keep dying; giving up") from None
                 self.runners[i] = self._start_runner(i + 1)
+                continue
+            self._failures_in_a_row = 0
         if not out:  # every runner died this round: sample again with the new ones
             return self.sample_again()
         return out
@@ -172,6 +183,8 @@ class Algorithm(Trainable):
             "timers": {"training_iteration": took},
             "env_steps_per_s": env_runners["num_env_steps_sampled"] / took if took else 0.0,
         })
+        # Tune names nested metrics with "/" ("env_runners/episode_return_mean"): both forms
+        result.update(_flat(result))
         return result
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -259,6 +272,17 @@ class Algorithm(Trainable):
 
 
 _TUNE_KEYS = frozenset({"__trial_info__"})
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out: dict = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            for kk, vv in _flat(v, f"{prefix}{k}/").items():
+                out[kk] = vv
+        elif prefix:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def read_state(path: str) -> dict:

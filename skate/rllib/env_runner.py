@@ -27,6 +27,13 @@ def register_env(name: str, creator) -> None:
     _ENVS[name] = creator
 
 
+def resolve_env(env):
+    """A registered name becomes its creator function (to send to other processes)."""
+    if isinstance(env, str) and env in _ENVS:
+        return _ENVS[env]
+    return env
+
+
 def _creator(env, env_config: dict):
     """A zero-argument env factory for a registered name, a gymnasium id, a class or a
     creator function; unknown ids raise ValueError naming the closest known ones."""
