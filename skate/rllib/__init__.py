@@ -9,7 +9,7 @@
 True
 >>> algo.stop()
 
-Algorithms: PPO (:mod:`skate.rllib.ppo`), on shared machinery —
+Algorithms: PPO (:mod:`skate.rllib.ppo`), DQN (:mod:`skate.rllib.dqn`), on shared machinery —
 :mod:`skate.rllib.algorithm` (runners, metrics, checkpoints),
 :mod:`skate.rllib.env_runner`, :mod:`skate.rllib.module`,
 :mod:`skate.rllib.postprocessing`. See docs/rllib.md.
@@ -17,10 +17,12 @@ Algorithms: PPO (:mod:`skate.rllib.ppo`), on shared machinery —
 
 from skate.rllib.algorithm import Algorithm
 from skate.rllib.config import AlgorithmConfig
+from skate.rllib.dqn import DQN, DQNConfig
 from skate.rllib.env_runner import EnvRunner, register_env
 from skate.rllib.module import RLModule
 from skate.rllib.ppo import PPO, PPOConfig
 from skate.rllib.registry import ALGORITHMS, algorithm_class
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmConfig", "EnvRunner", "PPO", "PPOConfig",
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmConfig", "DQN", "DQNConfig", "EnvRunner", "PPO",
+           "PPOConfig",
            "RLModule", "algorithm_class", "register_env"]

@@ -34,6 +34,7 @@ class Algorithm(Trainable):
     """Base of PPO and the others (``config.build()`` makes one)."""
 
     config_class = AlgorithmConfig
+    module_class = None  # the RLModule class (None: the policy + value RLModule)
 
     def __init__(self, config=None, trial_info: dict | None = None, *, env=None, **kwargs):
         if isinstance(config, AlgorithmConfig):
@@ -68,7 +69,7 @@ class Algorithm(Trainable):
         self.torch_rng.manual_seed(c.seed if c.seed is not None else
                                    int.from_bytes(os.urandom(4), "little"))
         obs_space, act_space = spaces_of(c.env, c.env_config)
-        self.module = RLModule(obs_space, act_space, c.model)
+        self.module = (self.module_class or RLModule)(obs_space, act_space, c.model)
         runners = c.num_env_runners
         torch.set_num_threads(max(1, (os.cpu_count() or 1) - runners))
         from skate.rllib.env_runner import resolve_env
@@ -77,7 +78,7 @@ class Algorithm(Trainable):
         self._runner_config = {"env": resolve_env(c.env), "env_config": c.env_config,
                                "model": c.model,
                                "num_envs_per_env_runner": c.num_envs_per_env_runner,
-                               "seed": c.seed}
+                               "seed": c.seed, "module_class": self.module_class}
         self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
         self.runners = [self._start_runner(i + 1) for i in range(runners)]
         self.local_runner = EnvRunner(self._runner_config, 0) if not runners else None
@@ -86,6 +87,8 @@ class Algorithm(Trainable):
         self.episodes_lifetime = 0
         self.num_runner_restarts = 0
         self._failures_in_a_row = 0
+        self.restarted_runners: set = set()
+        self._explore: dict = {}
         self.setup_learner()
 
     def _start_runner(self, index: int):
@@ -105,20 +108,23 @@ class Algorithm(Trainable):
         pass
 
     # -- sampling ----------------------------------------------------------------------------
-    def sample(self, total_steps: int) -> list:
-        """Batches of about ``total_steps`` env steps from all runners, current weights."""
+    def sample(self, total_steps: int, **explore) -> list:
+        """Batches of about ``total_steps`` env steps from all runners, current weights
+        (``explore``: passed to the runners, e.g. ``epsilon=`` for Q-learning)."""
         c = self.algo_config
         n = max(1, len(self.runners)) * c.num_envs_per_env_runner
         frag = c.rollout_fragment_length
         T = math.ceil(total_steps / n) if frag == "auto" else int(frag)
         weights = self.module.get_state()
+        self._explore = explore
         if self.local_runner is not None:
-            batches = [self.local_runner.sample(weights, T)]
+            batches = [self.local_runner.sample(weights, T, **explore)]
         else:
             ref = skate.put(weights)
-            batches = self._gather([(i, r.sample.remote(ref, T))
+            batches = self._gather([(i, r.sample.remote(ref, T, **explore))
                                     for i, r in enumerate(self.runners)])
-        for b in batches:
+        for i, b in enumerate(batches):
+            b.setdefault("runner", i)
             self._episodes.extend(b["episodes"])
             self.episodes_lifetime += len(b["episodes"])
             self.steps_lifetime += b["env_steps"]
@@ -131,7 +137,9 @@ class Algorithm(Trainable):
         out = []
         for i, ref in pending:
             try:
-                out.append(skate.get(ref, timeout=self.algo_config.sample_timeout_s))
+                batch = skate.get(ref, timeout=self.algo_config.sample_timeout_s)
+                batch["runner"] = i
+                out.append(batch)
             except RayActorError as e:
                 self._failures_in_a_row += 1
                 if self._failures_in_a_row >= 3 * max(1, len(self.runners)):
@@ -145,6 +153,7 @@ class Algorithm(Trainable):
                 if self.num_runner_restarts > self.algo_config.max_num_env_runner_restarts:
                     raise RuntimeError("env runners keep dying; giving up") from None
                 self.runners[i] = self._start_runner(i + 1)
+                self.restarted_runners.add(i)  # its unfinished episodes are gone
                 continue
             self._failures_in_a_row = 0
         if not out:  # every runner died this round: sample again with the new ones
@@ -156,7 +165,8 @@ class Algorithm(Trainable):
         c = self.algo_config
         n = len(self.runners) * c.num_envs_per_env_runner
         T = math.ceil(c.train_batch_size / n)
-        return self._gather([(i, r.sample.remote(weights, T)) for i, r in enumerate(self.runners)])
+        return self._gather([(i, r.sample.remote(weights, T, **self._explore))
+                             for i, r in enumerate(self.runners)])
 
     # -- one iteration -------------------------------------------------------------------------
     def step(self) -> dict:

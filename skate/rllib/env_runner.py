@@ -98,14 +98,17 @@ class EnvRunner:
     def __init__(self, config: dict, worker_index: int = 0):
         import torch
 
-        from skate.rllib.module import RLModule
-
         torch.set_num_threads(1)
         seed = config.get("seed")
         self.num_envs = int(config["num_envs_per_env_runner"])
         self.env = make_vec_env(config["env"], config["env_config"], self.num_envs)
         obs_space, act_space = self.env.single_observation_space, self.env.single_action_space
-        self.module = RLModule(obs_space, act_space, config["model"])
+        make_module = config.get("module_class")
+        if make_module is None:
+            from skate.rllib.module import RLModule as make_module
+        self.module = make_module(obs_space, act_space, config["model"])
+        # only policy-gradient modules value states; Q modules act and that is all
+        self.values = hasattr(self.module, "value")
         if seed is not None:
             torch.manual_seed(seed + 1000 * worker_index)
             self.obs, _ = self.env.reset(seed=seed + 1000 * worker_index)
@@ -126,7 +129,8 @@ class EnvRunner:
     def set_weights(self, weights: dict) -> None:
         self.module.set_state(weights)
 
-    def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True) -> dict:
+    def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True,
+               epsilon: float = 0.0) -> dict:
         """``steps_per_env`` steps of every environment; a time-major batch ``[T, N]``."""
         torch = self._torch
         if weights is not None:
@@ -137,19 +141,21 @@ class EnvRunner:
         vf_buf, rew_buf = np.zeros((T, N), np.float32), np.zeros((T, N), np.float32)
         term_buf, trunc_buf = np.zeros((T, N), bool), np.zeros((T, N), bool)
         valid_buf = np.ones((T, N), bool)
+        next_obs_buf = np.zeros_like(obs_buf)
         final_values = {}  # (t, i) -> value of a truncated episode's final observation
         episodes: list = []
         for t in range(T):
             obs_t = torch.as_tensor(self.obs, dtype=torch.float32)
             out = (self.module.forward_exploration if explore else
-                   self.module.forward_inference)({"obs": obs_t})
+                   self.module.forward_inference)({"obs": obs_t, "epsilon": epsilon})
             actions = out["actions"]
             if act_buf is None:
                 act_buf = np.zeros((T,) + tuple(actions.shape), actions.numpy().dtype)
             obs_buf[t], act_buf[t] = self.obs, actions.numpy()
-            if explore:
+            if explore and self.values:
                 logp_buf[t], vf_buf[t] = out["action_logp"].numpy(), out["vf_preds"].numpy()
             next_obs, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
+            next_obs_buf[t] = next_obs
             rew_buf[t], term_buf[t], trunc_buf[t] = rew, term, trunc
             real = ~self._resetting
             valid_buf[t] = real
@@ -159,8 +165,10 @@ class EnvRunner:
             if self.next_step_reset:
                 self._resetting = ended  # the final observation came back: value it next step
             elif ended.any():
+                for i in np.flatnonzero(ended):  # the step's true successor, not the reset
+                    next_obs_buf[t, i] = info["final_obs"][i]
                 cut = np.logical_and(trunc, np.logical_not(term))
-                if cut.any() and explore:
+                if cut.any() and explore and self.values:
                     finals = np.stack([info["final_obs"][i] for i in np.flatnonzero(cut)])
                     vals = self.module.value(torch.as_tensor(finals, dtype=torch.float32))
                     for i, v in zip(np.flatnonzero(cut), vals.numpy()):
@@ -171,7 +179,7 @@ class EnvRunner:
             self.obs = next_obs
         self.steps_lifetime += int(valid_buf.sum())
         next_values = np.zeros((T, N), np.float32)
-        if explore:
+        if explore and self.values:
             last = self.module.value(torch.as_tensor(self.obs, dtype=torch.float32)).numpy()
             next_values[:-1], next_values[-1] = vf_buf[1:], last
             for (t, i), v in final_values.items():
@@ -179,6 +187,7 @@ class EnvRunner:
         return {"obs": obs_buf, "actions": act_buf, "action_logp": logp_buf,
                 "vf_preds": vf_buf, "rewards": rew_buf, "terminateds": term_buf,
                 "truncateds": trunc_buf, "next_values": next_values, "valid": valid_buf,
+                "next_obs": next_obs_buf,
                 "episodes": episodes, "env_steps": int(valid_buf.sum())}
 
     def run_episodes(self, weights: dict | None, num_episodes: int) -> list:

@@ -95,7 +95,7 @@ class RLModule(nn.Module):
         return {"actions": actions}
 
     @torch.no_grad()
-    def forward_exploration(self, batch: dict) -> dict:
+    def forward_exploration(self, batch: dict) -> dict:  # batch["epsilon"]: unused here
         obs = batch["obs"]
         dist = self._dist(obs)
         actions = dist.sample()

@@ -8,6 +8,9 @@ ALGORITHMS = {
     "PPO": ("skate.rllib.ppo", "PPO",
             "Proximal Policy Optimization: on-policy, clipped surrogate, GAE; discrete or "
             "continuous actions"),
+    "DQN": ("skate.rllib.dqn", "DQN",
+            "Deep Q-Network: off-policy, replay buffer (uniform or prioritized), target "
+            "network, double and dueling Q, n-step returns; discrete actions"),
 }
 
 

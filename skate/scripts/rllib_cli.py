@@ -373,7 +373,7 @@ class StopCriteria(Stopper):
         for key, threshold in self.criteria.items():
             value = self._value(result, key)
             if value is _MISSING:
-                keys = sorted(k for k in _flat_keys(result) if not k.startswith("__"))
+                keys = sorted({k for k in _flat_keys(result) if not k.startswith("__")})
                 close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
                 hint = f"; did you mean {', '.join(close)}?" if close else ""
                 raise UsageError(f"{self.source}: the results have no {key!r}{hint} (they "
@@ -559,17 +559,17 @@ def _train(args) -> int:
     algo = args.algo or spec["algo"]
     env = args.env or spec["env"] or (spec["config"] or {}).get("env")
     # 2. the algorithm, its config and the environment (this imports torch)
+    if env is None:
+        raise UsageError("train needs --env ID: a gymnasium environment id such as "
+                         "CartPole-v1")
+    if not isinstance(env, str):
+        raise UsageError(f"--env must be an environment id, got {env!r}")
     if algo is None:
         from skate.rllib.registry import ALGORITHMS
 
         raise UsageError(f"train needs --algo NAME (or -f FILE); algorithms: "
                          f"{', '.join(sorted(ALGORITHMS))}")
     algo, algo_cls = _algorithm(algo)
-    if env is None:
-        raise UsageError("train needs --env ID: a gymnasium environment id such as "
-                         "CartPole-v1")
-    if not isinstance(env, str):
-        raise UsageError(f"--env must be an environment id, got {env!r}")
     cfg, origin = build_config(algo_cls, env, spec["config"], config_source, args, label)
     check_env(cfg)
     stop = StopCriteria(spec["stop"] or default_stop(env),
@@ -650,10 +650,10 @@ def _train(args) -> int:
 def find_checkpoint(path: str) -> str:
     """``path`` if it is a checkpoint; else the newest checkpoint of the one trial in it (a
     trial or run folder)."""
-    from skate.rllib.algorithm import STATE_FILE
-
     if not os.path.exists(path):
         raise UsageError(f"no such checkpoint: {path}")
+    from skate.rllib.algorithm import STATE_FILE
+
     if not os.path.isdir(path):
         raise UsageError(f"{path} is a file; a checkpoint is a folder holding {STATE_FILE}")
     if os.path.exists(os.path.join(path, STATE_FILE)):

@@ -11,7 +11,10 @@ pytestmark = pytest.mark.skate_only
 pytest.importorskip("gymnasium")
 
 
-@pytest.mark.parametrize("name", ["config", "module", "postprocessing", "ppo", "__init__"])
+MODULES = ["config", "module", "postprocessing", "ppo", "dqn", "replay_buffer", "__init__"]
+
+
+@pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples(name):
     _start_cluster(num_cpus=2)
     module = importlib.import_module("skate.rllib" if name == "__init__"
