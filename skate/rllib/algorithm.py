@@ -59,6 +59,7 @@ class Algorithm(Trainable):
         if c.env is None:
             raise ValueError("no environment: call config.environment('CartPole-v1') (a "
                              "gymnasium id, a registered name, an Env class or a creator)")
+        _refuse_unbuilt(c)
         if c.num_gpus_per_learner and not torch.cuda.is_available():
             raise ValueError(f"num_gpus_per_learner={c.num_gpus_per_learner} but this machine "
                              f"has no GPU torch can use; set it to 0")
@@ -78,7 +79,11 @@ class Algorithm(Trainable):
         self._runner_config = {"env": resolve_env(c.env), "env_config": c.env_config,
                                "model": c.model,
                                "num_envs_per_env_runner": c.num_envs_per_env_runner,
-                               "seed": c.seed, "module_class": self.module_class}
+                               "seed": c.seed, "module_class": self.module_class,
+                               "clip_actions": c.clip_actions}
+        import logging
+
+        logging.getLogger("skate.rllib").setLevel(str(c.log_level).upper())
         self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
         self.runners = [self._start_runner(i + 1) for i in range(runners)]
         self.local_runner = EnvRunner(self._runner_config, 0) if not runners else None
@@ -293,6 +298,19 @@ def _flat(d: dict, prefix: str = "") -> dict:
         elif prefix:
             out[f"{prefix}{k}"] = v
     return out
+
+
+# settings the builder knows (RLlib has them) whose non-default values are not built yet:
+# refused by name rather than silently ignored
+_NOT_BUILT = {"normalize_observations": False, "evaluation_interval": None,
+              "evaluation_num_env_runners": 0, "num_learners": 0}
+
+
+def _refuse_unbuilt(c) -> None:
+    for name, default in _NOT_BUILT.items():
+        if c[name] != default:
+            raise ValueError(f"{name}={c[name]!r} is not supported by Skate's rllib yet "
+                             f"(only {default!r})")
 
 
 def read_state(path: str) -> dict:

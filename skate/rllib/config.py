@@ -122,14 +122,21 @@ class AlgorithmConfig:
         return copy.deepcopy(self._values)
 
     def update_from_dict(self, d: dict) -> "AlgorithmConfig":
+        """Apply flat settings, each through its section's checks."""
         sections = self._sections()
         for k, v in d.items():
             key = "lambda" if k == "lambda_" else k
-            if not any(key in s for s in sections.values()):
+            section = next((name for name, s in sections.items() if key in s), None)
+            if section is None:
                 known = sorted({n for s in sections.values() for n in s})
                 raise TypeError(f"unknown setting {k!r} for {type(self).__name__}; valid "
                                 f"settings: {', '.join(known)}")
-            self._values[key] = v
+            if section == "env_runners":
+                self.env_runners(**{key: v})
+            elif section == "framework":
+                self.framework(v)
+            else:
+                self._values[key] = v
         return self
 
     @classmethod

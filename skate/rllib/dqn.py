@@ -35,7 +35,7 @@ class DQNConfig(AlgorithmConfig):
         "target_network_update_freq": 500, "n_step": 1, "double_q": True, "dueling": True,
         "epsilon": [(0, 1.0), (10000, 0.05)], "num_steps_sampled_before_learning_starts": 1000,
         "minibatch_size": 32, "training_intensity": 1.0, "rollout_steps_per_iteration": 64,
-        "td_error_loss_fn": "huber", "tau": 1.0}
+        "td_error_loss_fn": "huber", "tau": 1.0, "min_sample_timesteps_per_iteration": 1000}
 
     def __init__(self, algo_class=None):
         super().__init__(algo_class or DQN)
@@ -169,29 +169,41 @@ class DQN(Algorithm):
         self.target.load_state_dict(state["target"])
 
     def training_step(self) -> dict:
+        """Rounds of act -> store -> learn until ``min_sample_timesteps_per_iteration`` env
+        steps were sampled (RLlib's default for DQN: 1000), so one ``train()`` is a useful
+        amount of work, not 4 steps."""
         c = self.algo_config
-        eps = epsilon_at(c.epsilon, self.steps_lifetime)
-        # 1. act: every runner steps its envs epsilon-greedily with the current Q network
-        batches = self.sample(c.rollout_steps_per_iteration, epsilon=eps)
-        for i in self.restarted_runners:
-            for key in [k for k in self._pending if k[0] == i]:
-                del self._pending[key]
-        self.restarted_runners.clear()
-        # 2. n-step transitions into the replay buffer
-        added = sum(self._store(b) for b in batches)
-        self._since_target += added
-        # 3. TD updates on minibatches, as many as the training intensity asks
-        metrics: dict = {"epsilon": eps, "replay_buffer_size": len(self.buffer)}
-        if len(self.buffer) >= c.num_steps_sampled_before_learning_starts:
-            n_updates = max(1, int(round(added * c.training_intensity / c.minibatch_size)))
-            logs = [self._update() for _ in range(n_updates)]
+        sampled, batches, logs = 0, [], []
+        while True:
+            eps = epsilon_at(c.epsilon, self.steps_lifetime)
+            # 1. act: every runner steps its envs epsilon-greedily with the current Q net
+            new = self.sample(c.rollout_steps_per_iteration, epsilon=eps)
+            batches += new
+            sampled += sum(b["env_steps"] for b in new)
+            for i in self.restarted_runners:
+                for key in [k for k in self._pending if k[0] == i]:
+                    del self._pending[key]
+            self.restarted_runners.clear()
+            # 2. n-step transitions into the replay buffer
+            added = sum(self._store(b) for b in new)
+            self._since_target += added
+            # 3. TD updates on minibatches, as many as the training intensity asks
+            if len(self.buffer) >= c.num_steps_sampled_before_learning_starts:
+                n = max(1, int(round(added * c.training_intensity / c.minibatch_size)))
+                logs += [self._update() for _ in range(n)]
+            # 4. target network
+            if self._since_target >= c.target_network_update_freq:
+                self._since_target = 0
+                with torch.no_grad():
+                    for t, src in zip(self.target.parameters(), self.module.parameters()):
+                        t.mul_(1 - c.tau).add_(c.tau * src)
+            if sampled >= c.min_sample_timesteps_per_iteration:
+                break
+        self._last_batches = batches  # this iteration's episodes and steps, for the metrics
+        metrics: dict = {"epsilon": eps, "replay_buffer_size": len(self.buffer),
+                         "num_updates": len(logs)}
+        if logs:
             metrics.update({k: float(np.mean([m[k] for m in logs])) for k in logs[0]})
-        # 4. target network
-        if self._since_target >= c.target_network_update_freq:
-            self._since_target = 0
-            with torch.no_grad():
-                for t, s in zip(self.target.parameters(), self.module.parameters()):
-                    t.mul_(1 - c.tau).add_(c.tau * s)
         return {"learners": {"default_policy": metrics}}
 
     def _store(self, b: dict) -> int:

@@ -107,6 +107,7 @@ class EnvRunner:
         if make_module is None:
             from skate.rllib.module import RLModule as make_module
         self.module = make_module(obs_space, act_space, config["model"])
+        self.module.clip_actions = config.get("clip_actions", True)
         # only policy-gradient modules value states; Q modules act and that is all
         self.values = hasattr(self.module, "value")
         if seed is not None:

@@ -116,7 +116,7 @@ class RLModule(nn.Module):
     def env_actions(self, actions: torch.Tensor) -> np.ndarray:
         """What the environment receives (Gaussian samples clipped into the Box)."""
         a = actions.cpu()
-        if not self.discrete:
+        if not self.discrete and getattr(self, "clip_actions", True):
             a = torch.maximum(torch.minimum(a, self.high), self.low)
         return a.numpy()
 

@@ -251,6 +251,11 @@ def _apply_settings(cfg, settings: dict, source: str) -> None:
         raise UsageError(f"{source}: {e}") from None
 
 
+def _searched(value) -> bool:
+    """A Tune search space (``{"grid_search": [...]}``): Tune resolves it per trial."""
+    return isinstance(value, dict) and "grid_search" in value
+
+
 def build_config(algo_cls, env: str, settings: dict | None, source: str, args,
                  label: str | None = None):
     """The AlgorithmConfig to train with, and a few words on where it came from (``source``
@@ -276,8 +281,10 @@ def build_config(algo_cls, env: str, settings: dict | None, source: str, args,
         _apply_settings(cfg, settings, source)
     try:
         cfg.environment(env)
-        cfg.env_runners(num_env_runners=cfg["num_env_runners"])  # check what a dict set
-        cfg.framework(cfg["framework"])
+        if not _searched(cfg["num_env_runners"]):  # check what update_from_dict set
+            cfg.env_runners(num_env_runners=cfg["num_env_runners"])
+        if not _searched(cfg["framework"]):
+            cfg.framework(cfg["framework"])
     except (TypeError, ValueError) as e:
         raise UsageError(f"{source}: {e}") from None
     for flag, apply in (("--num-env-runners", lambda v: cfg.env_runners(num_env_runners=v)),
@@ -298,18 +305,19 @@ def check_env(cfg) -> None:
     from skate.rllib.env_runner import spaces_of
     from skate.rllib.module import RLModule
 
-    env = cfg["env"]
+    env, env_config, model = cfg["env"], cfg["env_config"], cfg["model"]
+    if _searched(env_config) or _searched(model):
+        return  # each trial's values are checked when it starts
     try:
-        obs_space, act_space = spaces_of(env, cfg["env_config"])
+        obs_space, act_space = spaces_of(env, env_config)
     except ValueError as e:  # unknown id: the message names close matches
         raise UsageError(str(e)) from None
     except TypeError as e:  # gymnasium rejects an env_config keyword
-        raise UsageError(f"environment {env!r} with env_config {cfg['env_config']}: {e}") \
-            from None
+        raise UsageError(f"environment {env!r} with env_config {env_config}: {e}") from None
     except Exception as e:  # noqa: BLE001 - a missing dependency (box2d, mujoco), ...
         raise Failure(f"environment {env!r} could not be made: {_describe(e)}") from None
     try:
-        RLModule(obs_space, act_space, cfg["model"])
+        RLModule(obs_space, act_space, model)
     except (ValueError, TypeError, KeyError) as e:
         raise UsageError(f"{env}: {e}") from None
 
@@ -431,7 +439,9 @@ class LiveTable(Callback):
 
     def __init__(self, out=None, tty: bool | None = None, status: str = ""):
         self.out = out or sys.stdout
-        self.tty = self.out.isatty() if tty is None else tty
+        if tty is None:  # cursor moves need a terminal that understands them
+            tty = self.out.isatty() and os.environ.get("TERM") != "dumb"
+        self.tty = tty
         self.status = status
         self.rows: list = []
         self.trials: list = []
@@ -586,6 +596,8 @@ def _train(args) -> int:
     from skate.tune.tune import default_storage_path
 
     storage = os.path.abspath(os.path.expanduser(args.storage_path or default_storage_path()))
+    if os.path.exists(storage) and not os.path.isdir(storage):
+        raise UsageError(f"--storage-path: {storage} is a file, not a folder")
     name = _experiment_name(storage, algo, env, exp_name)
     run_dir = os.path.join(storage, name)
     logging.getLogger("skate.tune").setLevel(logging.CRITICAL)  # errors are reported here
@@ -637,6 +649,8 @@ def _train(args) -> int:
               f"{_num(er.get('episode_return_mean', math.nan))}"
               f"{'; stopped at ' + ' and '.join(met) if met else ''}.")
         print(f"Trial folder: {t.local_path}  (progress.csv, result.json, TensorBoard events)")
+        if len(trials) > 1 and t.checkpoint is not None:
+            print(f"Checkpoint: {t.checkpoint.path}")
     print(f"Run folder: {run_dir}")
     if checkpoints:
         print(f"Last checkpoint: {checkpoints[-1]}")
@@ -679,7 +693,7 @@ def _has_display() -> bool:
 
 def _evaluate(args) -> int:
     path = find_checkpoint(args.checkpoint)
-    if path != args.checkpoint.rstrip(os.sep):
+    if os.path.normpath(path) != os.path.normpath(args.checkpoint):
         print(f"Using the newest checkpoint there: {path}", flush=True)
     from skate.rllib.algorithm import read_state
 
