@@ -121,10 +121,9 @@ def load_experiment_file(path: str) -> tuple:
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UsageError(f"{path}: not valid YAML{where}: {problem}") from None
+        from skate.scripts.yaml_errors import describe
+
+        raise UsageError(describe(path, e)) from None
     shape = ("keys algo (or run), env, config, stop — or one experiment name mapping to "
              "them")
     if data is None:

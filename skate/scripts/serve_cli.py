@@ -70,10 +70,9 @@ def load_config(path: str) -> dict:
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read {path}: {e}") from None
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise UsageError(f"{path}: not valid YAML{where}: {problem}") from None
+        from skate.scripts.yaml_errors import describe
+
+        raise UsageError(describe(path, e)) from None
     if data is None:
         raise UsageError(f"{path}: the file is empty; it must list 'applications'")
     try:
