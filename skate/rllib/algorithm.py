@@ -101,10 +101,14 @@ class Algorithm(Trainable):
 
     # -- what an algorithm fills in --------------------------------------------------------
     def setup_learner(self) -> None:
-        raise NotImplementedError
+        """Build the learner state (optimizer, ...): every algorithm defines it."""
+        raise NotImplementedError(f"{type(self).__name__} is an Algorithm without "
+                                  f"setup_learner(); subclass PPO or DQN, or define it")
 
     def training_step(self) -> dict:
-        raise NotImplementedError
+        """One iteration's sampling and learning: every algorithm defines it."""
+        raise NotImplementedError(f"{type(self).__name__} is an Algorithm without "
+                                  f"training_step(); subclass PPO or DQN, or define it")
 
     def learner_state(self) -> dict:
         return {}
