@@ -14,10 +14,8 @@ which keeps that wait below the cost it saves.
 from __future__ import annotations
 
 import asyncio
-import time
 
-from skate.serve.replica import Rejected
-from skate.serve.router import RequestTimeoutError, Router
+from skate.serve.router import RETRY, Router
 
 FAST_S = 0.002  # coalesce only for replicas whose batches take less than this
 
@@ -33,8 +31,6 @@ class Coalescer:
     async def send(self, router: Router, env: tuple, deadline: float | None,
                    model_id: str = ""):
         """(answer head, actor that answered); retried while replicas reject."""
-        from skate.exceptions import ActorDiedError, ActorUnavailableError
-
         while True:
             rid = await router.assign(deadline, model_id)
             actor = router.actor(rid)
@@ -45,28 +41,9 @@ class Coalescer:
                 batch = self.pending[key] = []
                 self.loop.call_soon(self._flush, key, actor, rid)
             batch.append((env, fut))
-            try:
-                if deadline is None:
-                    out = await fut
-                else:
-                    out = await asyncio.wait_for(fut, max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                router.done(rid)
-                raise RequestTimeoutError(
-                    f"request to {router.deployment!r} was not answered within "
-                    f"request_timeout_s={router.request_timeout_s}") from None
-            except (ActorDiedError, ActorUnavailableError):
-                router.done(rid)
-                router.dead(rid)
-                raise
-            except BaseException:
-                router.done(rid)
-                raise
-            if isinstance(out, Rejected):
-                router.rejected(rid)
-                continue
-            router.done(rid)
-            return out, actor
+            out = await router.answer(rid, fut, deadline)
+            if out is not RETRY:
+                return out, actor
 
     def _flush(self, key, actor, rid: str) -> None:
         items = self.pending.pop(key)

@@ -24,6 +24,7 @@ from skate.exceptions import RayServeException
 from skate.serve.replica import Rejected
 
 REJECT_PAUSE_S = 0.01  # a replica that rejected is not chosen again for this long
+RETRY = object()  # Router.answer: the replica was full, send the request elsewhere
 
 
 class BackPressureError(RayServeException):
@@ -192,33 +193,38 @@ class Router:
                 fut.set_result(None)
                 n -= 1
 
-    async def call(self, send, deadline: float | None, model_id: str = ""):
-        """``send(actor)`` returns an ObjectRef; retried elsewhere while replicas reject."""
+    async def answer(self, rid: str, awaitable, deadline: float | None):
+        """Wait for replica ``rid``'s answer and settle its count: the answer, or ``RETRY``
+        when the replica rejected the call (try another); its death or the timeout raises."""
         from skate.exceptions import ActorDiedError, ActorUnavailableError
 
+        try:
+            if deadline is None:
+                out = await awaitable
+            else:
+                out = await asyncio.wait_for(awaitable, max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            self.done(rid)
+            raise RequestTimeoutError(
+                f"request to {self.deployment!r} was not answered within "
+                f"request_timeout_s={self.request_timeout_s}") from None
+        except (ActorDiedError, ActorUnavailableError):
+            self.done(rid)
+            self.dead(rid)
+            raise
+        except BaseException:
+            self.done(rid)
+            raise
+        if isinstance(out, Rejected):
+            self.rejected(rid)
+            return RETRY
+        self.done(rid)
+        return out
+
+    async def call(self, send, deadline: float | None, model_id: str = ""):
+        """``send(actor)`` returns an ObjectRef; retried elsewhere while replicas reject."""
         while True:
             rid = await self.assign(deadline, model_id)
-            actor = self.actor(rid)
-            try:
-                ref = send(actor)
-                if deadline is None:
-                    out = await ref
-                else:
-                    out = await asyncio.wait_for(ref, max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                self.done(rid)
-                raise RequestTimeoutError(
-                    f"request to {self.deployment!r} was not answered within "
-                    f"request_timeout_s={self.request_timeout_s}") from None
-            except (ActorDiedError, ActorUnavailableError):
-                self.done(rid)
-                self.dead(rid)
-                raise
-            except BaseException:
-                self.done(rid)
-                raise
-            if isinstance(out, Rejected):
-                self.rejected(rid)
-                continue
-            self.done(rid)
-            return out
+            out = await self.answer(rid, send(self.actor(rid)), deadline)
+            if out is not RETRY:
+                return out
