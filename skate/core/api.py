@@ -251,6 +251,19 @@ def is_initialized() -> bool:
     return current_worker() is not None
 
 
+def get_node_ip_address() -> str:
+    """The address this process's node is reached at (``skate.util.get_node_ip_address``).
+
+    >>> import skate
+    >>> skate.util.get_node_ip_address()
+    '127.0.0.1'
+    """
+    from skate.core.object_ref import current_worker
+
+    core = current_worker()
+    return core.node_ip if core is not None else "127.0.0.1"
+
+
 def _core():
     from skate.core.object_ref import current_worker
 

@@ -26,7 +26,8 @@ from skate.rllib.config import AlgorithmConfig
 from skate.rllib.env_runner import EnvRunner, spaces_of
 from skate.tune.trainable import Trainable
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: separate policy/value nets, optimizer with the algorithm
 STATE_FILE = "algorithm_state.json"
 
 
@@ -35,6 +36,8 @@ class Algorithm(Trainable):
 
     config_class = AlgorithmConfig
     module_class = None  # the RLModule class (None: the policy + value RLModule)
+    learner_class = None  # the Learner subclass whose update() trains (None: the algorithm
+    # trains in training_step itself)
 
     def __init__(self, config=None, trial_info: dict | None = None, *, env=None, **kwargs):
         if isinstance(config, AlgorithmConfig):
@@ -59,7 +62,6 @@ class Algorithm(Trainable):
         if c.env is None:
             raise ValueError("no environment: call config.environment('CartPole-v1') (a "
                              "gymnasium id, a registered name, an Env class or a creator)")
-        _refuse_unbuilt(c)
         if c.num_gpus_per_learner and not torch.cuda.is_available():
             raise ValueError(f"num_gpus_per_learner={c.num_gpus_per_learner} but this machine "
                              f"has no GPU torch can use; set it to 0")
@@ -70,23 +72,31 @@ class Algorithm(Trainable):
         self.torch_rng.manual_seed(c.seed if c.seed is not None else
                                    int.from_bytes(os.urandom(4), "little"))
         obs_space, act_space = spaces_of(c.env, c.env_config)
-        self.module = (self.module_class or RLModule)(obs_space, act_space, c.model)
+        self.model_config = self.module_config(c)
+        self.module = (self.module_class or RLModule)(obs_space, act_space, self.model_config)
         runners = c.num_env_runners
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - runners))
         from skate.rllib.env_runner import resolve_env
 
         # a registered name travels as its creator: runners are other processes
         self._runner_config = {"env": resolve_env(c.env), "env_config": c.env_config,
-                               "model": c.model,
+                               "model": self.model_config,
                                "num_envs_per_env_runner": c.num_envs_per_env_runner,
                                "seed": c.seed, "module_class": self.module_class,
-                               "clip_actions": c.clip_actions}
+                               "clip_actions": c.clip_actions,
+                               "normalize_observations": self._normalizes(c)}
+        self._spaces = (obs_space, act_space)
         import logging
 
         logging.getLogger("skate.rllib").setLevel(str(c.log_level).upper())
         self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
         self.runners = [self._start_runner(i + 1) for i in range(runners)]
-        self.local_runner = EnvRunner(self._runner_config, 0) if not runners else None
+        self.eval_runners = [self._start_runner(10_000 + i)
+                             for i in range(c.evaluation_num_env_runners)]
+        from skate.rllib.postprocessing import RunningMeanStd
+
+        self.obs_filter = RunningMeanStd(obs_space.shape) if self._normalizes(c) else None
+        self.local_runner = (EnvRunner({**self._runner_config, "in_driver": True}, 0)
+                             if not runners else None)
         self._episodes: collections.deque = collections.deque(maxlen=100)
         self.steps_lifetime = 0
         self.episodes_lifetime = 0
@@ -94,12 +104,31 @@ class Algorithm(Trainable):
         self._failures_in_a_row = 0
         self.restarted_runners: set = set()
         self._explore: dict = {}
+        self.learner_group = None
+        if self.learner_class is not None:
+            from skate.rllib.learner import LearnerGroup
+
+            self.learner_group = LearnerGroup(self.learner_class, {
+                "config": c, "spaces": (obs_space, act_space), "model": self.model_config,
+                "module_class": self.module_class, "module": self.module})
         self.setup_learner()
 
     def _start_runner(self, index: int):
-        return self._runner_cls.remote(self._runner_config, index)
+        cls = self._runner_cls or skate.remote(num_cpus=0)(EnvRunner)
+        return cls.remote(self._runner_config, index)
+
+    @staticmethod
+    def _normalizes(c) -> bool:
+        return bool(c.normalize_observations) or c.observation_filter == "MeanStdFilter"
+
+    def _filter_state(self):
+        return self.obs_filter.get_state() if self.obs_filter is not None else None
 
     # -- what an algorithm fills in --------------------------------------------------------
+    def module_config(self, c) -> dict:
+        """The model settings every copy of the module is built from."""
+        return dict(c.model)
+
     def setup_learner(self) -> None:
         """Build the learner state (optimizer, ...): every algorithm defines it."""
         raise NotImplementedError(f"{type(self).__name__} is an Algorithm without "
@@ -109,6 +138,14 @@ class Algorithm(Trainable):
         """One iteration's sampling and learning: every algorithm defines it."""
         raise NotImplementedError(f"{type(self).__name__} is an Algorithm without "
                                   f"training_step(); subclass PPO or DQN, or define it")
+
+    def learn(self, batch: dict, **kwargs) -> list:
+        """The learner group trains on ``batch``; the module here gets the new weights.
+        Returns each learner's result."""
+        results = self.learner_group.update(batch, **kwargs)
+        if self.learner_group.remote:
+            self.module.set_state(self.learner_group.get_weights())
+        return results
 
     def learner_state(self) -> dict:
         return {}
@@ -125,6 +162,7 @@ class Algorithm(Trainable):
         frag = c.rollout_fragment_length
         T = math.ceil(total_steps / n) if frag == "auto" else int(frag)
         weights = self.module.get_state()
+        explore = {**explore, "obs_filter": self._filter_state()}
         self._explore = explore
         if self.local_runner is not None:
             batches = [self.local_runner.sample(weights, T, **explore)]
@@ -134,6 +172,8 @@ class Algorithm(Trainable):
                                     for i, r in enumerate(self.runners)])
         for i, b in enumerate(batches):
             b.setdefault("runner", i)
+            if self.obs_filter is not None:  # every runner's raw observations, merged
+                self.obs_filter.merge(b.pop("obs_filter_delta"))
             self._episodes.extend(b["episodes"])
             self.episodes_lifetime += len(b["episodes"])
             self.steps_lifetime += b["env_steps"]
@@ -202,6 +242,9 @@ class Algorithm(Trainable):
             "timers": {"training_iteration": took},
             "env_steps_per_s": env_runners["num_env_steps_sampled"] / took if took else 0.0,
         })
+        interval = self.algo_config.evaluation_interval
+        if interval and (self.iteration + 1) % interval == 0:  # iteration: before this one
+            result["evaluation"] = self.evaluate()
         # Tune names nested metrics with "/" ("env_runners/episode_return_mean"): both forms
         result.update(_flat(result))
         return result
@@ -214,13 +257,16 @@ class Algorithm(Trainable):
                  "config": json.loads(self.algo_config.to_json()),
                  "steps_lifetime": self.steps_lifetime,
                  "episodes_lifetime": self.episodes_lifetime,
-                 "episodes": list(self._episodes)}
+                 "episodes": list(self._episodes), "obs_filter": self._filter_state()}
         if not isinstance(self.algo_config.env, str):
             state["config"]["env"] = None  # a class or function: given again when restoring
         with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as f:
             json.dump(state, f, indent=1)
         torch.save(self.module.state_dict(), os.path.join(checkpoint_dir, "module.pt"))
-        torch.save(self.learner_state(), os.path.join(checkpoint_dir, "learner.pt"))
+        learner = {"algorithm": self.learner_state()}
+        if self.learner_group is not None:
+            learner["learner"] = self.learner_group.get_state()
+        torch.save(learner, os.path.join(checkpoint_dir, "learner.pt"))
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         import torch
@@ -229,12 +275,26 @@ class Algorithm(Trainable):
         if state["algorithm"] != type(self).__name__:
             raise ValueError(f"{checkpoint_dir} holds a {state['algorithm']} checkpoint, not "
                              f"{type(self).__name__}")
-        self.module.load_state_dict(torch.load(os.path.join(checkpoint_dir, "module.pt")))
-        self.set_learner_state(torch.load(os.path.join(checkpoint_dir, "learner.pt"),
-                                          weights_only=False))
+        from skate.rllib.module import upgrade_state_v1
+
+        weights = torch.load(os.path.join(checkpoint_dir, "module.pt"))
+        learner = torch.load(os.path.join(checkpoint_dir, "learner.pt"), weights_only=False)
+        if state["format_version"] == 1:
+            # format 1 kept the policy and value nets apart and saved the optimizer with the
+            # algorithm's state; the weights carry over, the optimizer starts afresh
+            weights = upgrade_state_v1(weights)
+            learner = {"algorithm": {k: v for k, v in learner.items()
+                                     if k not in ("optimizer", "target")},
+                       "learner": {"optimizer": None, "target": learner.get("target")}}
+        self.module.load_state_dict(weights)
+        self.set_learner_state(learner["algorithm"])
+        if self.learner_group is not None:
+            self.learner_group.set_state(learner["learner"], self.module.get_state())
         self.steps_lifetime = state["steps_lifetime"]
         self.episodes_lifetime = state["episodes_lifetime"]
         self._episodes.extend(tuple(e) for e in state["episodes"])
+        if self.obs_filter is not None and state.get("obs_filter"):
+            self.obs_filter.set_state(state["obs_filter"])
 
     @classmethod
     def from_checkpoint(cls, path: str, env=None) -> "Algorithm":
@@ -257,19 +317,49 @@ class Algorithm(Trainable):
     def compute_single_action(self, observation, explore: bool = False):
         import torch
 
-        obs = torch.as_tensor(np.asarray(observation, np.float32)[None])
+        obs = np.asarray(observation, np.float32)[None]
+        if self.obs_filter is not None:
+            obs = self.obs_filter(obs)
+        obs = torch.as_tensor(obs)
         out = (self.module.forward_exploration if explore else
                self.module.forward_inference)({"obs": obs})
         return self.module.env_actions(out["actions"])[0]
 
     def evaluate(self) -> dict:
-        """Greedy episodes (``evaluation_duration`` of them) with the current weights."""
-        runner = EnvRunner({**self._runner_config, "num_envs_per_env_runner": 1}, 999)
-        try:
-            eps = runner.run_episodes(self.module.get_state(),
-                                      int(self.algo_config.evaluation_duration))
-        finally:
-            runner.stop()
+        """Greedy episodes (``evaluation_duration`` of them) with the current weights, on
+        the ``evaluation_num_env_runners`` evaluation runners (split between them) or, with
+        none, in this process. A runner that dies is replaced and its share run again."""
+        from skate.exceptions import RayActorError
+
+        total = int(self.algo_config.evaluation_duration)
+        weights, filt = self.module.get_state(), self._filter_state()
+        if not self.eval_runners:
+            runner = EnvRunner({**self._runner_config, "num_envs_per_env_runner": 1,
+                                "in_driver": True}, 999)
+            try:
+                eps = runner.run_episodes(weights, total, filt)
+            finally:
+                runner.stop()
+        else:
+            k = len(self.eval_runners)
+            shares = [total // k + (1 if i < total % k else 0) for i in range(k)]
+            ref = skate.put(weights)
+            eps = []
+            for attempt in range(3):
+                pending = [(i, r.run_episodes.remote(ref, n, filt))
+                           for i, (r, n) in enumerate(zip(self.eval_runners, shares)) if n]
+                failed = []
+                for i, call in pending:
+                    try:
+                        eps += skate.get(call, timeout=self.algo_config.sample_timeout_s * 10)
+                    except RayActorError:
+                        self.eval_runners[i] = self._start_runner(10_000 + i)
+                        failed.append(i)
+                shares = [n if i in failed else 0 for i, n in enumerate(shares)]
+                if not failed:
+                    break
+            else:
+                raise RuntimeError("evaluation env runners keep dying; giving up")
         returns = [r for r, _ in eps]
         return {"env_runners": {"episode_return_mean": float(np.mean(returns)),
                                 "episode_return_max": float(np.max(returns)),
@@ -278,12 +368,14 @@ class Algorithm(Trainable):
                                 "num_episodes": len(eps)}}
 
     def cleanup(self) -> None:
-        for r in getattr(self, "runners", []):
+        if getattr(self, "learner_group", None) is not None:
+            self.learner_group.stop()
+        for r in getattr(self, "runners", []) + getattr(self, "eval_runners", []):
             try:
                 skate.kill(r)
             except Exception:
                 pass
-        self.runners = []
+        self.runners, self.eval_runners = [], []
 
     def stop(self) -> None:
         """Stop the env runners."""
@@ -304,19 +396,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-# settings the builder knows (RLlib has them) whose non-default values are not built yet:
-# refused by name rather than silently ignored
-_NOT_BUILT = {"normalize_observations": False, "evaluation_interval": None,
-              "evaluation_num_env_runners": 0, "num_learners": 0}
-
-
-def _refuse_unbuilt(c) -> None:
-    for name, default in _NOT_BUILT.items():
-        if c[name] != default:
-            raise ValueError(f"{name}={c[name]!r} is not supported by Skate's rllib yet "
-                             f"(only {default!r})")
-
-
 def read_state(path: str) -> dict:
     """The checkpoint's ``algorithm_state.json``, or an error saying what the folder is."""
     file = os.path.join(path, STATE_FILE)
@@ -325,8 +404,8 @@ def read_state(path: str) -> dict:
     with open(file) as f:
         state = json.load(f)
     version = state.get("format_version")
-    if version != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is an rllib checkpoint of format {version}; this Skate reads "
-                         f"format {CHECKPOINT_FORMAT}. Load it with the Skate version that "
-                         f"wrote it and save it again with this one.")
+    if version not in READABLE_FORMATS:
+        raise ValueError(f"{path} is an rllib checkpoint of format {version}; this Skate "
+                         f"reads formats {', '.join(map(str, READABLE_FORMATS))}. Load it with "
+                         f"the Skate version that wrote it and save it again with this one.")
     return state

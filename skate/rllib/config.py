@@ -16,12 +16,13 @@ SECTIONS = {
     "environment": {"env": None, "env_config": {}, "clip_actions": True,
                     "normalize_observations": False},
     "env_runners": {"num_env_runners": 2, "num_envs_per_env_runner": 1,
-                    "rollout_fragment_length": "auto", "sample_timeout_s": 60.0},
+                    "rollout_fragment_length": "auto", "sample_timeout_s": 60.0,
+                    "observation_filter": "NoFilter"},
     "training": {"lr": 5e-5, "gamma": 0.99, "train_batch_size": 4000, "model": {},
                  "grad_clip": None},
     "learners": {"num_learners": 0, "num_gpus_per_learner": 0},
     "evaluation": {"evaluation_interval": None, "evaluation_duration": 10,
-                   "evaluation_num_env_runners": 0},
+                   "evaluation_duration_unit": "episodes", "evaluation_num_env_runners": 0},
     "debugging": {"seed": None, "log_level": "WARN"},
     "fault_tolerance": {"restart_failed_env_runners": True,
                         "max_num_env_runner_restarts": 1000},
@@ -78,6 +79,10 @@ class AlgorithmConfig:
         n = kwargs.get("num_env_runners")
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
             raise ValueError(f"num_env_runners must be an int >= 0, got {n!r}")
+        f = kwargs.get("observation_filter")
+        if f is not None and f not in ("NoFilter", "MeanStdFilter"):
+            raise ValueError(f"observation_filter must be 'NoFilter' or 'MeanStdFilter', "
+                             f"got {f!r}")
         return self._set("env_runners", kwargs)
 
     rollouts = env_runners  # RLlib's old name
@@ -86,9 +91,24 @@ class AlgorithmConfig:
         return self._set("training", kwargs)
 
     def learners(self, **kwargs) -> "AlgorithmConfig":
+        for k in ("num_learners", "num_gpus_per_learner"):
+            v = kwargs.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or v < 0):
+                raise ValueError(f"{k} must be a number >= 0, got {v!r}")
         return self._set("learners", kwargs)
 
     def evaluation(self, **kwargs) -> "AlgorithmConfig":
+        v = kwargs.get("evaluation_interval")
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ValueError(f"evaluation_interval must be None or an int >= 0 (every how "
+                             f"many train() calls), got {v!r}")
+        for k in ("evaluation_num_env_runners", "evaluation_duration"):
+            v = kwargs.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ValueError(f"{k} must be an int >= 0, got {v!r}")
+        if kwargs.get("evaluation_duration_unit", "episodes") != "episodes":
+            raise ValueError("evaluation_duration_unit: only 'episodes' is supported")
         return self._set("evaluation", kwargs)
 
     def debugging(self, **kwargs) -> "AlgorithmConfig":
@@ -131,8 +151,8 @@ class AlgorithmConfig:
                 known = sorted({n for s in sections.values() for n in s})
                 raise TypeError(f"unknown setting {k!r} for {type(self).__name__}; valid "
                                 f"settings: {', '.join(known)}")
-            if section == "env_runners":
-                self.env_runners(**{key: v})
+            if section in ("env_runners", "learners", "evaluation"):
+                getattr(self, section)(**{key: v})
             elif section == "framework":
                 self.framework(v)
             else:

@@ -11,6 +11,7 @@ steps are dropped).
 from __future__ import annotations
 
 import collections
+import copy
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from skate.rllib.algorithm import Algorithm
 from skate.rllib.config import AlgorithmConfig
+from skate.rllib.learner import Learner, mean_metrics
 from skate.rllib.module import mlp
 from skate.rllib.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 
@@ -69,6 +71,8 @@ class QModule(nn.Module):
             return a
         return self.state_value(x) + a - a.mean(dim=1, keepdim=True)
 
+    forward = q_values  # what DistributedDataParallel calls
+
     @torch.no_grad()
     def forward_inference(self, batch: dict) -> dict:
         return {"actions": self.q_values(batch["obs"]).argmax(dim=1)}
@@ -118,6 +122,58 @@ def dqn_loss(q_taken, target, weights, kind: str = "huber"):
     return (weights * per).mean(), td.detach()
 
 
+class DQNLearner(Learner):
+    """TD updates on replay minibatches, and the target network they bootstrap from."""
+
+    def build(self) -> None:
+        c = self.config
+        self.target = copy.deepcopy(self.module)
+        self.optimizer = self.adam(lr=c.lr)
+
+    def update(self, batch: dict, sync_target: bool = False) -> dict:
+        """One gradient step per minibatch of ``batch`` (arrays ``[K, minibatch, ...]``), then
+        the target network moved towards the online one if ``sync_target``. Returns the
+        mean metrics and the TD errors of this learner's rows (``[K, rows]``)."""
+        c = self.config
+        data = self.tensors(batch, ("obs", "next_obs", "actions", "returns", "discounts",
+                                    "terminateds", "weights"))
+        k, mb = data["obs"].shape[:2]
+        rows, share = self.my_slice(0, mb)
+        tds, logs = [], []
+        for j in range(k):
+            d = {key: v[j, rows] for key, v in data.items()}
+            with torch.no_grad():
+                next_q_target = self.target.q_values(d["next_obs"])
+                if c.double_q:  # the online network picks, the target network values
+                    pick = self.module.q_values(d["next_obs"]).argmax(dim=1, keepdim=True)
+                    next_q = next_q_target.gather(1, pick).squeeze(1)
+                else:
+                    next_q = next_q_target.max(dim=1).values
+                target = d["returns"] + d["discounts"] * (1 - d["terminateds"]) * next_q
+            q = self.train_module(d["obs"]).gather(1, d["actions"].long()[:, None]).squeeze(1)
+            loss, td = dqn_loss(q, target, d["weights"], c.td_error_loss_fn)
+            self.apply_gradients(loss, self.optimizer, share)
+            tds.append(td)
+            logs.append(torch.stack([loss.detach(), q.detach().mean(), td.abs().mean()]))
+        if sync_target:
+            with torch.no_grad():
+                for t, src in zip(self.target.parameters(), self.module.parameters()):
+                    t.mul_(1 - c.tau).add_(c.tau * src)
+        means = torch.stack(logs).mean(0).tolist()
+        return {"metrics": dict(zip(("qf_loss", "qf_mean", "td_error_mean"), means)),
+                "td_errors": torch.stack(tds).cpu().numpy()}
+
+    def get_state(self) -> dict:
+        return {**super().get_state(), "target": self.target.state_dict()}
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        if state.get("target") is not None:
+            self.target.load_state_dict(state["target"])
+        else:
+            self.target.load_state_dict(self.module.state_dict())
+
+
 # Settings that learn CartPole here (100-episode mean >= 400 in ~62k env steps).
 TUNED = {
     "CartPole-v1": {"rollout_steps_per_iteration": 4, "lr": 1e-3, "n_step": 3,
@@ -140,12 +196,13 @@ class DQN(Algorithm):
         cfg = DQNConfig().environment(env)
         return cfg.update_from_dict(TUNED.get(env, {})) if isinstance(env, str) else cfg
 
+    learner_class = DQNLearner
+
+    def module_config(self, c) -> dict:
+        return {**c.model, "dueling": c.dueling}
+
     def setup_learner(self) -> None:
         c = self.algo_config
-        self.module.dueling = c.dueling
-        self.target = QModule(*self._spaces(), {**c.model, "dueling": c.dueling})
-        self.target.load_state_dict(self.module.state_dict())
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=c.lr, foreach=True)
         rb = {"type": "PrioritizedEpisodeReplayBuffer", "capacity": 50000, "alpha": 0.6,
               "beta": 0.4, **c.replay_buffer_config}
         prioritized = "Prioritized" in rb["type"]
@@ -154,19 +211,6 @@ class DQN(Algorithm):
         self.beta = rb["beta"] if prioritized else 0.0
         self._pending: dict = {}  # (runner, env) -> deque of (obs, action, reward)
         self._since_target = 0
-        self._updates = 0
-
-    def _spaces(self):
-        from skate.rllib.env_runner import spaces_of
-
-        return spaces_of(self._runner_config["env"], self.algo_config.env_config)
-
-    def learner_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "target": self.target.state_dict()}
-
-    def set_learner_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.target.load_state_dict(state["target"])
 
     def training_step(self) -> dict:
         """Rounds of act -> store -> learn until ``min_sample_timesteps_per_iteration`` env
@@ -187,21 +231,19 @@ class DQN(Algorithm):
             # 2. n-step transitions into the replay buffer
             added = sum(self._store(b) for b in new)
             self._since_target += added
-            # 3. TD updates on minibatches, as many as the training intensity asks
+            # 3. TD updates on minibatches, as many as the training intensity asks, and
+            # 4. the target network synced every target_network_update_freq steps
             if len(self.buffer) >= c.num_steps_sampled_before_learning_starts:
                 n = max(1, int(round(added * c.training_intensity / c.minibatch_size)))
-                logs += [self._update() for _ in range(n)]
-            # 4. target network
-            if self._since_target >= c.target_network_update_freq:
-                self._since_target = 0
-                with torch.no_grad():
-                    for t, src in zip(self.target.parameters(), self.module.parameters()):
-                        t.mul_(1 - c.tau).add_(c.tau * src)
+                sync = self._since_target >= c.target_network_update_freq
+                if sync:
+                    self._since_target = 0
+                logs.append(self._update(n, sync))
             if sampled >= c.min_sample_timesteps_per_iteration:
                 break
         self._last_batches = batches  # this iteration's episodes and steps, for the metrics
         metrics: dict = {"epsilon": eps, "replay_buffer_size": len(self.buffer),
-                         "num_updates": len(logs)}
+                         "num_updates": sum(m.pop("num_updates") for m in logs)}
         if logs:
             metrics.update({k: float(np.mean([m[k] for m in logs])) for k in logs[0]})
         return {"learners": {"default_policy": metrics}}
@@ -238,28 +280,13 @@ class DQN(Algorithm):
                          for k, v in rows.items()})
         return len(rows["obs"])
 
-    def _update(self) -> dict:
-        c = self.algo_config
-        mb = self.buffer.sample(c.minibatch_size, beta=self.beta)
-        obs, next_obs = torch.as_tensor(mb["obs"]), torch.as_tensor(mb["next_obs"])
-        actions = torch.as_tensor(mb["actions"]).long()
-        with torch.no_grad():
-            next_q_target = self.target.q_values(next_obs)
-            if c.double_q:  # the online network picks, the target network values
-                pick = self.module.q_values(next_obs).argmax(dim=1, keepdim=True)
-                next_q = next_q_target.gather(1, pick).squeeze(1)
-            else:
-                next_q = next_q_target.max(dim=1).values
-            target = torch.as_tensor(mb["returns"]) + torch.as_tensor(mb["discounts"]) * \
-                (1 - torch.as_tensor(mb["terminateds"])) * next_q
-        q = self.module.q_values(obs).gather(1, actions[:, None]).squeeze(1)
-        loss, td = dqn_loss(q, target, torch.as_tensor(mb["weights"]), c.td_error_loss_fn)
-        self.optimizer.zero_grad()
-        loss.backward()
-        if c.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.module.parameters(), c.grad_clip)
-        self.optimizer.step()
-        self.buffer.update_priorities(mb["indices"], td.numpy())
-        self._updates += 1
-        return {"qf_loss": loss.item(), "qf_mean": q.mean().item(),
-                "td_error_mean": td.abs().mean().item()}
+    def _update(self, n: int, sync_target: bool) -> dict:
+        """``n`` minibatches from the buffer through the learner(s); priorities updated."""
+        mbs = [self.buffer.sample(self.algo_config.minibatch_size, beta=self.beta)
+               for _ in range(n)]
+        batch = {k: np.stack([m[k] for m in mbs]) for k in mbs[0] if k != "indices"}
+        results = self.learn(batch, sync_target=sync_target)
+        td = np.concatenate([r["td_errors"] for r in results], axis=1)  # ranks' rows in order
+        for m, errors in zip(mbs, td):
+            self.buffer.update_priorities(m["indices"], errors)
+        return {**mean_metrics([r["metrics"] for r in results]), "num_updates": n}

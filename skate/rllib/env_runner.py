@@ -17,6 +17,8 @@ import difflib
 
 import numpy as np
 
+from skate.rllib.postprocessing import RunningMeanStd
+
 _ENVS: dict = {}  # name -> creator(env_config) (tune.register_env)
 
 
@@ -74,7 +76,8 @@ def make_vec_env(env, env_config: dict, num_envs: int):
     if isinstance(env, str) and env not in _ENVS:
         _creator(env, env_config)  # unknown ids fail here, with close matches
         spec = gym.spec(env)
-        if spec.vector_entry_point is not None:
+        if spec.vector_entry_point is not None and num_envs >= 4:  # below 4 copies,
+            # stepping single envs in turn is faster than the vectorized numpy
             return gym.make_vec(env, num_envs=num_envs, **env_config)
         return gym.make_vec(env, num_envs=num_envs, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
@@ -92,13 +95,18 @@ def spaces_of(env, env_config: dict):
         e.close()
 
 
+def _identity(x):
+    return x
+
+
 class EnvRunner:
     """Steps ``num_envs`` environments with the policy it was last sent."""
 
     def __init__(self, config: dict, worker_index: int = 0):
         import torch
 
-        torch.set_num_threads(1)
+        if not config.get("in_driver"):
+            torch.set_num_threads(1)  # an actor: one env runner per core at most
         seed = config.get("seed")
         self.num_envs = int(config["num_envs_per_env_runner"])
         self.env = make_vec_env(config["env"], config["env_config"], self.num_envs)
@@ -126,16 +134,26 @@ class EnvRunner:
         self.ep_return = np.zeros(self.num_envs)
         self.ep_len = np.zeros(self.num_envs, dtype=np.int64)
         self.steps_lifetime = 0
+        self.filter = (RunningMeanStd(obs_space.shape) if config.get("normalize_observations")
+                       else None)
 
     def set_weights(self, weights: dict) -> None:
         self.module.set_state(weights)
 
     def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True,
-               epsilon: float = 0.0) -> dict:
-        """``steps_per_env`` steps of every environment; a time-major batch ``[T, N]``."""
+               epsilon: float = 0.0, obs_filter: dict | None = None) -> dict:
+        """``steps_per_env`` steps of every environment; a time-major batch ``[T, N]``.
+
+        With observation normalization, ``obs_filter`` is the algorithm's running
+        mean/std (held fixed for the batch, so every step is normalized alike); the
+        batch holds normalized observations and, as ``obs_filter_delta``, the
+        statistics of the raw ones it saw, for the algorithm to merge."""
         torch = self._torch
         if weights is not None:
             self.module.set_state(weights)
+        if obs_filter is not None and self.filter is not None:
+            self.filter.set_state(obs_filter)
+        norm = self.filter if self.filter is not None else _identity
         T, N = steps_per_env, self.num_envs
         obs_buf = np.zeros((T, N) + self.obs.shape[1:], np.float32)
         act_buf, logp_buf = None, np.zeros((T, N), np.float32)
@@ -143,61 +161,73 @@ class EnvRunner:
         term_buf, trunc_buf = np.zeros((T, N), bool), np.zeros((T, N), bool)
         valid_buf = np.ones((T, N), bool)
         next_obs_buf = np.zeros_like(obs_buf)
+        raw_buf = np.zeros_like(obs_buf) if self.filter is not None else None
         final_values = {}  # (t, i) -> value of a truncated episode's final observation
         episodes: list = []
+        forward = self.module.forward_exploration if explore else self.module.forward_inference
+        values = explore and self.values
+        obs = norm(self.obs)
         for t in range(T):
-            obs_t = torch.as_tensor(self.obs, dtype=torch.float32)
-            out = (self.module.forward_exploration if explore else
-                   self.module.forward_inference)({"obs": obs_t, "epsilon": epsilon})
+            out = forward({"obs": torch.as_tensor(obs, dtype=torch.float32),
+                           "epsilon": epsilon})
             actions = out["actions"]
             if act_buf is None:
                 act_buf = np.zeros((T,) + tuple(actions.shape), actions.numpy().dtype)
-            obs_buf[t], act_buf[t] = self.obs, actions.numpy()
-            if explore and self.values:
+            obs_buf[t], act_buf[t] = obs, actions.numpy()
+            if values:
                 logp_buf[t], vf_buf[t] = out["action_logp"].numpy(), out["vf_preds"].numpy()
-            next_obs, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
-            next_obs_buf[t] = next_obs
+            raw, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
+            if raw_buf is not None:
+                raw_buf[t] = raw
+            next_obs_buf[t] = obs = norm(raw)
             rew_buf[t], term_buf[t], trunc_buf[t] = rew, term, trunc
             real = ~self._resetting
             valid_buf[t] = real
             self.ep_return += rew * real
             self.ep_len += real
-            ended = np.logical_or(term, trunc) & real
+            ended = (term | trunc) & real
             if self.next_step_reset:
                 self._resetting = ended  # the final observation came back: value it next step
             elif ended.any():
                 for i in np.flatnonzero(ended):  # the step's true successor, not the reset
-                    next_obs_buf[t, i] = info["final_obs"][i]
-                cut = np.logical_and(trunc, np.logical_not(term))
-                if cut.any() and explore and self.values:
-                    finals = np.stack([info["final_obs"][i] for i in np.flatnonzero(cut)])
+                    next_obs_buf[t, i] = norm(info["final_obs"][i])
+                cut = trunc & ~term
+                if cut.any() and values:
+                    finals = np.stack([next_obs_buf[t, i] for i in np.flatnonzero(cut)])
                     vals = self.module.value(torch.as_tensor(finals, dtype=torch.float32))
                     for i, v in zip(np.flatnonzero(cut), vals.numpy()):
                         final_values[(t, i)] = v
-            for i in np.flatnonzero(ended):
-                episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
-                self.ep_return[i], self.ep_len[i] = 0.0, 0
-            self.obs = next_obs
+            if ended.any():
+                for i in np.flatnonzero(ended):
+                    episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
+                    self.ep_return[i], self.ep_len[i] = 0.0, 0
+            self.obs = raw
         self.steps_lifetime += int(valid_buf.sum())
         next_values = np.zeros((T, N), np.float32)
-        if explore and self.values:
-            last = self.module.value(torch.as_tensor(self.obs, dtype=torch.float32)).numpy()
+        if values:
+            last = self.module.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
             next_values[:-1], next_values[-1] = vf_buf[1:], last
             for (t, i), v in final_values.items():
                 next_values[t, i] = v
-        return {"obs": obs_buf, "actions": act_buf, "action_logp": logp_buf,
-                "vf_preds": vf_buf, "rewards": rew_buf, "terminateds": term_buf,
-                "truncateds": trunc_buf, "next_values": next_values, "valid": valid_buf,
-                "next_obs": next_obs_buf,
-                "episodes": episodes, "env_steps": int(valid_buf.sum())}
+        batch = {"obs": obs_buf, "actions": act_buf, "action_logp": logp_buf,
+                 "vf_preds": vf_buf, "rewards": rew_buf, "terminateds": term_buf,
+                 "truncateds": trunc_buf, "next_values": next_values, "valid": valid_buf,
+                 "next_obs": next_obs_buf,
+                 "episodes": episodes, "env_steps": int(valid_buf.sum())}
+        if raw_buf is not None:
+            delta = RunningMeanStd(self.filter.mean.shape)
+            delta.update(raw_buf.reshape((-1,) + raw_buf.shape[2:]))
+            batch["obs_filter_delta"] = delta.get_state()
+        return batch
 
-    def run_episodes(self, weights: dict | None, num_episodes: int) -> list:
+    def run_episodes(self, weights: dict | None, num_episodes: int,
+                     obs_filter: dict | None = None) -> list:
         """Greedy episodes for evaluation: [(return, length)]."""
         if weights is not None:
             self.module.set_state(weights)
         done: list = []
         while len(done) < num_episodes:
-            done += self.sample(None, 50, explore=False)["episodes"]
+            done += self.sample(None, 50, explore=False, obs_filter=obs_filter)["episodes"]
         return done[:num_episodes]
 
     def pid(self) -> int:

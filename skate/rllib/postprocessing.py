@@ -68,15 +68,23 @@ class RunningMeanStd:
         self.clip = clip
 
     def update(self, x: np.ndarray) -> None:
-        batch_mean, batch_var, n = x.mean(axis=0), x.var(axis=0), x.shape[0]
-        if self.count == 0:
-            self.mean, self.var, self.count = batch_mean.astype(np.float64), \
-                batch_var.astype(np.float64), float(n)
+        if x.shape[0]:
+            self.merge({"mean": x.mean(axis=0), "var": x.var(axis=0), "count": x.shape[0]})
+
+    def merge(self, other: dict) -> None:
+        """Fold in another's statistics (``get_state()``), as if its samples were seen here
+        (the parallel form of Welford's update)."""
+        mean, var, n = (np.asarray(other["mean"], np.float64),
+                        np.asarray(other["var"], np.float64), float(other["count"]))
+        if n == 0:
             return
-        delta = batch_mean - self.mean
+        if self.count == 0:
+            self.mean, self.var, self.count = mean, var, n
+            return
+        delta = mean - self.mean
         total = self.count + n
         self.mean = self.mean + delta * n / total
-        m2 = self.var * self.count + batch_var * n + delta ** 2 * self.count * n / total
+        m2 = self.var * self.count + var * n + delta ** 2 * self.count * n / total
         self.var, self.count = m2 / total, total
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

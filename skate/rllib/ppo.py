@@ -14,6 +14,7 @@ import torch
 
 from skate.rllib.algorithm import Algorithm
 from skate.rllib.config import AlgorithmConfig
+from skate.rllib.learner import Learner, mean_metrics
 from skate.rllib.postprocessing import compute_gae, explained_variance, normalize
 
 
@@ -36,17 +37,61 @@ class PPOConfig(AlgorithmConfig):
 
 def ppo_loss(logp, old_logp, advantages, vf_preds, value_targets, entropy, *, clip_param,
              vf_clip_param, vf_loss_coeff, entropy_coeff, kl_coeff):
-    """(total loss, metrics) of one minibatch; every argument a 1-D tensor of one length."""
+    """(total loss, metrics as 0-d tensors) of one minibatch; every argument a 1-D tensor
+    of one length. Metrics stay tensors: reading each as a float would cost a sync per
+    minibatch."""
     ratio = torch.exp(logp - old_logp)
     surrogate = torch.min(advantages * ratio,
                           advantages * torch.clamp(ratio, 1 - clip_param, 1 + clip_param))
-    vf_loss = torch.clamp((vf_preds - value_targets) ** 2, 0, vf_clip_param)
+    vf_loss = torch.clamp((vf_preds - value_targets) ** 2, 0, vf_clip_param).mean()
     kl = (old_logp - logp).mean()  # an estimate of KL(old || new) from the samples
-    total = (-surrogate.mean() + vf_loss_coeff * vf_loss.mean()
-             - entropy_coeff * entropy.mean() + kl_coeff * kl)
-    return total, {"policy_loss": -surrogate.mean().item(), "vf_loss": vf_loss.mean().item(),
-                   "entropy": entropy.mean().item(), "mean_kl_loss": kl.item(),
-                   "total_loss": total.item()}
+    policy_loss = -surrogate.mean()
+    mean_entropy = entropy.mean()
+    total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * mean_entropy + kl_coeff * kl
+    return total, {"policy_loss": policy_loss.detach(), "vf_loss": vf_loss.detach(),
+                   "entropy": mean_entropy.detach(), "mean_kl_loss": kl.detach(),
+                   "total_loss": total.detach()}
+
+
+class PPOLearner(Learner):
+    """Epochs x minibatches of the clipped objective on one training batch."""
+
+    def build(self) -> None:
+        self.optimizer = self.adam(lr=self.config.lr, eps=1e-5)
+
+    def update(self, batch: dict, seed: int = 0, kl_coeff: float = 0.0) -> dict:
+        c = self.config
+        data = self.tensors(batch, ("obs", "actions", "action_logp", "advantages",
+                                    "value_targets"))
+        n = data["obs"].shape[0]
+        mb = min(c.sgd_minibatch_size or c.minibatch_size, n)
+        epochs = c.num_sgd_iter or c.num_epochs
+        order_rng = torch.Generator().manual_seed(seed)  # the same order on every rank
+        logs, norms = [], []
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=order_rng).to(self.device)
+            shuffled = {k: v[order] for k, v in data.items()}  # minibatches become views
+            for start in range(0, n - mb + 1, mb):
+                rows, share = self.my_slice(start, start + mb)
+                d = {k: v[rows] for k, v in shuffled.items()}
+                out = self.train_module({"obs": d["obs"], "actions": d["actions"]})
+                loss, m = ppo_loss(out["action_logp"], d["action_logp"], d["advantages"],
+                                   out["vf_preds"], d["value_targets"], out["entropy"],
+                                   clip_param=c.clip_param, vf_clip_param=c.vf_clip_param,
+                                   vf_loss_coeff=c.vf_loss_coeff,
+                                   entropy_coeff=c.entropy_coeff, kl_coeff=kl_coeff)
+                norm = self.apply_gradients(loss, self.optimizer, share)
+                logs.append(torch.stack(list(m.values())))
+                if norm is not None:
+                    norms.append(norm)
+        if not logs:
+            return {}
+        means = torch.stack(logs).mean(0).tolist()
+        metrics = dict(zip(("policy_loss", "vf_loss", "entropy", "mean_kl_loss",
+                            "total_loss"), means))
+        if norms:
+            metrics["gradients_total_norm"] = float(torch.stack(norms).mean())
+        return metrics
 
 
 # Settings found to learn fast here (rl-zoo's CartPole settings, more envs per runner and
@@ -74,17 +119,16 @@ class PPO(Algorithm):
         cfg = PPOConfig().environment(env)
         return cfg.update_from_dict(TUNED.get(env, {})) if isinstance(env, str) else cfg
 
+    learner_class = PPOLearner
+
     def setup_learner(self) -> None:
         c = self.algo_config
-        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=c.lr, eps=1e-5,
-                                          foreach=True)
         self.kl_coeff = c.kl_coeff if c.use_kl_loss else 0.0
 
     def learner_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict(), "kl_coeff": self.kl_coeff}
+        return {"kl_coeff": self.kl_coeff}
 
     def set_learner_state(self, state: dict) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
         self.kl_coeff = state["kl_coeff"]
 
     def training_step(self) -> dict:
@@ -103,41 +147,19 @@ class PPO(Algorithm):
                 flat[k].append(v.reshape(-1)[keep])
             for k in ("obs", "action_logp", "vf_preds", "actions"):
                 flat[k].append(b[k].reshape((-1,) + b[k].shape[2:])[keep])
-        data = {k: torch.as_tensor(np.concatenate(v)) for k, v in flat.items()}
-        data["advantages"] = torch.as_tensor(normalize(data["advantages"].numpy()))
-        # 3. epochs x minibatches of the clipped objective
-        n = data["obs"].shape[0]
-        mb = min(c.sgd_minibatch_size or c.minibatch_size, n)
-        epochs = c.num_sgd_iter or c.num_epochs
-        logs: list = []
-        for _ in range(epochs):
-            order = torch.randperm(n, generator=self.torch_rng)
-            for start in range(0, n - mb + 1, mb):
-                idx = order[start:start + mb]
-                out = self.module.forward_train({"obs": data["obs"][idx],
-                                                 "actions": data["actions"][idx]})
-                loss, m = ppo_loss(out["action_logp"], data["action_logp"][idx],
-                                   data["advantages"][idx], out["vf_preds"],
-                                   data["value_targets"][idx], out["entropy"],
-                                   clip_param=c.clip_param, vf_clip_param=c.vf_clip_param,
-                                   vf_loss_coeff=c.vf_loss_coeff,
-                                   entropy_coeff=c.entropy_coeff, kl_coeff=self.kl_coeff)
-                self.optimizer.zero_grad()
-                loss.backward()
-                if c.grad_clip is not None:
-                    m["gradients_total_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                        self.module.parameters(), c.grad_clip))
-                self.optimizer.step()
-                logs.append(m)
+        data = {k: np.concatenate(v) for k, v in flat.items()}
+        data["advantages"] = normalize(data["advantages"]).astype(np.float32)
+        # 3. epochs x minibatches of the clipped objective, on the learner(s)
+        seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=self.torch_rng))
+        metrics = mean_metrics(self.learn(data, seed=seed, kl_coeff=self.kl_coeff))
         # 4. metrics, and the KL penalty moved towards its target
-        metrics = {k: float(np.mean([m[k] for m in logs])) for k in logs[0]} if logs else {}
-        if c.use_kl_loss and logs:
+        if c.use_kl_loss and metrics:
             kl = metrics["mean_kl_loss"]
             if kl > 2.0 * c.kl_target:
                 self.kl_coeff *= 1.5
             elif kl < 0.5 * c.kl_target:
                 self.kl_coeff *= 0.5
         metrics["curr_kl_coeff"] = self.kl_coeff
-        metrics["vf_explained_var"] = explained_variance(
-            data["value_targets"].numpy(), data["vf_preds"].numpy())
+        metrics["vf_explained_var"] = explained_variance(data["value_targets"],
+                                                         data["vf_preds"])
         return {"learners": {"default_policy": metrics}}

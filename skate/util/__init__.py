@@ -12,7 +12,7 @@
 
 import importlib
 
-from skate.core.api import list_named_actors
+from skate.core.api import get_node_ip_address, list_named_actors
 from skate.util.actor_pool import ActorPool
 from skate.util.placement_group import (
     PlacementGroup,
@@ -36,6 +36,7 @@ __all__ = [
     "ActorPool",
     "PlacementGroup",
     "get_current_placement_group",
+    "get_node_ip_address",
     "get_placement_group",
     "list_named_actors",
     "placement_group",

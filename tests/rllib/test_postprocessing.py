@@ -57,10 +57,10 @@ def test_ppo_loss_terms_by_hand():
     total, m = ppo_loss(logp, old, adv, vf, targets, ent, clip_param=0.2, vf_clip_param=5.0,
                         vf_loss_coeff=0.5, entropy_coeff=0.01, kl_coeff=0.2)
     surrogate = [min(2.0 * 1, 1.2 * 1), min(0.5 * -1, 0.8 * -1)]   # [1.2, -0.8]
-    assert m["policy_loss"] == pytest.approx(-np.mean(surrogate))
-    assert m["vf_loss"] == pytest.approx(np.mean([min(9.0, 5.0), 0.25]))
+    assert float(m["policy_loss"]) == pytest.approx(-np.mean(surrogate))
+    assert float(m["vf_loss"]) == pytest.approx(np.mean([min(9.0, 5.0), 0.25]))
     kl = np.mean([math.log(0.25) - math.log(0.5), math.log(0.4) - math.log(0.2)])
-    assert m["mean_kl_loss"] == pytest.approx(kl)
+    assert float(m["mean_kl_loss"]) == pytest.approx(kl)
     assert float(total) == pytest.approx(-np.mean(surrogate) + 0.5 * 2.625 - 0.01 * 0.5
                                          + 0.2 * kl, rel=1e-5)
 

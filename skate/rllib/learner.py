@@ -1,0 +1,223 @@
+"""Learners: where gradient steps happen, in the driver or on data-parallel actors.
+
+A ``Learner`` owns one copy of the module and its optimizer and turns a
+training batch into updated weights (each algorithm subclasses it with its
+``update``). ``LearnerGroup`` runs ``num_learners`` of them:
+
+- ``num_learners=0``: one learner in the algorithm's own process, sharing its module.
+- ``num_learners=1``: one learner actor (so the learner can sit on a GPU node).
+- ``num_learners=N>1``: N actors in one torch.distributed group (gloo on CPU, nccl on
+  GPU) with the module wrapped in DistributedDataParallel. Every learner reads the
+  same batch (one ``put``), walks the same minibatch order (a seed sent with the
+  batch) and trains on its own slice of each minibatch; DDP averages the gradients,
+  and each slice's loss is weighted by its share of the minibatch, so the update is
+  the one a single learner makes on the whole minibatch.
+
+Threads: sampling and learning take turns (the runners wait while the learner
+steps), so a learner in the driver uses every core; N learner actors split them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import torch
+
+import skate
+
+
+def learner_threads(num_learners: int) -> int:
+    """Torch threads for one learner: this process's CPUs (all cores in a driver, the
+    actor's CPUs in a tune trial) split between ``num_learners`` concurrent learners."""
+    ctx_cpus = 0.0
+    if skate.is_initialized():
+        ctx_cpus = skate.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
+    cpus = int(ctx_cpus) if ctx_cpus >= 1 else (os.cpu_count() or 1)
+    return max(1, cpus // max(1, num_learners))
+
+
+class Learner:
+    """One module copy and its optimizer; rank ``rank`` of ``world_size`` learners.
+
+    ``spec``: ``config`` (the AlgorithmConfig), ``spaces`` (observation and action
+    space), ``module_class``, ``model`` (its settings) and optionally ``module`` (the
+    caller's, shared when the learner is on the CPU).
+    """
+
+    def __init__(self, spec: dict, rank: int = 0, world_size: int = 1):
+        from skate.rllib.module import RLModule
+
+        self.config = c = spec["config"]
+        self.rank, self.world_size = rank, world_size
+        self.device = torch.device("cuda" if c.num_gpus_per_learner else "cpu")
+        module = spec.get("module")
+        if module is None or self.device.type != "cpu":
+            module = (spec.get("module_class") or RLModule)(*spec["spaces"], spec["model"])
+            if spec.get("module") is not None:
+                module.load_state_dict(spec["module"].state_dict())
+        self.module = module.to(self.device)
+        self.train_module = self.module  # the DDP wrapper once distributed
+        torch.set_num_threads(spec.get("threads") or learner_threads(c.num_learners))
+        self.build()
+
+    # -- what an algorithm's learner fills in ----------------------------------------------
+    def build(self) -> None:
+        """Create the optimizer and anything else the update needs."""
+
+    def update(self, batch: dict, **kwargs) -> dict:
+        """Train on ``batch`` (numpy arrays); return this learner's metrics (floats)."""
+        raise NotImplementedError(f"{type(self).__name__} has no update()")
+
+    # -- shared pieces -----------------------------------------------------------------------
+    def adam(self, **kwargs) -> torch.optim.Adam:
+        """Adam over the module's parameters, the fused kernel (one op for all tensors)."""
+        return torch.optim.Adam(self.module.parameters(), fused=True, **kwargs)
+
+    def tensors(self, batch: dict, keys) -> dict:
+        return {k: torch.as_tensor(np.asarray(batch[k])).to(self.device) for k in keys}
+
+    def my_slice(self, start: int, stop: int) -> tuple:
+        """(slice of rows [start, stop) this rank trains on, its share of the rows)."""
+        n = stop - start
+        bounds = np.linspace(start, stop, self.world_size + 1).round().astype(int)
+        lo, hi = int(bounds[self.rank]), int(bounds[self.rank + 1])
+        return slice(lo, hi), (hi - lo) / n
+
+    def apply_gradients(self, loss: torch.Tensor, optimizer, share: float = 1.0):
+        """Backward (DDP averages across ranks; ``share`` makes that the whole minibatch's
+        mean), optional clipping, one optimizer step; the gradient norm or None."""
+        optimizer.zero_grad()
+        (loss * (share * self.world_size) if self.world_size > 1 else loss).backward()
+        norm = None
+        clip = self.config.grad_clip
+        if clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(self.module.parameters(), clip)
+        optimizer.step()
+        return norm
+
+    # -- data parallel ---------------------------------------------------------------------
+    def rendezvous(self) -> tuple:
+        """(address, free port) for the group's store, picked by rank 0."""
+        host = skate.util.get_node_ip_address()
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return host, s.getsockname()[1]
+
+    def join_group(self, host: str, port: int, timeout_s: float = 60.0) -> None:
+        import datetime
+
+        import torch.distributed as dist
+
+        backend = "nccl" if self.device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, init_method=f"tcp://{host}:{port}", rank=self.rank,
+                                world_size=self.world_size,
+                                timeout=datetime.timedelta(seconds=timeout_s))
+        from torch.nn.parallel import DistributedDataParallel
+
+        self.train_module = DistributedDataParallel(
+            self.module, device_ids=[self.device.index or 0] if backend == "nccl" else None)
+
+    # -- state -----------------------------------------------------------------------------
+    def get_weights(self) -> dict:
+        return self.module.get_state()
+
+    def set_weights(self, weights: dict) -> None:
+        self.module.set_state(weights)
+
+    def get_state(self) -> dict:
+        opt = getattr(self, "optimizer", None)
+        return {"optimizer": opt.state_dict() if opt is not None else None}
+
+    def set_state(self, state: dict) -> None:
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+
+    def stop(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def mean_metrics(results: list) -> dict:
+    """Each learner's metrics averaged (equal slices: the whole batch's means)."""
+    return {k: float(np.mean([r[k] for r in results])) for k in results[0]} if results else {}
+
+
+class LearnerGroup:
+    """``num_learners`` learners of ``learner_class`` (see the module docstring)."""
+
+    def __init__(self, learner_class, spec: dict):
+        c = spec["config"]
+        n = int(c.num_learners)
+        self.local = None
+        self.actors: list = []
+        if n == 0:
+            self.local = learner_class(spec, 0, 1)
+            return
+        remote_spec = {k: v for k, v in spec.items() if k != "module"}
+        remote_spec["initial_weights"] = spec["module"].get_state()
+        cls = skate.remote(num_cpus=0, num_gpus=c.num_gpus_per_learner or 0)(_LearnerActor)
+        self.actors = [cls.remote(learner_class, remote_spec, r, n) for r in range(n)]
+        if n > 1:
+            host, port = skate.get(self.actors[0].call.remote("rendezvous"))
+            skate.get([a.call.remote("join_group", host, port) for a in self.actors])
+        else:
+            skate.get(self.actors[0].call.remote("get_state"))  # built, or its error
+
+    def update(self, batch: dict, **kwargs) -> list:
+        """Every learner trains on the batch; what each returned, by rank."""
+        if self.local is not None:
+            return [self.local.update(batch, **kwargs)]
+        ref = skate.put(batch)
+        return skate.get([a.update.remote(ref, **kwargs) for a in self.actors])
+
+    @property
+    def remote(self) -> bool:
+        return self.local is None
+
+    def get_weights(self) -> dict:
+        if self.local is not None:
+            return self.local.get_weights()
+        return skate.get(self.actors[0].call.remote("get_weights"))
+
+    def get_state(self) -> dict:
+        if self.local is not None:
+            return self.local.get_state()
+        return skate.get(self.actors[0].call.remote("get_state"))
+
+    def set_state(self, state: dict, weights: dict) -> None:
+        if self.local is not None:
+            self.local.set_weights(weights)
+            self.local.set_state(state)
+            return
+        skate.get([a.call.remote("set_weights", weights) for a in self.actors]
+                  + [a.call.remote("set_state", state) for a in self.actors])
+
+    def stop(self) -> None:
+        for a in self.actors:
+            try:
+                skate.kill(a)
+            except Exception:
+                pass
+        self.actors = []
+
+
+class _LearnerActor:
+    """A learner in its own process (``LearnerGroup`` makes these)."""
+
+    def __init__(self, learner_class, spec: dict, rank: int, world_size: int):
+        from skate.rllib.module import RLModule
+
+        weights = spec.pop("initial_weights")
+        module = (spec.get("module_class") or RLModule)(*spec["spaces"], spec["model"])
+        module.set_state(weights)
+        self.learner = learner_class({**spec, "module": module}, rank, world_size)
+
+    def update(self, batch: dict, **kwargs) -> dict:
+        return self.learner.update(batch, **kwargs)
+
+    def call(self, method: str, *args):
+        return getattr(self.learner, method)(*args)
