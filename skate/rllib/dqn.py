@@ -20,7 +20,7 @@ from torch import nn
 from skate.rllib.algorithm import Algorithm
 from skate.rllib.config import AlgorithmConfig
 from skate.rllib.learner import Learner, mean_metrics
-from skate.rllib.module import mlp
+from skate.rllib.module import NumpyState, mlp
 from skate.rllib.replay_buffer import PrioritizedReplayBuffer, ReplayBuffer
 
 
@@ -45,7 +45,7 @@ class DQNConfig(AlgorithmConfig):
                             model={"fcnet_hiddens": [256], "fcnet_activation": "relu"})
 
 
-class QModule(nn.Module):
+class QModule(NumpyState, nn.Module):
     """Q-values for a Discrete action space; dueling: V(s) + A(s, a) - mean_a A(s, a)."""
 
     def __init__(self, observation_space, action_space, model_config: dict | None = None):
@@ -87,12 +87,6 @@ class QModule(nn.Module):
 
     def env_actions(self, actions: torch.Tensor) -> np.ndarray:
         return actions.numpy()
-
-    def get_state(self) -> dict:
-        return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
-
-    def set_state(self, state: dict) -> None:
-        self.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
 
 
 def epsilon_at(schedule, step: int) -> float:

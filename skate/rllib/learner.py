@@ -76,7 +76,13 @@ class Learner:
         return torch.optim.Adam(self.module.parameters(), fused=True, **kwargs)
 
     def tensors(self, batch: dict, keys) -> dict:
-        return {k: torch.as_tensor(np.asarray(batch[k])).to(self.device) for k in keys}
+        """The batch's arrays as tensors on this learner's device (arrays read from the
+        object store are read-only views: those are copied)."""
+        out = {}
+        for k in keys:
+            a = np.asarray(batch[k])
+            out[k] = torch.from_numpy(a if a.flags.writeable else a.copy()).to(self.device)
+        return out
 
     def my_slice(self, start: int, stop: int) -> tuple:
         """(slice of rows [start, stop) this rank trains on, its share of the rows)."""

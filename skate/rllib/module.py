@@ -109,7 +109,19 @@ class StackedMLP(nn.Module):
         return state
 
 
-class RLModule(nn.Module):
+class NumpyState:
+    """Weights as a dict of numpy arrays: what travels to env runners and learners."""
+
+    def get_state(self) -> dict:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.state_dict().items()}
+
+    def set_state(self, state: dict) -> None:
+        # copies (the arrays may be read-only views of the object store), onto the
+        # module's own device
+        self.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
+
+
+class RLModule(NumpyState, nn.Module):
     """Policy + value function for ``observation_space`` / ``action_space``.
 
     >>> import gymnasium as gym
@@ -210,13 +222,6 @@ class RLModule(nn.Module):
             a = torch.maximum(torch.minimum(a, self.high.cpu()), self.low.cpu())
         return a.numpy()
 
-    def get_state(self) -> dict:
-        return {k: v.detach().cpu().numpy() for k, v in self.state_dict().items()}
-
-    def set_state(self, state: dict) -> None:
-        # copies (the arrays may be read-only views of the object store), onto the
-        # module's own device
-        self.load_state_dict({k: torch.tensor(v) for k, v in state.items()})
 
 
 def upgrade_state_v1(state: dict) -> dict:

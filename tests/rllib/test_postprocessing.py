@@ -76,3 +76,19 @@ def test_running_mean_std_matches_numpy_and_explained_variance():
     y = rng.normal(size=100)
     assert explained_variance(y, y) == 1.0
     assert explained_variance(y, np.full(100, y.mean())) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_running_mean_std_merge_is_the_statistics_of_all_samples():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 3.0, (50, 3)), rng.normal(-2.0, 0.5, (70, 3))
+    left, right = RunningMeanStd((3,)), RunningMeanStd((3,))
+    left.update(a)
+    right.update(b)
+    left.merge(right.get_state())
+    both = np.concatenate([a, b])
+    np.testing.assert_allclose(left.mean, both.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(left.var, both.var(0), rtol=1e-12)
+    assert left.count == 120
+    normed = left(both)
+    np.testing.assert_allclose(normed.mean(0), 0, atol=1e-6)
+    np.testing.assert_allclose(normed.std(0), 1, rtol=1e-6)
