@@ -15,14 +15,29 @@ Algorithms: PPO (:mod:`skate.rllib.ppo`), DQN (:mod:`skate.rllib.dqn`), on share
 :mod:`skate.rllib.postprocessing`. See docs/rllib.md.
 """
 
-from skate.rllib.algorithm import Algorithm
-from skate.rllib.config import AlgorithmConfig
-from skate.rllib.dqn import DQN, DQNConfig
-from skate.rllib.env_runner import EnvRunner, register_env
-from skate.rllib.module import RLModule
-from skate.rllib.ppo import PPO, PPOConfig
-from skate.rllib.registry import ALGORITHMS, algorithm_class
+import importlib
 
-__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmConfig", "DQN", "DQNConfig", "EnvRunner", "PPO",
-           "PPOConfig",
-           "RLModule", "algorithm_class", "register_env"]
+# Names load on first use: importing skate.rllib (or skate.rllib.registry, as the CLI
+# does before it starts a worker) must not import torch, which takes 1.5-2 s.
+_EXPORTS = {
+    "Algorithm": "skate.rllib.algorithm", "AlgorithmConfig": "skate.rllib.config",
+    "DQN": "skate.rllib.dqn", "DQNConfig": "skate.rllib.dqn",
+    "EnvRunner": "skate.rllib.env_runner", "register_env": "skate.rllib.env_runner",
+    "RLModule": "skate.rllib.module", "PPO": "skate.rllib.ppo", "PPOConfig": "skate.rllib.ppo",
+    "ALGORITHMS": "skate.rllib.registry", "algorithm_class": "skate.rllib.registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'skate.rllib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -178,6 +178,9 @@ class AlgorithmConfig:
     def __getitem__(self, key):
         return self._values[key]
 
+    def get(self, key, default=None):
+        return self._values.get(key, default)
+
     def __iter__(self):
         return iter(self._values)
 

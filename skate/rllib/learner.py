@@ -27,10 +27,21 @@ import torch
 
 import skate
 
+# Below this many multiply-adds in a minibatch's largest layer, a second thread costs
+# more (fork/join per op) than it saves: measured here, a [256, 64] x [64, 64] matmul
+# takes 37 us on one thread and 58 us on two, a [128, 256] x [256, 256] one 230 and 142.
+PARALLEL_MIN_MACS = 4_000_000
 
-def learner_threads(num_learners: int) -> int:
+
+def learner_threads(num_learners: int, config=None) -> int:
     """Torch threads for one learner: this process's CPUs (all cores in a driver, the
-    actor's CPUs in a tune trial) split between ``num_learners`` concurrent learners."""
+    actor's CPUs in a tune trial) split between ``num_learners`` concurrent learners;
+    one thread when the network is too small for a second to help."""
+    if config is not None:
+        hidden = max(list(config.model.get("fcnet_hiddens", [256, 256])) or [1])
+        rows = (config.get("minibatch_size") or config.train_batch_size) / max(1, num_learners)
+        if rows * hidden * hidden < PARALLEL_MIN_MACS:
+            return 1
     ctx_cpus = 0.0
     if skate.is_initialized():
         ctx_cpus = skate.get_runtime_context().get_assigned_resources().get("CPU", 0.0)
@@ -59,7 +70,7 @@ class Learner:
                 module.load_state_dict(spec["module"].state_dict())
         self.module = module.to(self.device)
         self.train_module = self.module  # the DDP wrapper once distributed
-        torch.set_num_threads(spec.get("threads") or learner_threads(c.num_learners))
+        torch.set_num_threads(spec.get("threads") or learner_threads(c.num_learners, c))
         self.build()
 
     # -- what an algorithm's learner fills in ----------------------------------------------
@@ -71,9 +82,9 @@ class Learner:
         raise NotImplementedError(f"{type(self).__name__} has no update()")
 
     # -- shared pieces -----------------------------------------------------------------------
-    def adam(self, **kwargs) -> torch.optim.Adam:
+    def adam(self, **kwargs) -> "Adam":
         """Adam over the module's parameters, the fused kernel (one op for all tensors)."""
-        return torch.optim.Adam(self.module.parameters(), fused=True, **kwargs)
+        return Adam(self.module.parameters(), **kwargs)
 
     def tensors(self, batch: dict, keys) -> dict:
         """The batch's arrays as tensors on this learner's device (arrays read from the
@@ -145,6 +156,64 @@ class Learner:
 
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+class Adam:
+    """torch's Adam, the fused kernel (``torch.optim.adam.adam``), over a fixed list of
+    parameters.
+
+    ``torch.optim.Adam`` computes the same update, but its constructor imports
+    ``torch._dynamo`` (1.3-1.8 s here, on the path to a run's first iteration) and its
+    ``step()`` adds ~45 us of bookkeeping to every minibatch; the functional form does
+    neither. ``state_dict()`` holds the moments and step counts.
+
+    >>> p = torch.nn.Parameter(torch.zeros(2)); p.grad = torch.ones(2)
+    >>> opt = Adam([p], lr=0.1); opt.step(); [round(x, 4) for x in p.tolist()]
+    [-0.1, -0.1]
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple = (0.9, 0.999),
+                 eps: float = 1e-8):
+        from torch.optim.adam import adam
+
+        self._adam = adam
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device)
+                      for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        pick = [self.params[i] for i in live]
+        self._adam(pick, [p.grad for p in pick], [self.exp_avg[i] for i in live],
+                   [self.exp_avg_sq[i] for i in live], [], [self.steps[i] for i in live],
+                   foreach=False, fused=True, capturable=False, differentiable=False,
+                   grad_scale=None, found_inf=None, has_complex=False, amsgrad=False,
+                   beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=0.0,
+                   eps=self.eps, maximize=False)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict:
+        return {"kind": "adam", "lr": self.lr, "betas": self.betas, "eps": self.eps,
+                "exp_avg": [t.cpu() for t in self.exp_avg],
+                "exp_avg_sq": [t.cpu() for t in self.exp_avg_sq],
+                "steps": [t.cpu() for t in self.steps]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["exp_avg"]) != len(self.params):
+            raise ValueError(f"optimizer state for {len(state['exp_avg'])} parameters, "
+                             f"this module has {len(self.params)}")
+        for name in ("exp_avg", "exp_avg_sq", "steps"):
+            for mine, saved in zip(getattr(self, name), state[name]):
+                mine.copy_(saved)
 
 
 def mean_metrics(results: list) -> dict:

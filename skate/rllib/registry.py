@@ -24,6 +24,15 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def warm_up(name: str) -> None:
+    """Import what training ``name`` needs (torch, gymnasium) in this process: the
+    ``rllib`` CLI runs this on a worker while it checks the config itself, and the trial
+    then starts on that worker."""
+    import gymnasium  # noqa: F401
+
+    algorithm_class(name)
+
+
 def register_with_tune() -> None:
     from skate.tune.registry import _TRAINABLES
 

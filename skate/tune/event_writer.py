@@ -12,10 +12,23 @@ import os
 
 
 class EventWriter:
-    """Owns one event file per trial folder; ``close`` flushes it to disk."""
+    """Owns one event file per trial folder; ``close`` flushes it to disk.
+
+    It runs at the lowest CPU priority and imports tensorboardX (and so torch, ~1.7 s)
+    as it starts: event files are never urgent, and on a small machine the import must
+    not slow the trials starting beside it, nor be left for the experiment's end.
+    """
 
     def __init__(self):
         self._files: dict = {}
+        try:
+            os.nice(19)  # this actor's own process
+        except OSError:
+            pass
+        try:
+            import tensorboardX.event_file_writer  # noqa: F401
+        except ImportError:
+            pass
 
     def write(self, batch: list) -> None:
         try:

@@ -159,16 +159,14 @@ class TBXLoggerCallback(Callback):
     The events are written by a small actor (no CPU reserved), fed a batch at
     every ``flush()``: tensorboardX imports torch, which would cost the driver more
     than a second, and a summary per scalar in the driver's loop would cost
-    more than the rest of a result's handling.
+    more than the rest of a result's handling. The actor starts with the first
+    batch, not with the first trial: a trial starting at the same moment would
+    otherwise race it for the idle worker a driver may have warmed for the trial.
     """
 
     def __init__(self):
         self._writer = None
         self._batch: list = []
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        # Start the writer with the first trial, so its imports overlap the experiment.
-        self._ensure_writer()
 
     def _ensure_writer(self):
         if self._writer is None:

@@ -295,7 +295,7 @@ def test_shipped_example_config_is_valid():
     args = rllib_cli._parser().parse_args(["train", "-f", EXAMPLE])
     cfg, origin = rllib_cli.build_config(PPO, spec["env"], spec["config"], EXAMPLE, args)
     rllib_cli.check_env(cfg)
-    assert cfg["num_envs_per_env_runner"] == 16 and cfg["lambda"] == 0.8
+    assert cfg["num_envs_per_env_runner"] == 32 and cfg["lambda"] == 0.8
     assert "cartpole-ppo.yaml" in origin or EXAMPLE in origin
 
 
