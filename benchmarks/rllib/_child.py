@@ -104,6 +104,50 @@ def run_skate() -> None:
             skate.shutdown()
 
 
+def run_skate_cli() -> None:
+    """``rllib train --algo PPO --env CartPole-v1 --seed S`` as a user types it (its
+    default config and default stop: the 100-episode mean reaching 475), timed from this
+    process's start to the command's exit; the curve is read from the trial's
+    progress.csv afterwards (wall times placed back from the exit by the trial's own
+    clock)."""
+    import csv
+    import glob
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    storage = tempfile.mkdtemp(prefix="skate-rllib-bench-")
+    rllib = os.path.join(os.path.dirname(sys.executable), "rllib")
+    command = [rllib, "train", "--algo", "PPO", "--env", "CartPole-v1", "--seed",
+               str(A.seed), "--storage-path", storage]
+    emit("READY", wall_s=now(), command=" ".join(command[1:]))
+    try:
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True,
+                                  timeout=max(1.0, A.cap - now()))
+            rc, reason = proc.returncode, "exited"
+        except subprocess.TimeoutExpired:
+            rc, reason = None, "cap"
+        end = now()
+        rows = []
+        for path in glob.glob(os.path.join(storage, "*", "*", "progress.csv")):
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+        total = float(rows[-1]["time_total_s"]) if rows else 0.0
+        steps, ret = 0, None
+        for i, r in enumerate(rows, 1):
+            steps = int(float(r["num_env_steps_sampled_lifetime"]))
+            ret = _num(r["env_runners/episode_return_mean"] or None)
+            emit("POINT", iter=i, steps=steps, wall_s=end - (total - float(r["time_total_s"])),
+                 ret=ret, iter_s=float(r["time_this_iter_s"]))
+        solved = rc == 0 and ret is not None and ret >= (A.target or 475.0)
+        emit("DONE", solved=solved, wall_s=end, steps=steps, ret=ret, iters=len(rows),
+             reason="solved" if solved else f"{reason} {rc}")
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- RLlib
 def run_rllib() -> None:
     """RLlib PPO, judged on the last 100 finished episodes (RLlib's own
@@ -219,7 +263,7 @@ def run_sb3() -> None:
 def main() -> None:
     global A
     p = argparse.ArgumentParser()
-    p.add_argument("--system", choices=("skate", "sb3", "rllib"), required=True)
+    p.add_argument("--system", choices=("skate", "skate-cli", "sb3", "rllib"), required=True)
     p.add_argument("--task", choices=("solve", "iter", "dqn"), required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cap", type=float, required=True, help="wall seconds from process start")
@@ -229,7 +273,8 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=0)
     p.add_argument("--torch-threads", type=int, default=0, help="0: the library's default")
     A = p.parse_args()
-    {"skate": run_skate, "sb3": run_sb3, "rllib": run_rllib}[A.system]()
+    {"skate": run_skate, "skate-cli": run_skate_cli, "sb3": run_sb3,
+     "rllib": run_rllib}[A.system]()
 
 
 if __name__ == "__main__":
