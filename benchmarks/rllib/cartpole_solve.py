@@ -102,7 +102,8 @@ def table(runs: list, systems: list, target: float) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated: " + ",".join(SYSTEMS))
+    p.add_argument("--systems", default=",".join(SYSTEMS),
+                   help="comma-separated: " + ",".join(SYSTEMS))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--target", type=float, default=475.0)
     p.add_argument("--cap", type=float, default=120.0, help="skate and sb3 cap, s")

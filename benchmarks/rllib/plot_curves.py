@@ -26,8 +26,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGES = os.path.join(os.path.dirname(os.path.dirname(HERE)), "docs", "images")
-COLOURS = {"skate": "tab:blue", "sb3": "tab:orange", "rllib": "tab:green"}
-NAMES = {("ppo", "skate"): "Skate PPO (tuned)", ("ppo", "sb3"): "SB3 PPO (rl-zoo)",
+COLOURS = {"skate": "tab:blue", "skate-cli": "tab:purple", "sb3": "tab:orange",
+           "rllib": "tab:green"}
+NAMES = {("ppo", "skate"): "Skate PPO (tuned, in-process)",
+         ("ppo", "skate-cli"): "Skate `rllib train` (its defaults)",
+         ("ppo", "sb3"): "SB3 PPO (rl-zoo)",
          ("ppo", "rllib"): "RLlib 2.60 PPO (defaults)", ("dqn", "skate"): "Skate DQN (tuned)",
          ("dqn", "sb3"): "SB3 DQN (rl-zoo)"}
 
