@@ -88,7 +88,7 @@ class Algorithm(Trainable):
         import logging
 
         logging.getLogger("skate.rllib").setLevel(str(c.log_level).upper())
-        self._runner_cls = skate.remote(num_cpus=0)(EnvRunner) if runners else None
+        self._runner_cls = skate.remote(EnvRunner) if runners else None
         self.runners = [self._start_runner(i + 1) for i in range(runners)]
         self.eval_runners = [self._start_runner(10_000 + i)
                              for i in range(c.evaluation_num_env_runners)]
@@ -114,8 +114,10 @@ class Algorithm(Trainable):
         self.setup_learner()
 
     def _start_runner(self, index: int):
-        cls = self._runner_cls or skate.remote(num_cpus=0)(EnvRunner)
-        return cls.remote(self._runner_config, index)
+        c = self.algo_config
+        cls = self._runner_cls or skate.remote(EnvRunner)
+        return cls.options(num_cpus=c.num_cpus_per_env_runner,
+                           num_gpus=c.num_gpus_per_env_runner).remote(self._runner_config, index)
 
     @staticmethod
     def _normalizes(c) -> bool:

@@ -17,10 +17,11 @@ SECTIONS = {
                     "normalize_observations": False},
     "env_runners": {"num_env_runners": 2, "num_envs_per_env_runner": 1,
                     "rollout_fragment_length": "auto", "sample_timeout_s": 60.0,
-                    "observation_filter": "NoFilter"},
+                    "observation_filter": "NoFilter", "num_cpus_per_env_runner": 0,
+                    "num_gpus_per_env_runner": 0},
     "training": {"lr": 5e-5, "gamma": 0.99, "train_batch_size": 4000, "model": {},
                  "grad_clip": None},
-    "learners": {"num_learners": 0, "num_gpus_per_learner": 0},
+    "learners": {"num_learners": 0, "num_gpus_per_learner": 0, "num_cpus_per_learner": 0},
     "evaluation": {"evaluation_interval": None, "evaluation_duration": 10,
                    "evaluation_duration_unit": "episodes", "evaluation_num_env_runners": 0},
     "debugging": {"seed": None, "log_level": "WARN"},
@@ -28,6 +29,42 @@ SECTIONS = {
                         "max_num_env_runner_restarts": 1000},
     "framework": {"framework": "torch"},
 }
+
+
+ACTIVATION_NAMES = ("elu", "linear", "relu", "silu", "tanh")  # module.ACTIVATIONS' keys
+
+
+def check_model(model, observation_space=None, action_space=None) -> None:
+    """The ``model`` settings and the env's spaces are ones the modules can be built from
+    (ValueError/TypeError saying what is wrong), checked without building one -- so
+    without importing torch.
+
+    >>> check_model({"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"})
+    >>> check_model({"fcnet_activation": "tahn"})
+    Traceback (most recent call last):
+    ...
+    ValueError: model: fcnet_activation 'tahn' is not one of elu, linear, relu, silu, tanh
+    """
+    if not isinstance(model, dict):
+        raise TypeError(f"model must be a dict of settings, got {type(model).__name__}")
+    hiddens = model.get("fcnet_hiddens", [256, 256])
+    if not isinstance(hiddens, (list, tuple)) or not all(
+            isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hiddens):
+        raise ValueError(f"model: fcnet_hiddens must be a list of positive layer sizes, got "
+                         f"{hiddens!r}")
+    activation = model.get("fcnet_activation", "tanh")
+    if activation not in ACTIVATION_NAMES:
+        raise ValueError(f"model: fcnet_activation {activation!r} is not one of "
+                         f"{', '.join(ACTIVATION_NAMES)}")
+    if observation_space is None:
+        return
+    import gymnasium as gym
+
+    if not isinstance(observation_space, gym.spaces.Box):
+        raise ValueError(f"observations must be a Box space (got {observation_space}); "
+                         f"wrap the environment to flatten them")
+    if not isinstance(action_space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise ValueError(f"actions must be Discrete or Box (got {action_space})")
 
 
 class AlgorithmConfig:

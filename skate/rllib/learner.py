@@ -23,9 +23,9 @@ import os
 import socket
 
 import numpy as np
-import torch
 
 import skate
+from skate.rllib.lazy_torch import torch
 
 # Below this many multiply-adds in a minibatch's largest layer, a second thread costs
 # more (fork/join per op) than it saves: measured here, a [256, 64] x [64, 64] matmul
@@ -184,18 +184,18 @@ class Adam:
         self.steps = [torch.zeros((), dtype=torch.float32, device=p.device)
                       for p in self.params]
 
-    @torch.no_grad()
     def step(self) -> None:
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
         if not live:
             return
         pick = [self.params[i] for i in live]
-        self._adam(pick, [p.grad for p in pick], [self.exp_avg[i] for i in live],
-                   [self.exp_avg_sq[i] for i in live], [], [self.steps[i] for i in live],
-                   foreach=False, fused=True, capturable=False, differentiable=False,
-                   grad_scale=None, found_inf=None, has_complex=False, amsgrad=False,
-                   beta1=self.betas[0], beta2=self.betas[1], lr=self.lr, weight_decay=0.0,
-                   eps=self.eps, maximize=False)
+        with torch.no_grad():
+            self._adam(pick, [p.grad for p in pick], [self.exp_avg[i] for i in live],
+                       [self.exp_avg_sq[i] for i in live], [], [self.steps[i] for i in live],
+                       foreach=False, fused=True, capturable=False, differentiable=False,
+                       grad_scale=None, found_inf=None, has_complex=False, amsgrad=False,
+                       beta1=self.betas[0], beta2=self.betas[1], lr=self.lr,
+                       weight_decay=0.0, eps=self.eps, maximize=False)
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -234,7 +234,8 @@ class LearnerGroup:
             return
         remote_spec = {k: v for k, v in spec.items() if k != "module"}
         remote_spec["initial_weights"] = spec["module"].get_state()
-        cls = skate.remote(num_cpus=0, num_gpus=c.num_gpus_per_learner or 0)(_LearnerActor)
+        cls = skate.remote(num_cpus=c.num_cpus_per_learner or 0,
+                           num_gpus=c.num_gpus_per_learner or 0)(_LearnerActor)
         self.actors = [cls.remote(learner_class, remote_spec, r, n) for r in range(n)]
         if n > 1:
             host, port = skate.get(self.actors[0].call.remote("rendezvous"))

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from skate.rllib.config import check_model
+
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "linear": nn.Identity,
                "silu": nn.SiLU}
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -33,8 +35,7 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 def _activation(name: str) -> nn.Module:
     if name not in ACTIVATIONS:
-        raise ValueError(f"model: fcnet_activation {name!r} is not one of "
-                         f"{', '.join(sorted(ACTIVATIONS))}")
+        check_model({"fcnet_activation": name})  # raises, saying which names there are
     return ACTIVATIONS[name]()
 
 
@@ -137,22 +138,18 @@ class RLModule(NumpyState, nn.Module):
 
         cfg = {"fcnet_hiddens": [256, 256], "fcnet_activation": "tanh",
                "vf_share_layers": False, **(model_config or {})}
-        if not isinstance(observation_space, gym.spaces.Box):
-            raise ValueError(f"observations must be a Box space (got {observation_space}); "
-                             f"wrap the environment to flatten them")
+        check_model(cfg, observation_space, action_space)
         self.obs_dim = int(np.prod(observation_space.shape))
         self.discrete = isinstance(action_space, gym.spaces.Discrete)
         if self.discrete:
             n_out = int(action_space.n)
-        elif isinstance(action_space, gym.spaces.Box):
+        else:
             n_out = int(np.prod(action_space.shape))
             self.register_buffer("low", torch.as_tensor(action_space.low, dtype=torch.float32),
                                  persistent=False)
             self.register_buffer("high", torch.as_tensor(action_space.high,
                                                          dtype=torch.float32),
                                  persistent=False)
-        else:
-            raise ValueError(f"actions must be Discrete or Box (got {action_space})")
         self.n_out, self.action_shape = n_out, action_space.shape
         hid, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
         self.shared = bool(cfg["vf_share_layers"]) and bool(hid)
@@ -175,15 +172,18 @@ class RLModule(NumpyState, nn.Module):
         out = self.net(x)
         return out[0, :, :self.n_out], out[1, :, 0]
 
-    def _logp_entropy(self, dist_inputs: torch.Tensor, actions: torch.Tensor):
+    def _logp_entropy(self, dist_inputs: torch.Tensor, actions: torch.Tensor,
+                      entropy: bool = True):
+        """(log-probabilities of ``actions``, entropies or None)."""
         if self.discrete:
             logp_all = torch.log_softmax(dist_inputs, -1)
             logp = logp_all.gather(1, actions.long().unsqueeze(1)).squeeze(1)
-            return logp, -(logp_all.exp() * logp_all).sum(-1)
+            return logp, -(logp_all.exp() * logp_all).sum(-1) if entropy else None
         z = (actions - dist_inputs) * torch.exp(-self.log_std)
         logp = (-0.5 * z * z - self.log_std - _HALF_LOG_2PI).sum(-1)
-        entropy = (0.5 + _HALF_LOG_2PI + self.log_std).sum().expand(dist_inputs.shape[0])
-        return logp, entropy
+        if not entropy:
+            return logp, None
+        return logp, (0.5 + _HALF_LOG_2PI + self.log_std).sum().expand(dist_inputs.shape[0])
 
     def _sample(self, dist_inputs: torch.Tensor) -> torch.Tensor:
         if self.discrete:  # Gumbel-max: a categorical sample in four elementwise ops
@@ -201,7 +201,7 @@ class RLModule(NumpyState, nn.Module):
     def forward_exploration(self, batch: dict) -> dict:  # batch["epsilon"]: unused here
         dist_inputs, values = self._heads(batch["obs"])
         actions = self._sample(dist_inputs)
-        logp, _ = self._logp_entropy(dist_inputs, actions)
+        logp, _ = self._logp_entropy(dist_inputs, actions, entropy=False)
         return {"actions": actions, "action_logp": logp, "vf_preds": values}
 
     def forward_train(self, batch: dict) -> dict:

@@ -10,10 +10,10 @@ bonus and an adaptive KL penalty (``kl_coeff`` moves towards ``kl_target``).
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from skate.rllib.algorithm import Algorithm
 from skate.rllib.config import AlgorithmConfig
+from skate.rllib.lazy_torch import torch
 from skate.rllib.learner import Learner, mean_metrics
 from skate.rllib.postprocessing import compute_gae, explained_variance, normalize
 
@@ -47,7 +47,12 @@ def ppo_loss(logp, old_logp, advantages, vf_preds, value_targets, entropy, *, cl
     kl = (old_logp - logp).mean()  # an estimate of KL(old || new) from the samples
     policy_loss = -surrogate.mean()
     mean_entropy = entropy.mean()
-    total = policy_loss + vf_loss_coeff * vf_loss - entropy_coeff * mean_entropy + kl_coeff * kl
+    total = policy_loss + vf_loss_coeff * vf_loss
+    # a term whose coefficient is 0 stays out of the graph: backward then skips it
+    if entropy_coeff:
+        total = total - entropy_coeff * mean_entropy
+    if kl_coeff:
+        total = total + kl_coeff * kl
     return total, {"policy_loss": policy_loss.detach(), "vf_loss": vf_loss.detach(),
                    "entropy": mean_entropy.detach(), "mean_kl_loss": kl.detach(),
                    "total_loss": total.detach()}

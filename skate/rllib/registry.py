@@ -24,18 +24,11 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def warm_up(name: str) -> None:
-    """Import what training ``name`` needs (torch, gymnasium) in this process: the
-    ``rllib`` CLI runs this on a worker while it checks the config itself, and the trial
-    then starts on that worker."""
-    import gymnasium  # noqa: F401
-
-    algorithm_class(name)
-
-
-def register_with_tune() -> None:
+def register_with_tune(name: str | None = None) -> None:
+    """Register algorithm ``name`` with tune (None: all of them), importing only its
+    module."""
     from skate.tune.registry import _TRAINABLES
 
-    for name in ALGORITHMS:
-        if name not in _TRAINABLES:
-            _TRAINABLES[name] = algorithm_class(name)
+    for algo in ([name] if name in ALGORITHMS else [] if name is not None else ALGORITHMS):
+        if algo not in _TRAINABLES:
+            _TRAINABLES[algo] = algorithm_class(algo)

@@ -138,42 +138,6 @@ def _train(args) -> int:
 
         raise UsageError(f"train needs --algo NAME (or -f FILE); algorithms: "
                          f"{', '.join(sorted(ALGORITHMS))}")
-    import skate
-
-    warm = _start_early(args, algo)
-    try:
-        return _run_training(args, algo, env, spec, config_source, label, stop_source,
-                             exp_name, warm)
-    finally:
-        if skate.is_initialized():
-            skate.shutdown()
-
-
-def _start_early(args, algo: str):
-    """Start Skate and have two workers import the algorithm (torch, gymnasium) while this
-    process does the same to check the config: the imports overlap, and the trial's actor
-    and its first helper (the TensorBoard writer, an env runner) then start on warm
-    workers. Two, so that whichever idle worker the trial is given is a warm one. Only
-    for a known algorithm name (a misspelt one is reported before anything starts)."""
-    import skate
-    from skate.rllib.registry import ALGORITHMS
-
-    if str(algo).upper() not in {k.upper() for k in ALGORITHMS}:
-        return []
-    try:
-        skate.init(address=args.address)
-    except (ConnectionError, ValueError) as e:
-        raise Failure(str(e)) from None
-    from skate.rllib.registry import warm_up
-
-    cpus = max(1, int(skate.cluster_resources().get("CPU", 1)))
-    return [skate.remote(num_cpus=1)(warm_up).remote(algo) for _ in range(min(2, cpus))]
-
-
-def _run_training(args, algo, env, spec, config_source, label, stop_source, exp_name,
-                  warm) -> int:
-    import skate
-
     algo, algo_cls = _algorithm(algo)
     cfg, origin = build_config(algo_cls, env, spec["config"], config_source, args, label)
     check_env(cfg)
@@ -184,7 +148,8 @@ def _run_training(args, algo, env, spec, config_source, label, stop_source, exp_
     at_end = args.checkpoint_at_end if args.checkpoint_at_end is not None \
         else (spec["checkpoint_at_end"] if spec["checkpoint_at_end"] is not None else True)
 
-    # 3. run it
+    # 3. run it (this process never imports torch: the trial does, in its own process)
+    import skate
     from skate import tune
     from skate.tune.trial import Trial
     from skate.tune.tune import default_storage_path
@@ -202,7 +167,10 @@ def _run_training(args, algo, env, spec, config_source, label, stop_source, exp_
     started = time.monotonic()
     with _Interrupted() as interrupted:
         try:
-            skate.get(warm)  # the warm workers are idle again
+            try:
+                skate.init(address=args.address)
+            except (ConnectionError, ValueError) as e:
+                raise Failure(str(e)) from None
             analysis = tune.run(algo, name=name, config=cfg.to_dict(), stop=stop,
                                 storage_path=storage, checkpoint_freq=checkpoint_freq,
                                 checkpoint_at_end=at_end, verbose=0, callbacks=[table],

@@ -254,10 +254,11 @@ def build_config(algo_cls, env: str, settings: dict | None, source: str, args,
 
 
 def check_env(cfg) -> None:
-    """Build one environment and the module for it, so a wrong env or model is a one-line
-    error here rather than a trial's traceback."""
+    """Build one environment and check the model settings against it, so a wrong env or
+    model is a one-line error here rather than a trial's traceback (without importing
+    torch: the trial does that)."""
+    from skate.rllib.config import check_model
     from skate.rllib.env_runner import spaces_of
-    from skate.rllib.module import RLModule
 
     env, env_config, model = cfg["env"], cfg["env_config"], cfg["model"]
     if _searched(env_config) or _searched(model):
@@ -271,8 +272,8 @@ def check_env(cfg) -> None:
     except Exception as e:  # noqa: BLE001 - a missing dependency (box2d, mujoco), ...
         raise Failure(f"environment {env!r} could not be made: {_describe(e)}") from None
     try:
-        RLModule(obs_space, act_space, model)
-    except (ValueError, TypeError, KeyError) as e:
+        check_model(model, obs_space, act_space)
+    except (ValueError, TypeError) as e:
         raise UsageError(f"{env}: {e}") from None
 
 

@@ -19,7 +19,8 @@ from skate.tune.function_trainable import wrap_function
 from skate.tune.trainable import Trainable
 
 _TRAINABLES: dict = {}
-# Hooks that register trainables lazily (e.g. rllib's algorithms) on first lookup.
+# Hooks that register trainables lazily (e.g. rllib's algorithms) on first lookup: called
+# with the name looked up (register that one if it is theirs), or None (register all).
 _PROVIDERS: list = []
 
 
@@ -38,12 +39,12 @@ def register_env(name: str, env_creator) -> None:
     register(name, env_creator)
 
 
-def _rllib_algorithms() -> None:
+def _rllib_algorithms(name: str | None) -> None:
     try:
         from skate.rllib.registry import register_with_tune
     except ImportError:  # rllib's extras (torch, gymnasium) are not installed
         return
-    register_with_tune()
+    register_with_tune(name)
 
 
 _PROVIDERS.append(_rllib_algorithms)
@@ -51,9 +52,11 @@ _PROVIDERS.append(_rllib_algorithms)
 
 def get_trainable_cls(name: str):
     """The trainable registered under ``name``; KeyError listing the known names if none."""
-    if name not in _TRAINABLES:
+    for key in (name, None):  # the name alone first: the others may import more
+        if name in _TRAINABLES:
+            break
         for provide in _PROVIDERS:
-            provide()
+            provide(key)
     try:
         return _TRAINABLES[name]
     except KeyError:
