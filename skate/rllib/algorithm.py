@@ -95,8 +95,8 @@ class Algorithm(Trainable):
         from skate.rllib.postprocessing import RunningMeanStd
 
         self.obs_filter = RunningMeanStd(obs_space.shape) if self._normalizes(c) else None
-        self.local_runner = (EnvRunner({**self._runner_config, "in_driver": True}, 0)
-                             if not runners else None)
+        self.local_runner = (EnvRunner({**self._runner_config, "in_driver": True}, 0,
+                                       module=self.module) if not runners else None)
         self._episodes: collections.deque = collections.deque(maxlen=100)
         self.steps_lifetime = 0
         self.episodes_lifetime = 0
@@ -163,13 +163,12 @@ class Algorithm(Trainable):
         n = max(1, len(self.runners)) * c.num_envs_per_env_runner
         frag = c.rollout_fragment_length
         T = math.ceil(total_steps / n) if frag == "auto" else int(frag)
-        weights = self.module.get_state()
         explore = {**explore, "obs_filter": self._filter_state()}
         self._explore = explore
-        if self.local_runner is not None:
-            batches = [self.local_runner.sample(weights, T, **explore)]
+        if self.local_runner is not None:  # it steps with self.module itself
+            batches = [self.local_runner.sample(None, T, **explore)]
         else:
-            ref = skate.put(weights)
+            ref = skate.put(self.module.get_state())
             batches = self._gather([(i, r.sample.remote(ref, T, **explore))
                                     for i, r in enumerate(self.runners)])
         for i, b in enumerate(batches):

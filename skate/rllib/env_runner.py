@@ -102,7 +102,9 @@ def _identity(x):
 class EnvRunner:
     """Steps ``num_envs`` environments with the policy it was last sent."""
 
-    def __init__(self, config: dict, worker_index: int = 0):
+    def __init__(self, config: dict, worker_index: int = 0, module=None):
+        """``module``: step with this module itself (a runner in the algorithm's process
+        shares its module: no weights to copy) instead of a copy of its own."""
         import torch
 
         if not config.get("in_driver"):
@@ -114,7 +116,8 @@ class EnvRunner:
         make_module = config.get("module_class")
         if make_module is None:
             from skate.rllib.module import RLModule as make_module
-        self.module = make_module(obs_space, act_space, config["model"])
+        self.module = module if module is not None else \
+            make_module(obs_space, act_space, config["model"])
         self.module.clip_actions = config.get("clip_actions", True)
         # only policy-gradient modules value states; Q modules act and that is all
         self.values = hasattr(self.module, "value")

@@ -105,8 +105,8 @@ class StackedMLP(nn.Module):
         return h
 
     def __getstate__(self):
-        state = dict(self.__dict__)
-        state.pop("_layers", None)
+        state = super().__getstate__()
+        state.pop("_layers", None)  # a copy lists its own parameters
         return state
 
 

@@ -77,35 +77,38 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self.max_priority = 1.0
 
     def _set(self, slots: np.ndarray, priorities: np.ndarray) -> None:
-        for s, p in zip(slots, priorities):  # leaf, then every ancestor
-            i = int(s) + self.tree_size
-            self.tree[i] = p
-            i //= 2
-            while i >= 1:
-                self.tree[i] = self.tree[2 * i] + self.tree[2 * i + 1]
-                i //= 2
+        """Leaves, then every ancestor level by level (all slots at once: numpy per level,
+        not Python per slot and level). A repeated slot keeps its last priority; repeated
+        ancestors are just summed twice."""
+        slots, priorities = np.asarray(slots, np.int64), np.asarray(priorities, np.float64)
+        last = len(slots) - 1 - np.unique(slots[::-1], return_index=True)[1]
+        nodes = slots[last] + self.tree_size
+        self.tree[nodes] = priorities[last]
+        while nodes[0] > 1:  # every leaf is at the same depth
+            nodes = nodes // 2
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
 
     def add(self, batch: dict) -> np.ndarray:
         slots = super().add(batch)
         self._set(slots, np.full(len(slots), self.max_priority ** self.alpha))
         return slots
 
-    def _find(self, mass: float) -> int:
-        i = 1
-        while i < self.tree_size:
-            left = self.tree[2 * i]
-            if mass <= left:
-                i = 2 * i
-            else:
-                mass -= left
-                i = 2 * i + 1
-        return i - self.tree_size
+    def _find(self, masses: np.ndarray) -> np.ndarray:
+        """The leaf each mass falls in, walking down the tree for all masses at once."""
+        nodes = np.ones(len(masses), np.int64)
+        masses = np.array(masses, np.float64)
+        while nodes[0] < self.tree_size:  # every walk is at the same depth
+            left = self.tree[2 * nodes]
+            right = masses > left
+            masses -= left * right
+            nodes = 2 * nodes + right
+        return nodes - self.tree_size
 
     def sample(self, n: int, beta: float = 0.4) -> dict:
         total = self.tree[1]
         # stratified: one draw from each of n equal slices of the total mass
         bounds = (np.arange(n) + self.rng.random(n)) * (total / n)
-        idx = np.array([min(self._find(m), self.size - 1) for m in bounds])
+        idx = np.minimum(self._find(bounds), self.size - 1)
         probs = self.tree[idx + self.tree_size] / total
         weights = (self.size * probs) ** (-beta)
         out = {k: v[idx] for k, v in self.columns.items()}

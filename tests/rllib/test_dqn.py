@@ -84,3 +84,23 @@ def test_dqn_learns_cartpole():
         assert best >= 100, f"mean return only reached {best} in {algo.steps_lifetime} steps"
     finally:
         algo.stop()
+
+
+def test_sum_tree_sums_and_finds_like_a_cumulative_sum():
+    rng = np.random.default_rng(3)
+    b = PrioritizedReplayBuffer(capacity=100, alpha=1.0, seed=0)
+    b.add({"x": np.arange(100.0)})
+    slots = rng.integers(0, 100, 300)  # repeats: the last priority of a slot wins
+    prios = rng.random(300) + 0.01
+    b.update_priorities(slots, prios - b.eps)
+    expect = np.ones(100)  # rows never updated keep the first (max) priority
+    for s, p in zip(slots, prios):
+        expect[s] = p
+    leaves = b.tree[b.tree_size:b.tree_size + 100]
+    np.testing.assert_allclose(leaves, expect, rtol=1e-12)
+    internal = np.arange(1, b.tree_size)
+    np.testing.assert_allclose(b.tree[internal], b.tree[2 * internal] + b.tree[2 * internal + 1],
+                               rtol=1e-12)
+    masses = rng.random(50) * b.tree[1]
+    np.testing.assert_array_equal(b._find(masses),
+                                  np.searchsorted(np.cumsum(expect), masses))
