@@ -176,6 +176,8 @@ class Adam:
                  eps: float = 1e-8):
         from torch.optim.adam import adam
 
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr < 0:
+            raise TypeError(f"lr must be a number >= 0, got {lr!r}")
         self._adam = adam
         self.params = [p for p in params if p.requires_grad]
         self.lr, self.betas, self.eps = float(lr), tuple(betas), float(eps)
