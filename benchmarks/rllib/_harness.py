@@ -191,9 +191,43 @@ def conditions(runs: list) -> str:
 
 
 def add_common_args(p) -> None:
+    """The options every benchmark script takes: interpreters, threads, JSON output."""
+    p.add_argument("--skate-python", default=sys.executable)
+    p.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON)
     p.add_argument("--torch-threads", type=int, default=0,
                    help="torch.set_num_threads(N) in every run, after building "
                         "(default 0: each library's own choice)")
+    p.add_argument("--json", metavar="OUT", help="write every run, with its curve, here")
+
+
+def python_for(system: str, args) -> str:
+    """Skate's interpreter for Skate's runs, the peers' venv for SB3 and RLlib."""
+    return args.skate_python if system.startswith("skate") else args.ray_python
+
+
+def parse_systems(p, args, allowed: tuple) -> list:
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    if not systems or set(systems) - set(allowed):
+        p.error(f"--systems takes a comma-separated subset of {','.join(allowed)}")
+    return systems
+
+
+def solve_summary(system: str, seed: int, cap: float, out: dict) -> dict:
+    """One time-to-target run (``run_child``'s answer) as the scripts record it."""
+    done = out["done"] or {}
+    last = out["points"][-1] if out["points"] else {}
+    solved = bool(done.get("solved"))
+    return {"system": system, "seed": seed, "solved": solved, "cap_s": cap,
+            "wall_s": done.get("wall_s") if solved else None,
+            "steps": done.get("steps", last.get("steps")),
+            "final_return": done.get("ret", last.get("ret")),
+            "reason": done.get("reason") or ("hard-killed" if out["hard_killed"] else
+                                              f"exited {out['rc']}"),
+            "startup_s": (out["ready"] or {}).get("wall_s"),
+            "torch_threads": (out["ready"] or {}).get("torch_threads"),
+            "loadavg_before": out["loadavg_before"],
+            "curve": [[p["steps"], p["wall_s"], p["ret"]] for p in out["points"]],
+            "leftovers": out["leftovers"], "tail": None if done else out["tail"]}
 
 
 def write_json(path: str | None, data: dict) -> None:

@@ -37,12 +37,14 @@ import argparse
 import sys
 
 from _harness import (
-    DEFAULT_RAY_PYTHON,
     add_common_args,
     conditions,
     fmt,
     median_or_inf,
+    parse_systems,
+    python_for,
     run_child,
+    solve_summary,
     write_json,
 )
 
@@ -53,29 +55,16 @@ LABEL = {"skate-cli": "Skate `rllib train` (its defaults)",
 
 
 def one_run(system: str, seed: int, args) -> dict:
-    python = args.skate_python if system.startswith("skate") else args.ray_python
     cap = args.rllib_cap if system == "rllib" else args.cap
-    out = run_child(python, ["--system", system, "--task", "solve", "--seed", seed,
-                             "--target", args.target], cap, label=f"{system} seed {seed}",
-                    torch_threads=args.torch_threads)
+    out = run_child(python_for(system, args), ["--system", system, "--task", "solve",
+                                               "--seed", seed, "--target", args.target],
+                    cap, label=f"{system} seed {seed}", torch_threads=args.torch_threads)
     done = out["done"] or {}
-    solved = bool(done.get("solved"))
-    last = out["points"][-1] if out["points"] else {}
-    return {"system": system, "seed": seed, "solved": solved, "cap_s": cap,
-            "wall_s": done.get("wall_s") if solved else None,
-            "steps": done.get("steps", last.get("steps")),
-            "final_return": done.get("ret", last.get("ret")),
-            "reason": done.get("reason") or ("hard-killed" if out["hard_killed"] else
-                                              f"exited {out['rc']}"),
-            "startup_s": (out["ready"] or {}).get("wall_s"),
-            "torch_threads": (out["ready"] or {}).get("torch_threads"),
-            "loadavg_before": out["loadavg_before"],
-            "curve": [[p["steps"], p["wall_s"], p["ret"]] for p in out["points"]],
+    return {**solve_summary(system, seed, cap, out),
             "own_curve": [[p["steps"], p["wall_s"], p["rllib_episode_return_mean"]]
                           for p in out["points"] if "rllib_episode_return_mean" in p] or None,
             "rllib_own_metric_wall_s": done.get("own_metric_wall_s"),
-            "rllib_own_metric_steps": done.get("own_metric_steps"),
-            "leftovers": out["leftovers"], "tail": None if done else out["tail"]}
+            "rllib_own_metric_steps": done.get("own_metric_steps")}
 
 
 def table(runs: list, systems: list, target: float) -> str:
@@ -108,14 +97,9 @@ def main() -> None:
     p.add_argument("--target", type=float, default=475.0)
     p.add_argument("--cap", type=float, default=120.0, help="skate and sb3 cap, s")
     p.add_argument("--rllib-cap", type=float, default=400.0)
-    p.add_argument("--skate-python", default=sys.executable)
-    p.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON)
     add_common_args(p)
-    p.add_argument("--json", metavar="OUT", help="write every run, with its curve, here")
     args = p.parse_args()
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if set(systems) - set(SYSTEMS):
-        p.error(f"--systems takes {', '.join(SYSTEMS)}")
+    systems = parse_systems(p, args, SYSTEMS)
 
     runs = []
     for system in systems:

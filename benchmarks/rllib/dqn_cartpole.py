@@ -23,12 +23,14 @@ import argparse
 import sys
 
 from _harness import (
-    DEFAULT_RAY_PYTHON,
     add_common_args,
     conditions,
     fmt,
     median_or_inf,
+    parse_systems,
+    python_for,
     run_child,
+    solve_summary,
     write_json,
 )
 
@@ -37,25 +39,12 @@ LABEL = {"skate": "Skate DQN (tuned)", "sb3": "SB3 DQN (rl-zoo)"}
 
 
 def one_run(system: str, seed: int, args) -> dict:
-    python = args.skate_python if system == "skate" else args.ray_python
-    out = run_child(python, ["--system", system, "--task", "dqn", "--seed", seed,
-                             "--target", args.target, "--max-steps", args.max_steps],
+    out = run_child(python_for(system, args),
+                    ["--system", system, "--task", "dqn", "--seed", seed,
+                     "--target", args.target, "--max-steps", args.max_steps],
                     args.cap, label=f"{system} dqn seed {seed}",
                     torch_threads=args.torch_threads)
-    done = out["done"] or {}
-    last = out["points"][-1] if out["points"] else {}
-    solved = bool(done.get("solved"))
-    return {"system": system, "seed": seed, "solved": solved, "cap_s": args.cap,
-            "wall_s": done.get("wall_s") if solved else None,
-            "steps": done.get("steps", last.get("steps")),
-            "final_return": done.get("ret", last.get("ret")),
-            "reason": done.get("reason") or ("hard-killed" if out["hard_killed"] else
-                                              f"exited {out['rc']}"),
-            "startup_s": (out["ready"] or {}).get("wall_s"),
-            "torch_threads": (out["ready"] or {}).get("torch_threads"),
-            "loadavg_before": out["loadavg_before"],
-            "curve": [[p["steps"], p["wall_s"], p["ret"]] for p in out["points"]],
-            "leftovers": out["leftovers"], "tail": None if done else out["tail"]}
+    return solve_summary(system, seed, args.cap, out)
 
 
 def main() -> None:
@@ -65,14 +54,9 @@ def main() -> None:
     p.add_argument("--target", type=float, default=400.0)
     p.add_argument("--max-steps", type=int, default=100_000)
     p.add_argument("--cap", type=float, default=300.0, help="per run, wall s")
-    p.add_argument("--skate-python", default=sys.executable)
-    p.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON)
     add_common_args(p)
-    p.add_argument("--json", metavar="OUT")
     args = p.parse_args()
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if set(systems) - set(SYSTEMS):
-        p.error("--systems takes skate,sb3")
+    systems = parse_systems(p, args, SYSTEMS)
 
     runs = []
     for system in systems:

@@ -21,16 +21,23 @@ import argparse
 import statistics
 import sys
 
-from _harness import DEFAULT_RAY_PYTHON, add_common_args, conditions, fmt, run_child, write_json
+from _harness import (
+    add_common_args,
+    conditions,
+    fmt,
+    parse_systems,
+    python_for,
+    run_child,
+    write_json,
+)
 
 SYSTEMS = ("skate", "rllib")
 
 
 def one_run(system: str, args) -> dict:
-    python = args.skate_python if system == "skate" else args.ray_python
-    out = run_child(python, ["--system", system, "--task", "iter", "--seed", args.seed,
-                             "--iters", args.iters], args.cap, label=f"{system} iterations",
-                    torch_threads=args.torch_threads)
+    out = run_child(python_for(system, args), ["--system", system, "--task", "iter",
+                                               "--seed", args.seed, "--iters", args.iters],
+                    args.cap, label=f"{system} iterations", torch_threads=args.torch_threads)
     pts = out["points"]
     timed = [p["iter_s"] for p in pts if p["iter"] >= 2]
     return {"system": system, "iter_s": [p["iter_s"] for p in pts],
@@ -52,14 +59,11 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=6, help="iterations per run (median of 2..N)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cap", type=float, default=600.0, help="per run, s")
-    p.add_argument("--skate-python", default=sys.executable)
-    p.add_argument("--ray-python", default=DEFAULT_RAY_PYTHON)
     add_common_args(p)
-    p.add_argument("--json", metavar="OUT")
     args = p.parse_args()
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    if set(systems) - set(SYSTEMS) or args.iters < 2:
-        p.error("--systems takes skate,rllib; --iters must be >= 2")
+    systems = parse_systems(p, args, SYSTEMS)
+    if args.iters < 2:
+        p.error("--iters must be >= 2")
 
     runs = {}
     for system in systems:

@@ -19,6 +19,7 @@ steps), so a learner in the driver uses every core; N learner actors split them.
 
 from __future__ import annotations
 
+import abc
 import os
 import socket
 
@@ -49,7 +50,7 @@ def learner_threads(num_learners: int, config=None) -> int:
     return max(1, cpus // max(1, num_learners))
 
 
-class Learner:
+class Learner(abc.ABC):
     """One module copy and its optimizer; rank ``rank`` of ``world_size`` learners.
 
     ``spec``: ``config`` (the AlgorithmConfig), ``spaces`` (observation and action
@@ -77,9 +78,9 @@ class Learner:
     def build(self) -> None:
         """Create the optimizer and anything else the update needs."""
 
+    @abc.abstractmethod
     def update(self, batch: dict, **kwargs) -> dict:
         """Train on ``batch`` (numpy arrays); return this learner's metrics (floats)."""
-        raise NotImplementedError(f"{type(self).__name__} has no update()")
 
     # -- shared pieces -----------------------------------------------------------------------
     def adam(self, **kwargs) -> "Adam":
