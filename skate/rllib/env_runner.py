@@ -17,6 +17,7 @@ import difflib
 
 import numpy as np
 
+from skate.rllib.numpy_policy import NumpyPolicy
 from skate.rllib.postprocessing import RunningMeanStd
 
 _ENVS: dict = {}  # name -> creator(env_config) (tune.register_env)
@@ -121,6 +122,8 @@ class EnvRunner:
         self.module.clip_actions = config.get("clip_actions", True)
         # only policy-gradient modules value states; Q modules act and that is all
         self.values = hasattr(self.module, "value")
+        # a runner's own draws (numpy's, when it steps the policy in numpy; else torch's)
+        self.rng = np.random.default_rng(None if seed is None else seed + 1000 * worker_index)
         if seed is not None:
             torch.manual_seed(seed + 1000 * worker_index)
             self.obs, _ = self.env.reset(seed=seed + 1000 * worker_index)
@@ -143,6 +146,32 @@ class EnvRunner:
     def set_weights(self, weights: dict) -> None:
         self.module.set_state(weights)
 
+    def _policy(self, explore: bool, epsilon: float):
+        """(act, value, env_actions) over numpy arrays for one batch: ``act(obs)`` is
+        (actions, log-probabilities, values), the last two None when not exploring or
+        the module values nothing. Numpy steps the module's own weights where that is
+        cheaper (see numpy_policy.py), else torch."""
+        fast = NumpyPolicy.of(self.module, self.num_envs)
+        if fast is not None:
+            rng = self.rng
+            act = (lambda obs: fast.explore(obs, rng)) if explore else \
+                (lambda obs: (fast.greedy(obs), None, None))
+            return act, fast.value, fast.env_actions
+        torch, module = self._torch, self.module
+        forward = module.forward_exploration if explore else module.forward_inference
+
+        def act(obs):
+            out = forward({"obs": torch.as_tensor(obs, dtype=torch.float32),
+                           "epsilon": epsilon})
+            logp, vf = out.get("action_logp"), out.get("vf_preds")
+            return (out["actions"].numpy(), None if logp is None else logp.numpy(),
+                    None if vf is None else vf.numpy())
+
+        def value(obs):
+            return module.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+        return act, value, lambda actions: module.env_actions(torch.from_numpy(actions))
+
     def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True,
                epsilon: float = 0.0, obs_filter: dict | None = None) -> dict:
         """``steps_per_env`` steps of every environment; a time-major batch ``[T, N]``.
@@ -151,7 +180,6 @@ class EnvRunner:
         mean/std (held fixed for the batch, so every step is normalized alike); the
         batch holds normalized observations and, as ``obs_filter_delta``, the
         statistics of the raw ones it saw, for the algorithm to merge."""
-        torch = self._torch
         if weights is not None:
             self.module.set_state(weights)
         if obs_filter is not None and self.filter is not None:
@@ -167,39 +195,44 @@ class EnvRunner:
         raw_buf = np.zeros_like(obs_buf) if self.filter is not None else None
         final_values = {}  # (t, i) -> value of a truncated episode's final observation
         episodes: list = []
-        forward = self.module.forward_exploration if explore else self.module.forward_inference
         values = explore and self.values
+        act, value, env_actions = self._policy(explore, epsilon)
         obs = norm(self.obs)
         for t in range(T):
-            out = forward({"obs": torch.as_tensor(obs, dtype=torch.float32),
-                           "epsilon": epsilon})
-            actions = out["actions"]
+            actions, logp, vf = act(obs)
             if act_buf is None:
-                act_buf = np.zeros((T,) + tuple(actions.shape), actions.numpy().dtype)
-            obs_buf[t], act_buf[t] = obs, actions.numpy()
+                act_buf = np.zeros((T,) + actions.shape, actions.dtype)
+            obs_buf[t], act_buf[t] = obs, actions
             if values:
-                logp_buf[t], vf_buf[t] = out["action_logp"].numpy(), out["vf_preds"].numpy()
-            raw, rew, term, trunc, info = self.env.step(self.module.env_actions(actions))
+                logp_buf[t], vf_buf[t] = logp, vf
+            raw, rew, term, trunc, info = self.env.step(env_actions(actions))
             if raw_buf is not None:
                 raw_buf[t] = raw
             next_obs_buf[t] = obs = norm(raw)
             rew_buf[t], term_buf[t], trunc_buf[t] = rew, term, trunc
-            real = ~self._resetting
-            valid_buf[t] = real
-            self.ep_return += rew * real
-            self.ep_len += real
-            ended = (term | trunc) & real
+            ended = term | trunc
             if self.next_step_reset:
+                if self._resetting.any():  # this step only reset those envs
+                    real = ~self._resetting
+                    valid_buf[t] = real
+                    ended &= real
+                    self.ep_return += rew * real
+                    self.ep_len += real
+                else:
+                    self.ep_return += rew
+                    self.ep_len += 1
                 self._resetting = ended  # the final observation came back: value it next step
-            elif ended.any():
-                for i in np.flatnonzero(ended):  # the step's true successor, not the reset
-                    next_obs_buf[t, i] = norm(info["final_obs"][i])
-                cut = trunc & ~term
-                if cut.any() and values:
-                    finals = np.stack([next_obs_buf[t, i] for i in np.flatnonzero(cut)])
-                    vals = self.module.value(torch.as_tensor(finals, dtype=torch.float32))
-                    for i, v in zip(np.flatnonzero(cut), vals.numpy()):
-                        final_values[(t, i)] = v
+            else:
+                self.ep_return += rew
+                self.ep_len += 1
+                if ended.any():
+                    for i in np.flatnonzero(ended):  # the step's true successor, not the reset
+                        next_obs_buf[t, i] = norm(info["final_obs"][i])
+                    cut = trunc & ~term
+                    if cut.any() and values:
+                        idx = np.flatnonzero(cut)
+                        for i, v in zip(idx, value(next_obs_buf[t, idx])):
+                            final_values[(t, i)] = v
             if ended.any():
                 for i in np.flatnonzero(ended):
                     episodes.append((float(self.ep_return[i]), int(self.ep_len[i])))
@@ -208,7 +241,7 @@ class EnvRunner:
         self.steps_lifetime += int(valid_buf.sum())
         next_values = np.zeros((T, N), np.float32)
         if values:
-            last = self.module.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+            last = value(obs)
             next_values[:-1], next_values[-1] = vf_buf[1:], last
             for (t, i), v in final_values.items():
                 next_values[t, i] = v

@@ -152,6 +152,7 @@ class RLModule(NumpyState, nn.Module):
                                  persistent=False)
         self.n_out, self.action_shape = n_out, action_space.shape
         hid, act = list(cfg["fcnet_hiddens"]), cfg["fcnet_activation"]
+        self.activation = act
         self.shared = bool(cfg["vf_share_layers"]) and bool(hid)
         if self.shared:  # one trunk, two linear heads
             self.trunk = nn.Sequential(*mlp(self.obs_dim, hid[:-1], hid[-1], act, np.sqrt(2)),

@@ -62,7 +62,13 @@ class PPOLearner(Learner):
     """Epochs x minibatches of the clipped objective on one training batch."""
 
     def build(self) -> None:
+        from skate.rllib import stacked_loss
+
         self.optimizer = self.adam(lr=self.config.lr, eps=1e-5)
+        # the written-out gradient where it applies; DistributedDataParallel needs its
+        # own forward, so N learners take autograd's
+        self.fused = stacked_loss.ppo_stacked_loss if (
+            stacked_loss.supports(self.module) and self.world_size == 1) else None
 
     def update(self, batch: dict, seed: int = 0, kl_coeff: float = 0.0) -> dict:
         c = self.config
@@ -72,26 +78,37 @@ class PPOLearner(Learner):
         mb = min(c.sgd_minibatch_size or c.minibatch_size, n)
         epochs = c.num_sgd_iter or c.num_epochs
         order_rng = torch.Generator().manual_seed(seed)  # the same order on every rank
+        coeffs = {"clip_param": c.clip_param, "vf_clip_param": c.vf_clip_param,
+                  "vf_loss_coeff": c.vf_loss_coeff, "entropy_coeff": c.entropy_coeff,
+                  "kl_coeff": kl_coeff}
         logs, norms = [], []
         for _ in range(epochs):
             order = torch.randperm(n, generator=order_rng).to(self.device)
             shuffled = {k: v[order] for k, v in data.items()}  # minibatches become views
+            if self.fused is not None:  # it reads the per-row columns as numpy (CPU)
+                columns = [shuffled[k].numpy() for k in ("actions", "action_logp",
+                                                         "advantages", "value_targets")]
             for start in range(0, n - mb + 1, mb):
                 rows, share = self.my_slice(start, start + mb)
-                d = {k: v[rows] for k, v in shuffled.items()}
-                out = self.train_module({"obs": d["obs"], "actions": d["actions"]})
-                loss, m = ppo_loss(out["action_logp"], d["action_logp"], d["advantages"],
-                                   out["vf_preds"], d["value_targets"], out["entropy"],
-                                   clip_param=c.clip_param, vf_clip_param=c.vf_clip_param,
-                                   vf_loss_coeff=c.vf_loss_coeff,
-                                   entropy_coeff=c.entropy_coeff, kl_coeff=kl_coeff)
+                if self.fused is not None:
+                    loss, m = self.fused(self.module, shuffled["obs"][rows],
+                                         *(col[rows] for col in columns), **coeffs)
+                else:
+                    d = {k: v[rows] for k, v in shuffled.items()}
+                    out = self.train_module({"obs": d["obs"], "actions": d["actions"]})
+                    loss, parts = ppo_loss(out["action_logp"], d["action_logp"],
+                                           d["advantages"], out["vf_preds"],
+                                           d["value_targets"], out["entropy"], **coeffs)
+                    m = torch.stack(list(parts.values()))
                 norm = self.apply_gradients(loss, self.optimizer, share)
-                logs.append(torch.stack(list(m.values())))
+                logs.append(m)
                 if norm is not None:
                     norms.append(norm)
         if not logs:
             return {}
-        means = torch.stack(logs).mean(0).tolist()
+        # autograd's metrics are tensors (reading each would sync a GPU), the fused ones floats
+        means = (torch.stack(logs).mean(0).tolist() if isinstance(logs[0], torch.Tensor)
+                 else np.mean(logs, 0).tolist())
         metrics = dict(zip(("policy_loss", "vf_loss", "entropy", "mean_kl_loss",
                             "total_loss"), means))
         if norms:
