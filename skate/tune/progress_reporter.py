@@ -21,7 +21,8 @@ import time
 
 from skate.tune.search.variant_generator import flatten_dict
 
-_AUTO_HIDDEN = {"done", "training_iteration", "time_this_iter_s", "time_total_s", "timestamp",
+# result fields that are bookkeeping, not metrics worth a column
+HIDDEN_RESULT_KEYS = {"done", "training_iteration", "time_this_iter_s", "time_total_s", "timestamp",
                 "date", "pid", "hostname", "node_ip", "trial_id", "iterations_since_restore",
                 "time_since_restore", "config", "experiment_tag"}
 
@@ -122,7 +123,7 @@ class CLIReporter(ProgressReporter):
                 seen[self.metric] = None
             for t in trials:
                 for k, v in t.last_result.items():
-                    if k not in _AUTO_HIDDEN and isinstance(v, (int, float)):
+                    if k not in HIDDEN_RESULT_KEYS and isinstance(v, (int, float)):
                         seen.setdefault(k, None)
             metrics = list(seen)[:6]
         params = self.parameter_columns

@@ -79,6 +79,10 @@ def resolve(trainable) -> tuple[type, str]:
     """(Trainable class, display name) for a function, class or registered name."""
     if isinstance(trainable, str):
         name, trainable = trainable, get_trainable_cls(trainable)
+    elif not inspect.isclass(trainable) and hasattr(trainable, "as_trainable"):
+        # a trainer (skate.sgd's TorchTrainer): it knows its own Trainable class
+        trainable = trainable.as_trainable()
+        name = trainable.__name__
     else:
         name = getattr(trainable, "__name__", type(trainable).__name__)
     _check_trainable(trainable)

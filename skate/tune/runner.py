@@ -225,14 +225,18 @@ class Runner:
             idle = self._pool.get(self._pool_key(trial))
             if idle:
                 return idle.pop(), None, True
-        if trial.bundles is not None:
+        if trial.bundles is not None and any(trial.bundles):
             from skate.util import placement_group
             from skate.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-            pg = placement_group(trial.bundles, strategy=trial.strategy)
-            strategy = PlacementGroupSchedulingStrategy(
-                pg, placement_group_bundle_index=0, placement_group_capture_child_tasks=True)
             head = trial.bundles[0]
+            # an empty head bundle (Ray's convention): the trial's actor holds nothing and
+            # the group is the other bundles, which the trainable's own actors fill
+            pg = placement_group(trial.bundles if head else trial.bundles[1:],
+                                 strategy=trial.strategy)
+            strategy = PlacementGroupSchedulingStrategy(
+                pg, placement_group_bundle_index=0 if head else -1,
+                placement_group_capture_child_tasks=True)
             actor = self._actor_cls.options(
                 num_cpus=head.get("CPU", 0), num_gpus=head.get("GPU", 0),
                 resources={k: v for k, v in head.items() if k not in ("CPU", "GPU")},
