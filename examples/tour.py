@@ -1,4 +1,5 @@
-"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune, serve, rllib.
+"""A short tour of Skate: tasks, objects, actors, failures, asyncio, tune, serve, rllib,
+sgd.
 
 Run: python examples/tour.py
 """
@@ -86,6 +87,9 @@ def main():
 
     # rllib: PPO on CartPole for a few iterations (env runners are actors)
     tour_rllib()
+
+    # sgd: 2 workers train a model together with DistributedDataParallel
+    tour_sgd()
     skate.shutdown()
 
 
@@ -133,6 +137,36 @@ def tour_rllib():
     print(f"rllib: PPO on CartPole, 8 iterations in {time.perf_counter() - t0:.1f} s, "
           f"mean episode return {returns[0]:.0f} -> {returns[-1]:.0f}")
     algo.stop()
+
+
+def tour_sgd():
+    import tempfile
+
+    import torch
+
+    from skate import train
+    from skate.train.torch import TorchTrainer, prepare_model
+
+    def train_loop(config):
+        rank = train.get_context().get_world_rank()
+        model = prepare_model(torch.nn.Linear(4, 1))  # DistributedDataParallel
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x = torch.randn(256, 4, generator=torch.Generator().manual_seed(rank))  # its rows
+        y = x @ torch.tensor([[1.0], [2.0], [-1.0], [0.5]])
+        for epoch in range(config["epochs"]):
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            train.report({"epoch": epoch, "loss": loss.item()})
+
+    t0 = time.perf_counter()
+    result = TorchTrainer(train_loop, train_loop_config={"epochs": 3},
+                          scaling_config=train.ScalingConfig(num_workers=2),
+                          run_config=train.RunConfig(verbose=0, storage_path=tempfile.mkdtemp(
+                              prefix="skate-tour-"))).fit()
+    print(f"sgd: 2 workers, {result.metrics['epoch'] + 1} epochs in "
+          f"{time.perf_counter() - t0:.1f} s, loss {result.metrics['loss']:.3f}")
 
 
 if __name__ == "__main__":

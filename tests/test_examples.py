@@ -15,8 +15,13 @@ EXAMPLES = sorted(
 
 pytestmark = pytest.mark.skate_only
 
+# Examples whose behaviour the library's own tests already cover end to end, and that
+# take 15-25 s each: they run in the slow stage.
+SLOW = {"examples/sgd/resume_after_failure.py", "examples/sgd/tune_asha.py"}
 
-@pytest.mark.parametrize("path", EXAMPLES)
+
+@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p
+                                  for p in EXAMPLES])
 def test_example_runs(path):
     proc = subprocess.run([sys.executable, path], cwd=ROOT, capture_output=True, text=True,
                           timeout=120)

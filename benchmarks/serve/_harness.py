@@ -24,8 +24,10 @@ import urllib.error
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_RAY_PYTHON = "/work/ray-venv/bin/python"
+sys.path.insert(0, os.path.dirname(HERE))  # benchmarks/: the shared child_runs module
+
+from child_runs import DEFAULT_RAY_PYTHON, REPO_ROOT, alive, family  # noqa: E402,F401
+
 WRK = os.environ.get("WRK", "wrk")
 
 
@@ -44,42 +46,6 @@ def server_env() -> dict:
 
 
 # ----------------------------------------------------------------------------- processes
-def _proc_table() -> dict[int, tuple[int, int, int]]:
-    """{pid: (ppid, sid, start_time)} of every live, non-zombie process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if fields[0] != "Z":
-                table[int(entry)] = (int(fields[1]), int(fields[3]), int(fields[19]))
-    return table
-
-
-def family(root: int) -> dict[int, int]:
-    """{pid: start_time} of root, its descendants and every process in its session."""
-    table = _proc_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, stack = set(), [root]
-    while stack:
-        pid = stack.pop()
-        if pid in table and pid not in found:
-            found.add(pid)
-            stack.extend(children.get(pid, []))
-    found |= {pid for pid, (_, sid, _) in table.items() if sid == root}
-    return {pid: table[pid][2] for pid in found}
-
-
-def alive(procs: dict[int, int]) -> list[int]:
-    table = _proc_table()
-    return [pid for pid, start in procs.items() if pid in table and table[pid][2] == start]
-
-
 class Server:
     """One server script run as ``python SCRIPT ARGS`` in a new session."""
 
