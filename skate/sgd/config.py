@@ -38,12 +38,18 @@ class ScalingConfig:
     ``num_workers`` workers, each ``resources_per_worker`` (default one CPU, plus one
     GPU with ``use_gpu=True``); ``trainer_resources`` for the coordinator (default
     none); ``placement_strategy`` for the group ("PACK": as few nodes as possible).
+    ``num_workers=(min, max)`` is elastic: the run starts with ``min`` workers plus as
+    many more as fit at that moment, and grows towards ``max`` at a reported
+    checkpoint when resources have appeared (see docs/sgd.md).
 
     >>> ScalingConfig(num_workers=2, use_gpu=True).worker_resources
     {'CPU': 1, 'GPU': 1}
     >>> ScalingConfig(num_workers=0)
     Traceback (most recent call last):
     ValueError: ScalingConfig(num_workers=0): a run needs at least one worker
+    >>> s = ScalingConfig(num_workers=(1, 4))
+    >>> s.min_workers, s.max_workers, s.elastic, len(s.bundles())
+    (1, 4, True, 2)
     """
 
     trainer_resources: dict | None = None
@@ -54,9 +60,18 @@ class ScalingConfig:
 
     def __post_init__(self):
         n = self.num_workers
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"ScalingConfig(num_workers=...) takes an int, got {n!r}")
-        if n < 1:
+        if isinstance(n, (tuple, list)):
+            if len(n) != 2 or any(isinstance(v, bool) or not isinstance(v, int) for v in n):
+                raise TypeError(f"ScalingConfig(num_workers=(min, max)) takes two ints, got "
+                                f"{n!r}")
+            if not 1 <= n[0] <= n[1]:
+                raise ValueError(f"ScalingConfig(num_workers={tuple(n)}): needs "
+                                 f"1 <= min <= max")
+            self.num_workers = tuple(n)
+        elif isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"ScalingConfig(num_workers=...) takes an int (or a (min, max) "
+                            f"pair), got {n!r}")
+        elif n < 1:
             raise ValueError(f"ScalingConfig(num_workers={n}): a run needs at least one worker")
         if not isinstance(self.use_gpu, bool):
             raise TypeError(f"ScalingConfig(use_gpu=...) takes True or False, got "
@@ -68,6 +83,20 @@ class ScalingConfig:
             _check_resources("resources_per_worker", self.resources_per_worker)
         if self.trainer_resources is not None:
             _check_resources("trainer_resources", self.trainer_resources)
+
+    @property
+    def min_workers(self) -> int:
+        n = self.num_workers
+        return n[0] if isinstance(n, tuple) else n
+
+    @property
+    def max_workers(self) -> int:
+        n = self.num_workers
+        return n[1] if isinstance(n, tuple) else n
+
+    @property
+    def elastic(self) -> bool:
+        return self.min_workers != self.max_workers
 
     @property
     def worker_resources(self) -> dict:
@@ -89,9 +118,10 @@ class ScalingConfig:
         return float(self.worker_resources.get("GPU", 0))
 
     def bundles(self) -> list:
-        """The placement group's bundles: the trainer's, then one per worker."""
+        """The placement group's bundles: the trainer's, then one per worker (``min``
+        workers when elastic: the rest come in groups of their own)."""
         trainer = _check_resources("trainer_resources", self.trainer_resources or {})
-        return [trainer] + [dict(self.worker_resources) for _ in range(self.num_workers)]
+        return [trainer] + [dict(self.worker_resources) for _ in range(self.min_workers)]
 
     @property
     def total_resources(self) -> dict:

@@ -12,6 +12,13 @@ for a trial holds for a training run: results files and TensorBoard logs,
 ``CheckpointConfig(num_to_keep=...)``, ``FailureConfig(max_failures=...)``
 (a failed run restarts from its latest checkpoint with a fresh worker group),
 schedulers stopping a run early, ``Tuner.restore``.
+
+Elastic runs (``num_workers=(min, max)``): the trial's group holds ``min``
+workers; ``setup`` adds as many more as fit at that moment, in a placement
+group of their own; after every report with a checkpoint, if more fit now, the
+workers (waiting in ``report``) are stopped and a bigger group starts from
+that checkpoint. A failure restarts the trial, which starts again from
+``min`` plus what fits.
 """
 
 from __future__ import annotations
@@ -54,8 +61,16 @@ class TrainTrainable(Trainable):
         trainer = type(self)._trainer
         self.loop_config = {**(trainer.train_loop_config or {}),
                             **(config.get("train_loop_config") or {})}
-        self.group = WorkerGroup(_scaling(trainer, config), trainer.torch_config)
-        self.group.start(get_current_placement_group())
+        self.scaling = scaling = _scaling(trainer, config)
+        self._extra_groups: list = []  # an elastic run's placement groups beyond the trial's
+        pg = get_current_placement_group()
+        # bundle 0 is the trainer's unless it was empty (then the group is the workers')
+        first = 0 if pg is None or len(pg.bundle_specs) == scaling.min_workers else 1
+        self.slots = [(pg, None if pg is None else first + i)
+                      for i in range(scaling.min_workers)]
+        self.slots += self._more_slots(scaling.max_workers - scaling.min_workers)
+        self.group = WorkerGroup(scaling, trainer.torch_config)
+        self.group.start(self.slots)
         start = trainer.resume_from_checkpoint
         self._restore_path = start.path if start is not None else None
         self._latest: str | None = None
@@ -94,7 +109,51 @@ class TrainTrainable(Trainable):
 
                     shutil.rmtree(source, ignore_errors=True)
             metrics["__checkpoint__"] = self._latest
+            self._grow()
         return metrics
+
+    # -- elastic runs ----------------------------------------------------------------------
+    def _more_slots(self, want: int) -> list:
+        """Up to ``want`` more worker slots, in a placement group of their own, as many as
+        the cluster's free resources hold now (none when none do). The free resources are
+        the control store's view, at most a heartbeat old: a CPU freed a moment ago is
+        seen at the next checkpoint."""
+        import skate
+        from skate.util import placement_group, remove_placement_group
+
+        res = self.scaling.worker_resources
+        if want <= 0:
+            return []
+        free = skate.available_resources()
+        fits = [int(free.get(k, 0) // v) for k, v in res.items() if v]
+        k = min([want] + fits)
+        if k <= 0:
+            return []
+        pg = placement_group([dict(res) for _ in range(k)],
+                             strategy="PACK" if self.scaling.placement_strategy.startswith(
+                                 "STRICT") else self.scaling.placement_strategy)
+        if not pg.wait(2):  # taken by someone else meanwhile
+            remove_placement_group(pg)
+            return []
+        self._extra_groups.append(pg)
+        return [(pg, i) for i in range(k)]
+
+    def _grow(self) -> None:
+        """At a reported checkpoint: when more workers fit now, restart the group bigger
+        from that checkpoint (the workers are waiting in report, their state saved)."""
+        from skate.sgd.worker_group import WorkerGroup
+
+        s = self.scaling
+        if not s.elastic or len(self.slots) >= s.max_workers:
+            return
+        more = self._more_slots(s.max_workers - len(self.slots))
+        if not more:
+            return
+        self.group.shutdown()
+        self.slots += more
+        self.group = WorkerGroup(s, type(self)._trainer.torch_config)
+        self.group.start(self.slots)
+        self._restore_path, self._running = self._latest, False
 
     def _local_copy(self, path: str) -> str:
         """Rank 0's checkpoint directory as a path this process can read: the path itself
@@ -121,3 +180,7 @@ class TrainTrainable(Trainable):
         group = getattr(self, "group", None)
         if group is not None:
             group.shutdown()
+        from skate.util import remove_placement_group
+
+        for pg in getattr(self, "_extra_groups", []):
+            remove_placement_group(pg)

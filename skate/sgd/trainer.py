@@ -217,7 +217,7 @@ def check_feasible(scaling: ScalingConfig) -> None:
                          f"(resources: {_fmt(total)})")
     short = {k: v for k, v in need.items() if v > total.get(k, 0.0) + 1e-9}
     if short:
-        raise ValueError(f"{scaling.num_workers} workers x {_fmt(scaling.worker_resources)} "
+        raise ValueError(f"{scaling.min_workers} workers x {_fmt(scaling.worker_resources)} "
                          f"(+ trainer {_fmt(scaling.trainer_resources or {})}) need "
                          f"{_fmt(need)}, more than the cluster has ({_fmt(total)}); use fewer "
                          f"workers or fewer resources per worker")

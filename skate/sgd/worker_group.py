@@ -1,10 +1,11 @@
 """The worker group: N actors in the run's placement group, one torch.distributed group.
 
-``WorkerGroup.start`` places worker ``i`` in its own bundle of the placement
-group the trainer runs in, asks each where it landed, numbers them (workers
-on the trainer's node first, then node by node, so local ranks are
-contiguous), lets rank 0 pick the rendezvous address and a free port, and has
-every worker join the process group (gloo on CPU, nccl on GPU) with the
+``WorkerGroup.start`` places each worker in its own bundle (of the placement
+group the trainer runs in, and of extra groups an elastic run adds), asks each
+where it landed, numbers them (workers on the trainer's node first, then node
+by node, so local ranks are contiguous), lets rank 0 pick the rendezvous
+address and a free port, and has every worker join the process group (gloo on
+CPU, nccl on GPU) with the
 collective timeout of ``TorchConfig``. ``run`` starts the loop in every
 worker; ``next_results`` collects one report from each.
 
@@ -159,22 +160,19 @@ class WorkerGroup:
         self.workers: list = []  # by rank
         self.where: list = []  # by rank: where() of each
 
-    def start(self, placement_group) -> None:
+    def start(self, slots: list) -> None:
+        """One worker per slot: ``(placement group, bundle index)``, or ``(None, None)``
+        for a worker placed anywhere."""
         from skate.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-        s = self.scaling
-        res = s.worker_resources
-        # bundle 0 is the trainer's unless it was empty (then the group is the workers')
-        first = 0 if placement_group is None or \
-            len(placement_group.bundle_specs) == s.num_workers else 1
+        res = self.scaling.worker_resources
         cls = skate.remote(TrainWorker)
         actors = [cls.options(
             num_cpus=res.get("CPU", 0), num_gpus=res.get("GPU", 0),
             resources={k: v for k, v in res.items() if k not in ("CPU", "GPU")},
-            scheduling_strategy=None if placement_group is None else
-            PlacementGroupSchedulingStrategy(placement_group,
-                                             placement_group_bundle_index=first + i),
-        ).remote(max(1, int(res.get("CPU", 1)))) for i in range(s.num_workers)]
+            scheduling_strategy=None if pg is None else
+            PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=index),
+        ).remote(max(1, int(res.get("CPU", 1)))) for pg, index in slots]
         self.workers = actors
         where = self._get([a.where.remote() for a in actors])
         here = skate.get_runtime_context().get_node_id()
@@ -185,7 +183,7 @@ class WorkerGroup:
         self.workers = [actors[i] for i in order]
         self.where = [where[i] for i in order]
         world = len(self.workers)
-        backend = self.torch_config.backend_for(s.use_gpu)
+        backend = self.torch_config.backend_for(self.scaling.use_gpu)
         host, port = skate.get(self.workers[0].rendezvous_address.remote())
         self._get([w.join.remote(backend, host, port, rank, world, self.torch_config.timeout_s)
                    for rank, w in enumerate(self.workers)])

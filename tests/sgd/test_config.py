@@ -32,6 +32,10 @@ def test_scaling_config_bundles_and_totals():
     ({"num_workers": 1.5}, TypeError, "takes an int"),
     ({"num_workers": True}, TypeError, "takes an int"),
     ({"use_gpu": "yes"}, TypeError, "True or False"),
+    ({"num_workers": (3, 2)}, ValueError, "1 <= min <= max"),
+    ({"num_workers": (0, 2)}, ValueError, "1 <= min <= max"),
+    ({"num_workers": (1, 2, 3)}, TypeError, "two ints"),
+    ({"num_workers": (1, 2.5)}, TypeError, "two ints"),
     ({"placement_strategy": "TIGHT"}, ValueError, "PACK, SPREAD"),
     ({"resources_per_worker": {"CPU": -1}}, ValueError, "number >= 0"),
     ({"resources_per_worker": [1]}, TypeError, "dict of resources"),
@@ -40,6 +44,14 @@ def test_scaling_config_bundles_and_totals():
 def test_scaling_config_refuses_bad_settings(kwargs, error, words):
     with pytest.raises(error, match=words):
         ScalingConfig(**kwargs)
+
+
+def test_an_elastic_config_reserves_its_minimum():
+    s = ScalingConfig(num_workers=[2, 5])
+    assert s.num_workers == (2, 5) and s.elastic
+    assert (s.min_workers, s.max_workers) == (2, 5)
+    assert s.bundles() == [{}, {"CPU": 1}, {"CPU": 1}] and s.total_resources == {"CPU": 2}
+    assert not ScalingConfig(num_workers=3).elastic
 
 
 def test_use_gpu_with_cpu_only_worker_resources_is_refused():

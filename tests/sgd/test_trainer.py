@@ -174,14 +174,20 @@ def test_dataset_shards_of_every_kind(start_regular, tmp_path):
     assert "no dataset 'missing'" in s0["error"] and "'l', 'a', 't'" in s0["error"]
 
 
+def _resume_epoch() -> int:
+    """The epoch after the one in the checkpoint the run continues from (else 0)."""
+    ckpt = train.get_checkpoint()
+    if ckpt is None:
+        return 0
+    with ckpt.as_directory() as d:
+        return json.load(open(os.path.join(d, "state.json")))["epoch"] + 1
+
+
 def _checkpointing_loop(config):
     import tempfile
 
-    start = 0
+    start = _resume_epoch()
     ckpt = train.get_checkpoint()
-    if ckpt is not None:
-        with ckpt.as_directory() as d:
-            start = json.load(open(os.path.join(d, "state.json")))["epoch"] + 1
     for epoch in range(start, config["epochs"]):
         if config.get("kill_at") == epoch and ckpt is None and \
                 train.get_context().get_world_rank() == 1:
@@ -317,3 +323,41 @@ def test_one_nccl_worker_trains_on_the_gpu(start_cluster, tmp_path):
     assert result.error is None and result.metrics["device"] == "cuda:0"
     first = result.metrics_dataframe["loss"].iloc[0]
     assert result.metrics["loss"] < first / 2
+
+
+def test_an_elastic_run_grows_at_a_checkpoint_when_resources_appear(start_regular, tmp_path):
+    import skate
+
+    @skate.remote(num_cpus=1)
+    class Blocker:
+        def ready(self):
+            return True
+
+    blocker = Blocker.options(name="blocker").remote()
+    skate.get(blocker.ready.remote())
+
+    def loop(config):
+        import tempfile
+
+        ctx = train.get_context()
+        for epoch in range(_resume_epoch(), 6):
+            if epoch == 1 and ctx.get_world_rank() == 0 and ctx.get_world_size() == 1:
+                skate.kill(skate.get_actor("blocker"))  # a CPU comes free
+                deadline = time.monotonic() + 20  # until the cluster's view shows it
+                while skate.available_resources().get("CPU", 0) < 1:
+                    assert time.monotonic() < deadline, "the blocker's CPU never came back"
+                    time.sleep(0.05)
+            with tempfile.TemporaryDirectory() as d:
+                with open(os.path.join(d, "state.json"), "w") as f:
+                    json.dump({"epoch": epoch}, f)
+                train.report({"epoch": epoch, "world": ctx.get_world_size()},
+                             checkpoint=train.Checkpoint.from_directory(d))
+
+    result = TorchTrainer(loop, scaling_config=train.ScalingConfig(num_workers=(1, 2)),
+                          run_config=train.RunConfig(storage_path=str(tmp_path),
+                                                     verbose=0)).fit()
+    assert result.error is None, result.error
+    df = result.metrics_dataframe
+    assert list(df["epoch"]) == [0, 1, 2, 3, 4, 5]  # every epoch once, none lost or repeated
+    worlds = list(df["world"])
+    assert worlds[0] == 1 and worlds[-1] == 2 and worlds == sorted(worlds)
