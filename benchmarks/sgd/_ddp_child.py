@@ -107,7 +107,12 @@ def run_trainer(a, cfg: dict) -> dict:
         import ray
         from ray import train
         from ray.train.torch import TorchTrainer
-    ray.init(num_cpus=max(2, os.cpu_count() or 1))
+    kwargs = {}
+    if a.preload:  # Skate's opt-in: workers forked with torch (and DDP's torch._dynamo) loaded
+        kwargs["_system_config"] = {"worker_preload_modules": ["torch", "torch._dynamo"]}
+    ray.init(num_cpus=max(2, os.cpu_count() or 1), **kwargs)
+    if a.preload:
+        wait_warm(ray)
     try:
         # the trainer holds no CPU (Skate's default; Ray Train 2.60's driver reserves none
         # and refuses trainer_resources)
@@ -120,6 +125,21 @@ def run_trainer(a, cfg: dict) -> dict:
         return {"fit_at": fit_at, "error": None if result.error is None else str(result.error)}
     finally:
         ray.shutdown()
+
+
+def wait_warm(ray, timeout_s: float = 60.0) -> None:
+    """Until the node's idle workers have torch._dynamo imported (a cluster already up:
+    the zygote has imported it and the idle pool is made of workers forked from it)."""
+    @ray.remote(num_cpus=0)
+    def warm():
+        return os.getpid(), "torch._dynamo" in sys.modules
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(loaded for _, loaded in ray.get([warm.remote() for _ in range(4)])):
+            return
+        time.sleep(0.2)
+    raise TimeoutError("the workers never had torch._dynamo loaded")
 
 
 def torchrun_worker(a, cfg: dict) -> None:
@@ -145,6 +165,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8192)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--out", default=None)
+    p.add_argument("--preload", action="store_true",
+                   help="skate: workers forked with torch preloaded; fit() on a warm cluster")
     p.add_argument("--cap", type=float, default=600)
     p.add_argument("--torch-threads", type=int, default=0)
     p.add_argument("--t0", type=float, default=None)

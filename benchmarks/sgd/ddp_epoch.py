@@ -10,8 +10,10 @@ samples, so an epoch is 256 steps of 64 rows per worker. Reported per system: ev
 epoch's time on rank 0, the median of epochs 2..N (the first includes warm-up), the
 ratio to torchrun's, and the seconds from the ``fit()`` call to the start of the loop
 on rank 0 and to the end of its first optimizer step (torchrun: from its process
-start, for reference). Skate and torchrun run in this interpreter, Ray in
-``--ray-python``.
+start, for reference). ``skate-preload``: Skate with
+``_system_config={"worker_preload_modules": ["torch", "torch._dynamo"]}``, fit()
+called once the node's idle workers are forked from its zygote (a cluster already
+up). Skate and torchrun run in this interpreter, Ray in ``--ray-python``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,16 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from child_runs import DEFAULT_RAY_PYTHON, run_child  # noqa: E402
 
-SYSTEMS = ("skate", "torchrun", "ray")
+SYSTEMS = ("skate", "torchrun", "ray", "skate-preload")
 NAMES = {"skate": "Skate TorchTrainer", "torchrun": "torchrun + DDP",
-         "ray": "Ray Train 2.60 TorchTrainer"}
+         "ray": "Ray Train 2.60 TorchTrainer",
+         "skate-preload": "Skate TorchTrainer, workers preloaded, warm cluster"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--systems", default=",".join(SYSTEMS))
+    p.add_argument("--systems", default="skate,torchrun,ray",
+                   help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--model", default="mlp", choices=["mlp", "cnn"])
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--workers", type=int, default=2)
@@ -54,7 +58,9 @@ def main() -> None:
     for _ in range(args.repeats):
         for s in systems:
             python = args.ray_python if s == "ray" else args.skate_python
-            out = run_child(python, ["--system", s, "--model", args.model, "--epochs",
+            extra = ["--preload"] if s == "skate-preload" else []
+            out = run_child(python, ["--system", s.split("-")[0], *extra, "--model",
+                                     args.model, "--epochs",
                                      args.epochs, "--workers", args.workers, "--samples",
                                      args.samples], args.cap,
                             label=s, script=os.path.join(HERE, "_ddp_child.py"))

@@ -131,7 +131,12 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         total["node:127.0.0.1"] = 1
         total["node:__internal_head__"] = 1
         total = {k: v for k, v in total.items() if v}
-        node = start_head(total, store, owner_pid=os.getpid())
+        preload = (kwargs.get("_system_config") or {}).get("worker_preload_modules")
+        if preload is not None and (not isinstance(preload, (list, tuple)) or
+                                    not all(isinstance(m, str) for m in preload)):
+            raise TypeError(f"_system_config['worker_preload_modules'] must be a list of "
+                            f"module names, got {preload!r}")
+        node = start_head(total, store, owner_pid=os.getpid(), worker_preload=preload)
         from skate.core import rpc
 
         rpc.set_token(node.token)

@@ -17,6 +17,16 @@ TEMP_DIR = os.environ.get("SKATE_TEMP_DIR", "/tmp/skate-sessions")
 SHM_DIR = os.environ.get("SKATE_SHM_DIR", "/dev/shm")
 #: Set in the environment of a worker that runs in a placement group:
 #: "<group id hex>:<1 if it captures child tasks else 0>".
+#: Modules a node's workers start with already imported, through a zygote that imports
+#: them once and forks workers (skate/core/worker/zygote.py); empty: no zygote.
+WORKER_PRELOAD_ENV = "SKATE_WORKER_PRELOAD"
+
+
+def worker_preload_modules() -> list:
+    return [m.strip() for m in (os.environ.get(WORKER_PRELOAD_ENV) or "").split(",")
+            if m.strip()]
+
+
 PLACEMENT_GROUP_ENV = "SKATE_PLACEMENT_GROUP"
 
 

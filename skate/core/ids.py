@@ -23,6 +23,9 @@ def reseed() -> None:
     _COUNTER = itertools.count(1)
 
 
+os.register_at_fork(after_in_child=reseed)  # a forked process must not repeat its parent's ids
+
+
 def task_id() -> bytes:
     """A 12-byte task id; its returns are ``object_id(task, i)``."""
     return _PREFIX + next(_COUNTER).to_bytes(4, "little")

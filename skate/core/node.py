@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from skate.core.config import SHM_DIR, TEMP_DIR, NodeConfig
+from skate.core.config import SHM_DIR, TEMP_DIR, WORKER_PRELOAD_ENV, NodeConfig
 from skate.core.ids import random_id
 from skate.core.pids import alive as _alive
 from skate.exceptions import RaySystemError
@@ -94,8 +94,11 @@ def read_token(session_dir: str) -> str | None:
 
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                node_ip: str = "127.0.0.1", gcs_port: int | None = None,
-               session_dir: str | None = None, reachable: bool = False) -> LocalNode:
+               session_dir: str | None = None, reachable: bool = False,
+               worker_preload: list | None = None) -> LocalNode:
     """Start a control store and a node manager; with ``owner_pid`` they die with that process.
+    ``worker_preload``: modules the node's workers start with (a zygote forks them;
+    default: ``SKATE_WORKER_PRELOAD``).
 
     Given an existing ``session_dir`` (a head restart), its token and the control
     store's database are reused.
@@ -110,6 +113,8 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)))
     env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    if worker_preload is not None:
+        env[WORKER_PRELOAD_ENV] = ",".join(worker_preload)
     if reachable:  # other machines will join: every process listens on TCP too
         env["SKATE_NODE_TCP_HOST"] = node_ip
     procs = []

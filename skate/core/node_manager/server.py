@@ -92,7 +92,8 @@ class NodeManager(ObjectStoreHandlers):
         argv = worker_argv(self.address, cfg.gcs_address, cfg.session_dir, cfg.node_id,
                            cfg.arena_path, self.store.capacity, cfg.node_ip)
         self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines,
-                               on_exit=self._on_worker_exit)
+                               on_exit=self._on_worker_exit,
+                               on_zygote_ready=self._prestart)
         self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
         self.start_backoff = StartBackoff()
         self.watchdog = Watchdog(STALL_S)  # trips are bugs: counted, logged, repaired
@@ -119,8 +120,21 @@ class NodeManager(ObjectStoreHandlers):
             "transfer_address": self.transfer_server.address,
             "stream_address": self.stream_server.address,
         })
-        for _ in range(cfg.prestart_workers):
-            self._start_worker("", None)
+        if self.pool.zygote is None:  # with a zygote, once it is ready (workers with its
+            self._prestart()          # modules imported); leases meanwhile start their own
+
+    def _prestart(self) -> None:
+        """Fill the pool of idle workers; with a zygote (it calls this once ready), idle
+        workers started without it are replaced: the pool's workers have its modules."""
+        with self.lock:
+            if self.pool.zygote is not None:
+                for w in list(self.idle.get("", [])):
+                    if not w.forked:
+                        self.idle[""].remove(w)
+                        w.dead = w.culled = True
+                        self.pool.kill(w)
+            for _ in range(self.cfg.prestart_workers):
+                self._start_worker("", None)
 
     # -- dispatch --------------------------------------------------------
     def _handle(self, conn, method, args, rid):
@@ -535,6 +549,12 @@ class NodeManager(ObjectStoreHandlers):
 
     def _make_idle(self, w: WorkerProc) -> None:
         w.lease = None
+        z = self.pool.zygote
+        if z is not None and z.ready and not z.gone and not w.forked and w.env_key == "":
+            # started before the zygote was ready: without its modules; forked ones replace it
+            w.dead = w.culled = True
+            self.pool.kill(w)
+            return
         w.idle_since = time.monotonic()
         self.idle.setdefault(w.env_key, []).append(w)
 
