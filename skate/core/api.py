@@ -136,7 +136,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                                     not all(isinstance(m, str) for m in preload)):
             raise TypeError(f"_system_config['worker_preload_modules'] must be a list of "
                             f"module names, got {preload!r}")
-        node = start_head(total, store, owner_pid=os.getpid(), worker_preload=preload)
+        node = start_head(total, store, owner_pid=os.getpid(),
+                          worker_preload=None if preload is None else list(preload))
         from skate.core import rpc
 
         rpc.set_token(node.token)

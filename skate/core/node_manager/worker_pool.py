@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from skate.core.config import OMP_BY_SKATE_ENV, PLACEMENT_GROUP_ENV, worker_preload_modules
 
@@ -47,7 +47,7 @@ class ForkedProc:
 
     def wait(self, timeout: float | None = None) -> int:
         if not self._done.wait(timeout):
-            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout)
+            raise subprocess.TimeoutExpired(f"worker {self.pid}", timeout or 0.0)
         return self.returncode  # type: ignore[return-value]
 
     def kill(self) -> None:
@@ -109,7 +109,7 @@ class Zygote:
 class WorkerProc:
     worker_id: str
     env_key: str
-    proc: subprocess.Popen
+    proc: subprocess.Popen | ForkedProc
     started: float = field(default_factory=time.monotonic)
     conn: object = None  # its connection, once registered
     address: str = ""
@@ -153,8 +153,9 @@ class WorkerPool:
         self.on_zygote_ready = on_zygote_ready
         self.zygote: Zygote | None = None
         preload = worker_preload_modules()
-        if preload:
-            self.zygote = Zygote(argv_base, self._env(None, preload))
+        if preload:  # from the spawner thread, like the workers: it dies with that thread
+            self.zygote = self._spawner.submit(Zygote, argv_base,
+                                               self._env(None, preload)).result()
             self._sel.register(self.zygote.events, selectors.EVENT_READ, (None, "zygote"))
         self._thread = threading.Thread(target=self._pump, name="skate-worker-logs", daemon=True)
         self._thread.start()
@@ -231,6 +232,8 @@ class WorkerPool:
     def _zygote_events(self) -> None:
         """Exits the zygote reports; when it is gone, every worker it forked is too."""
         z = self.zygote
+        if z is None:
+            return
         try:
             data = z.events.recv(64)
         except BlockingIOError:
@@ -246,7 +249,7 @@ class WorkerPool:
                     pass
             z.gone = True
             for w in forked.values():
-                w.proc.exited(-9)
+                cast(ForkedProc, w.proc).exited(-9)
                 self._reaped(w)
             return
         if data == b"ready":
@@ -258,11 +261,11 @@ class WorkerPool:
                     log.exception("starting workers through the zygote failed")
             return
         pid, code = (int(x) for x in data.split())
-        w = forked.get(pid)
-        if w is not None:
-            w.proc.exited(code)
+        gone = forked.get(pid)
+        if gone is not None:
+            cast(ForkedProc, gone.proc).exited(code)
             self.drain()  # its last output before its exit is handled
-            self._reaped(w)
+            self._reaped(gone)
 
     def _pump(self) -> None:
         while not self._stopped:
