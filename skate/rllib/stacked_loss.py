@@ -25,12 +25,11 @@ Learners import this module (it imports torch; an algorithm's driver does not).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
-_HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+from skate.rllib.module import _HALF_LOG_2PI
+
 _aten = torch.ops.aten
 
 # activation -> (in place forward, backward from the gradient and the activation's output)

@@ -84,6 +84,24 @@ def test_a_killed_forked_worker_is_noticed(zygote_cluster):
     assert skate.get(pid_of.remote(), timeout=30) > 0  # the node goes on
 
 
+def test_when_the_zygote_dies_its_workers_count_as_dead_and_others_start(zygote_cluster):
+    import psutil
+
+    probe = Probe.options(max_restarts=0).remote()
+    info = skate.get(probe.info.remote())
+    zygote = info["ppid"]
+    assert "skate.core.worker.zygote" in " ".join(psutil.Process(zygote).cmdline())
+    os.kill(zygote, signal.SIGKILL)  # the node manager then stops what it forked
+    wait_for_condition(lambda: not psutil.pid_exists(info["pid"]) or
+                       psutil.Process(info["pid"]).status() == psutil.STATUS_ZOMBIE,
+                       timeout=20)
+    with pytest.raises(RayActorError):
+        skate.get(probe.info.remote(), timeout=30)
+    fresh = Probe.remote()  # now started as a new interpreter
+    info = skate.get(fresh.info.remote(), timeout=30)
+    assert info["ppid"] != zygote and not info["preloaded"]
+
+
 def test_a_placement_group_actor_is_forked_too(zygote_cluster):
     from skate.util import placement_group, remove_placement_group
     from skate.util.scheduling_strategies import PlacementGroupSchedulingStrategy

@@ -14,6 +14,7 @@ import torch
 from skate import train, tune
 from skate.sgd.trainer import TrainingFailedError
 from skate.train.torch import TorchConfig, TorchTrainer, prepare_data_loader, prepare_model
+from tests.core.utils import wait_for_condition
 
 pytestmark = pytest.mark.skate_only
 
@@ -343,10 +344,9 @@ def test_an_elastic_run_grows_at_a_checkpoint_when_resources_appear(start_regula
         for epoch in range(_resume_epoch(), 6):
             if epoch == 1 and ctx.get_world_rank() == 0 and ctx.get_world_size() == 1:
                 skate.kill(skate.get_actor("blocker"))  # a CPU comes free
-                deadline = time.monotonic() + 20  # until the cluster's view shows it
-                while skate.available_resources().get("CPU", 0) < 1:
-                    assert time.monotonic() < deadline, "the blocker's CPU never came back"
-                    time.sleep(0.05)
+                # report once the cluster's view shows it, so the trainer sees it too
+                wait_for_condition(lambda: skate.available_resources().get("CPU", 0) >= 1,
+                                   timeout=20)
             with tempfile.TemporaryDirectory() as d:
                 with open(os.path.join(d, "state.json"), "w") as f:
                     json.dump({"epoch": epoch}, f)

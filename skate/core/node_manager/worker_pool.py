@@ -249,6 +249,9 @@ class WorkerPool:
                     pass
             z.gone = True
             for w in forked.values():
+                # their reaper is gone: stop them (not left to PR_SET_PDEATHSIG, which was
+                # seen not to reach a forked worker here) and count them as killed
+                w.proc.kill()
                 cast(ForkedProc, w.proc).exited(-9)
                 self._reaped(w)
             return

@@ -18,8 +18,8 @@ Protocol, over two ``SOCK_SEQPACKET`` socket pairs the node manager made:
   node manager then starts its pool of idle workers through it), then
   ``b"<pid> <exit code>"`` when a worker ends (the code as ``Popen`` gives it:
   negative for a signal). The zygote is the
-  workers' parent, so it reaps them; when it dies its workers die with it
-  (``PR_SET_PDEATHSIG``) and the node manager counts them all as gone.
+  workers' parent, so it reaps them; when it dies the node manager (seeing its
+  event socket close) kills every worker it forked and counts them as gone.
 
 The zygote stays single-threaded (a fork copies only the calling thread), and
 a child reseeds what a copy would share: ids, numpy's and torch's global
