@@ -160,7 +160,7 @@ class ActorClass:
             "owner_node": core.node_id,
         }
         actor_id = ids.random_id(16)
-        result = core.gcs.call("create_actor", actor_id, spec, core.job_id, name, namespace,
+        result = core.gcs.create_actor(actor_id, spec, core.job_id, name, namespace,
                                detached, bool(options.get("get_if_exists")))
         if result[0] == "exists":
             info, existing_meta = result[1], result[2]

@@ -163,6 +163,7 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
 def _connect_existing(address: str, namespace, log_to_driver, job_config=None):
     """Join a running cluster: "auto" (started with ``skate start --head`` here) or its address."""
     from skate.core import rpc
+    from skate.core.control_store.client import ControlStoreClient
     from skate.core.node import read_current
     from skate.core.worker.core_worker import CoreWorker
 
@@ -185,7 +186,7 @@ def _connect_existing(address: str, namespace, log_to_driver, job_config=None):
         raise ConnectionError(f"Could not reach a Skate cluster at {address!r}: {e}. Is it "
                               f"running (`skate status`)?") from None
     try:
-        nodes = [n for n in gcs.call("get_nodes", timeout=10) if n["Alive"]]
+        nodes = [n for n in ControlStoreClient(gcs).get_nodes(timeout=10) if n["Alive"]]
     except rpc.ConnectionClosed:
         raise ConnectionError(
             f"The cluster at {address!r} refused this connection: wrong or missing cluster "
@@ -321,8 +322,8 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
 
         # made by a task another process submitted: only its owner can stop it
         try:
-            core.peer(object_ref.owner).call("cancel_owned_task", object_ref.id[:12], force,
-                                             recursive, timeout=30)
+            core.worker_at(object_ref.owner).cancel_owned_task(object_ref.id[:12], force,
+                                                               recursive, timeout=30)
         except (OSError, rpc.ConnectionClosed):
             pass  # its owner is gone, and the task with it
         return
@@ -338,7 +339,7 @@ def kill(actor, *, no_restart: bool = True) -> None:
 
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"skate.kill() takes an actor handle, got {type(actor).__name__}.")
-    _core().gcs.call("kill_actor", actor._actor_id_bytes, no_restart)
+    _core().gcs.kill_actor(actor._actor_id_bytes, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None):
@@ -349,7 +350,7 @@ def get_actor(name: str, namespace: str | None = None):
         raise ValueError("get_actor() needs the actor's name as a non-empty str.")
     core = _core()
     ns = namespace if namespace is not None else core.namespace
-    found = core.gcs.call("get_named_actor", name, ns)
+    found = core.gcs.get_named_actor(name, ns)
     if found is None:
         raise ValueError(f"Failed to look up actor with name {name!r} in namespace {ns!r}: no "
                          f"such actor (it was never created, or it died).")
@@ -359,7 +360,7 @@ def get_actor(name: str, namespace: str | None = None):
 
 def _resources():
     core = _core()
-    return core.gcs.call("cluster_resources")
+    return core.gcs.cluster_resources()
 
 
 def cluster_resources() -> dict:
@@ -376,7 +377,7 @@ def available_resources() -> dict:
 
 def nodes() -> list:
     """One dict per node: NodeID, Alive, NodeManagerAddress, Resources, ..."""
-    return _core().gcs.call("get_nodes")
+    return _core().gcs.get_nodes()
 
 
 def get_gpu_ids() -> list:
@@ -386,7 +387,7 @@ def get_gpu_ids() -> list:
 
 def list_named_actors(all_namespaces: bool = False) -> list:
     core = _core()
-    found = core.gcs.call("list_named_actors", core.namespace, all_namespaces)
+    found = core.gcs.list_named_actors(core.namespace, all_namespaces)
     return found if all_namespaces else [a["name"] for a in found]
 
 

@@ -106,7 +106,7 @@ def resource_request(options: dict, default_cpus: float, what: str = "the task")
     req = _plain_request(options, default_cpus)
     group = placement(options)
     if group is not None:
-        from skate.core.control_store.placement_groups import request_in_group
+        from skate.core.resources import request_in_group
 
         pg_hex, index, _ = group
         _check_fits_group(options, req, default_cpus == 0, index, what)

@@ -43,7 +43,7 @@ class RuntimeContext:
         return a.hex() if a else None
 
     def get_assigned_resources(self) -> dict:
-        from skate.core.control_store.placement_groups import plain_request
+        from skate.core.resources import plain_request
 
         return {k: float(v) for k, v in plain_request(self._core.assigned_resources).items()}
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 
 import skate
-from skate.core.control_store.placement_groups import validate
+from skate.core.resources import validate
 from skate.core.ids import BinaryID
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from skate.core.node_manager import resources as res
+from skate.core import resources as res
 from skate.core.node_manager.placement import HERE, NodeView, decide
 
 pytestmark = pytest.mark.skate_only

@@ -3,7 +3,7 @@
 import pytest
 
 from skate.core import options
-from skate.core.node_manager import resources as res
+from skate.core import resources as res
 
 pytestmark = pytest.mark.skate_only
 

@@ -20,11 +20,11 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from skate.core.node_manager import resources as res
+from skate.core import resources as res
+from skate.core.resources import validate
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 PENDING, CREATED, REMOVED = "PENDING", "CREATED", "REMOVED"
 
 
@@ -66,60 +66,6 @@ def assign(bundles: list, strategy: str, available: dict) -> list | None:
         if node not in used:
             used.append(node)
     return out
-
-
-def bundle_resources(bundle: dict, index: int, pg_hex: str) -> dict:
-    """The resources a reserved bundle adds to its node."""
-    out = {"bundle_group_" + pg_hex: 1000, f"bundle_group_{index}_{pg_hex}": 1000}
-    for k, v in bundle.items():
-        out[f"{k}_group_{pg_hex}"] = v
-        out[f"{k}_group_{index}_{pg_hex}"] = v
-    return out
-
-
-RESERVED = ("bundle",)  # names the group resources are made of
-
-
-def plain_request(request: dict) -> dict:
-    """Invert ``request_in_group``: ``{"CPU_group_0_<pg>": 1, "bundle_group_...": ..}`` ->
-    ``{"CPU": 1}`` (what a task in a group reports as its assigned resources)."""
-    out: dict = {}
-    for k, v in request.items():
-        name, sep, _ = k.rpartition("_group_")
-        if not sep:
-            out[k] = out.get(k, 0) + v
-        elif name not in RESERVED:
-            out[name] = out.get(name, 0) + v
-    return out
-
-
-def request_in_group(request: dict, pg_hex: str, index: int) -> dict:
-    """A task's resource request rewritten to draw from a group's bundle(s)."""
-    suffix = f"{index}_{pg_hex}" if index is not None and index >= 0 else pg_hex
-    out = {f"{k}_group_{suffix}": v for k, v in request.items() if v}
-    out[f"bundle_group_{suffix}"] = 0.001
-    return out
-
-
-def validate(bundles, strategy) -> None:
-    if strategy not in STRATEGIES:
-        raise ValueError(f"Invalid placement group strategy {strategy!r}; use one of "
-                         f"{', '.join(STRATEGIES)}.")
-    if not isinstance(bundles, list) or not bundles:
-        raise ValueError("bundles must be a non-empty list of dicts, e.g. [{'CPU': 1}].")
-    for i, b in enumerate(bundles):
-        if not isinstance(b, dict) or not b:
-            raise ValueError(f"bundle {i} must be a non-empty dict of resources, got {b!r}.")
-        for k, v in b.items():
-            if k in RESERVED or "_group_" in str(k):
-                raise ValueError(f"bundle {i}: {k} is a system reserved resource, which is not "
-                                 f"allowed to be used in placement group.")
-            if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) \
-                    or v < 0:
-                raise ValueError(f"bundle {i}: resource {k!r} must be a non-negative number, "
-                                 f"got {v!r}.")
-        if not any(v > 0 for v in b.values()):
-            raise ValueError(f"bundle {i} asks for nothing; every bundle needs some resource.")
 
 
 @dataclass
@@ -192,8 +138,7 @@ class PlacementGroups:
         for i, (bundle, node) in enumerate(zip(g.bundles, nodes)):
             raylet = cs.raylets.get(node)
             try:
-                if raylet is None or not raylet.call("prepare_bundle", pg_hex, i, bundle,
-                                                     timeout=10):
+                if raylet is None or not raylet.prepare_bundle(pg_hex, i, bundle, timeout=10):
                     ok = False
             except Exception as e:  # a node that died or answered badly: not reserved
                 log.info("preparing bundle %d of %s on %s failed: %s", i, pg_hex, node, e)
@@ -211,7 +156,7 @@ class PlacementGroups:
         for i, node in prepared:  # all or nothing
             raylet = cs.raylets.get(node)
             if raylet is not None:
-                raylet.notify("return_bundle", pg_hex, i)
+                raylet.return_bundle(pg_hex, i)
 
     def _wake(self, g: Group, ok: bool) -> None:
         waiters, g.waiters = g.waiters, []
@@ -244,7 +189,7 @@ class PlacementGroups:
         for i, node in enumerate(g.nodes):
             raylet = self.store.raylets.get(node)
             if raylet is not None:
-                raylet.notify("return_bundle", g.pg_id.hex(), i)
+                raylet.return_bundle(g.pg_id.hex(), i)
         g.nodes = []
 
     def node_died(self, node: str) -> None:

@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 from skate.core import rpc
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
+from skate.core.node_manager.client import NodeManagerClient
 from skate.core.pids import alive as _alive
+from skate.core.protocol import ActorStart, JobRef
+from skate.core.worker.client import WorkerClient
 from skate.exceptions import ActorAlreadyExistsError
 
 log = logging.getLogger("skate.control_store")
@@ -75,7 +78,7 @@ class ControlStore:
         self.nodes: dict[str, dict] = {}
         self.available: dict[str, dict] = {}  # node -> free resources, from heartbeats
         self.last_seen: dict[str, float] = {}  # node -> monotonic time of its last heartbeat
-        self.raylets: dict[str, rpc.Connection] = {}
+        self.raylets: dict[str, NodeManagerClient] = {}
         self.actors: dict[bytes, ActorRecord] = {}
         self.named: dict[tuple, bytes] = {}
         self.by_worker: dict[str, bytes] = {}
@@ -172,7 +175,8 @@ class ControlStore:
         self.nodes[node_id] = dict(info, NodeID=node_id, Alive=True)
         self.available[node_id] = dict(info["Resources"])
         self.last_seen[node_id] = time.monotonic()
-        self.raylets[node_id] = rpc.connect(info["raylet_address"], name="gcs->raylet")
+        self.raylets[node_id] = NodeManagerClient(rpc.connect(info["raylet_address"],
+                                                                  name="gcs->raylet"))
         restored, self._restored = self._restored, []
         for rec in restored:  # detached actors from before a head restart come back
             self._schedule(rec)
@@ -315,7 +319,7 @@ class ControlStore:
             with self.lock:
                 if rec.state == DEAD or rec.num_restarts != attempt:
                     if ok and value and value[0] != "spill":
-                        raylet.notify("return_lease", value[0], True)
+                        raylet.return_lease(value[0], True)
                     return
                 if not ok and isinstance(value, rpc.ConnectionClosed):
                     # the node manager asked died, or hung and was declared dead (we closed
@@ -359,19 +363,20 @@ class ControlStore:
                         return
                     if not ok2:
                         self._set_dead(rec, f"the actor's constructor raised: {value2}")
-                        raylet.notify("return_lease", lease_id, True)
+                        raylet.return_lease(lease_id, True)
                         return
                     rec.state = ALIVE
                     rec.address = address
                     rec.pid = value2
                     self._bump(rec)
 
-            wconn.call_async("create_actor", rec.actor_id, spec["payload"], gpu_ids,
-                             spec["resources"], rec.num_restarts, (rec.job_id, rec.namespace),
-                             spec["meta"], callback=created)
+            start = ActorStart(rec.actor_id, spec["payload"], gpu_ids, spec["resources"],
+                               rec.num_restarts, tuple(JobRef(rec.job_id, rec.namespace)),
+                               spec["meta"])
+            WorkerClient(wconn).start_actor(tuple(start), callback=created)
 
-        raylet.call_async("request_lease", spec["resources"], spec.get("env_vars"), True,
-                          spec.get("strategy"), None, hops > 0, callback=granted)
+        raylet.request_lease(spec["resources"], spec.get("env_vars"), True, spec.get("strategy"),
+                             None, hops > 0, callback=granted)
 
     def _bump(self, rec: ActorRecord) -> None:
         rec.version += 1
@@ -401,7 +406,7 @@ class ControlStore:
     def _kill_worker(self, rec: ActorRecord, wid: str) -> None:
         raylet = self.raylets.get(rec.node_id) if rec.node_id is not None else None
         for r in ([raylet] if raylet is not None else self.raylets.values()):
-            r.notify("kill_worker", wid)
+            r.kill_worker(wid)
 
     def _on_worker_gone(self, worker_id: str, why: str) -> None:
         actor_id = self.by_worker.pop(worker_id, None)

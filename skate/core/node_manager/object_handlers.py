@@ -17,9 +17,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from skate.core import rpc
+from skate.core.node_manager.client import NodeManagerClient
 
 if TYPE_CHECKING:
     from skate.core.config import NodeConfig
+    from skate.core.control_store.client import ControlStoreClient
     from skate.core.object_store.store import ObjectStore
     from skate.core.object_store.transfer import TransferClient
 
@@ -39,7 +41,7 @@ class ObjectStoreHandlers:
     _peer_nodes: dict
     _peer_nodes_lock: threading.Lock
     _senders: itertools.count
-    gcs: rpc.Connection
+    gcs: ControlStoreClient
     cfg: NodeConfig
 
     def h_store_create(self, conn, rid, oid, size, owner):
@@ -103,7 +105,7 @@ class ObjectStoreHandlers:
         """(gRPC transfer address, plain-socket stream address or "") of ``node``."""
         view = self.cluster_view.get(node)
         if view is None:  # joined since our last heartbeat: ask the control store
-            for info in self.gcs.call("get_nodes", timeout=10):
+            for info in self.gcs.get_nodes(timeout=10):
                 if info["NodeID"] == node and info["Alive"]:
                     return info["transfer_address"], info.get("stream_address", "")
         elif view.alive and view.transfer_address:
@@ -174,7 +176,7 @@ class ObjectStoreHandlers:
                 if conn is None or conn.closed:
                     conn = self._peer_nodes[node] = rpc.connect(view.address,
                                                                 name="raylet->raylet")
-                conn.notify("store_release_free", [], oids)
+                NodeManagerClient(conn).store_release_free([], oids)
             except OSError as e:
                 log.info("could not tell node %s to drop %d copies: %s", node, len(oids), e)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from skate.core.node_manager import resources as res
+from skate.core import resources as res
 
 HERE = "here"
 

@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass, field
 
 from skate.core import kill_points, rpc
+from skate.core import resources as res
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
-from skate.core.control_store.placement_groups import bundle_resources as pg_bundle_resources
+from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import random_id
 from skate.core.node_manager import placement
-from skate.core.node_manager import resources as res
 from skate.core.node_manager.object_handlers import ObjectStoreHandlers
 from skate.core.node_manager.start_policy import StartBackoff, Watchdog
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
@@ -38,6 +38,8 @@ from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
 from skate.core.pids import alive as _alive
+from skate.core.resources import bundle_resources as pg_bundle_resources
+from skate.core.worker.client import WorkerClient
 from skate.exceptions import WorkerStartupError
 
 log = logging.getLogger("skate.node_manager")
@@ -111,8 +113,8 @@ class NodeManager(ObjectStoreHandlers):
         self.transfer_client = TransferClient(rpc.current_token(), cfg.node_id)
         self._peer_nodes: dict[str, rpc.Connection] = {}  # node id -> its node manager
         self._peer_nodes_lock = threading.Lock()  # taken alone, never with self.lock
-        self.gcs = _connect_retry(cfg.gcs_address, "raylet->gcs")
-        self.gcs.call("register_node", cfg.node_id, {
+        self.gcs = ControlStoreClient(_connect_retry(cfg.gcs_address, "raylet->gcs"))
+        self.gcs.register_node(cfg.node_id, {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
             "Resources": cfg.resources, "object_store_memory": self.store.capacity,
             "arena_path": cfg.arena_path, "is_head": cfg.is_head,
@@ -271,7 +273,7 @@ class NodeManager(ObjectStoreHandlers):
                    f"its resource request or start Skate with more resources "
                    f"(skate.init(num_cpus=..., resources=...)).")
             log.warning(msg)
-            lease.holder.notify("warning", msg)
+            WorkerClient(lease.holder).warning(msg)
         return True
 
     def _fits_total(self, units) -> bool:
@@ -308,7 +310,7 @@ class NodeManager(ObjectStoreHandlers):
         with self.lock:
             avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
             total = res.from_units(self.total)
-        self.gcs.call_async("cluster_view", self.cfg.node_id, avail, total, callback=got)
+        self.gcs.cluster_view(self.cfg.node_id, avail, total, callback=got)
 
     def h_cancel_lease_request(self, conn, rid, count):
         """Drop up to ``count`` of this requester's unanswered lease requests."""
@@ -590,7 +592,7 @@ class NodeManager(ObjectStoreHandlers):
         try:
             # an idle worker we stopped as surplus is not an owner dying: actors it created
             # live on; any other death takes them with it (Ray's owner fate-sharing)
-            self.gcs.notify("worker_died", w.worker_id, not w.culled)
+            self.gcs.worker_died(w.worker_id, not w.culled)
         except rpc.ConnectionClosed:
             pass
 
@@ -648,7 +650,7 @@ class NodeManager(ObjectStoreHandlers):
             return
         for c in subs:
             try:
-                c.notify("worker_output", w.pid, w.name, self.cfg.node_ip, stream, lines)
+                WorkerClient(c).worker_output(w.pid, w.name, self.cfg.node_ip, stream, lines)
             except rpc.ConnectionClosed:
                 pass
 

@@ -24,7 +24,7 @@ _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
 class StoreClient:
     def __init__(self, arena_path: str, capacity: int, conn, node_id: str = "", remote_free=None):
-        self.conn = conn  # connection to the node manager
+        self.conn = conn  # a NodeManagerClient: the node manager keeps the books
         self.node_id = node_id
         self.remote_free = remote_free  # fn(node_id, [oid]) for copies on other nodes
         self._fd = os.open(arena_path, os.O_RDWR)
@@ -48,7 +48,7 @@ class StoreClient:
         """Store a serialized object under ``oid``; returns its size in bytes."""
         self.flush()
         size = layout.total_size(meta, buffers)
-        where = self.conn.call("store_create", oid, size, owner)
+        where = self.conn.store_create(oid, size, owner)
         if where[0] == "exists":  # a retried task's first attempt stored it; readers hold it
             return size
         try:
@@ -58,11 +58,11 @@ class StoreClient:
             else:
                 _write_file(where[1], size, kind, meta, buffers)
         except BaseException:
-            self.conn.notify("store_abort", oid)
+            self.conn.store_abort(oid)
             raise
         if kill_points.ARMED:
             kill_points.reached("seal")
-        self.conn.notify("store_seal", oid)
+        self.conn.store_seal(oid)
         return size
 
     def get(self, oid: bytes, node_hint: str | None = None, timeout: float | None = None):
@@ -72,7 +72,7 @@ class StoreClient:
         manager pulls a copy from there when it has none.
         """
         self.flush()
-        where = self.conn.call("store_get", oid, node_hint, timeout=timeout)
+        where = self.conn.store_get(oid, node_hint, timeout=timeout)
         if where is None:
             return None
         if where[0] == "file":
@@ -119,7 +119,7 @@ class StoreClient:
                 frees.append(oid)
             else:
                 remote.setdefault(node, []).append(oid)
-        self.conn.notify("store_release_free", rel, frees)
+        self.conn.store_release_free(rel, frees)
         for node, oids in remote.items():  # primary copies on other nodes
             if self.remote_free is not None:
                 self.remote_free(node, oids)

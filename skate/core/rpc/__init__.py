@@ -13,6 +13,7 @@ trip between two Python processes is ~40 us, a gRPC unary call ~250 us, so
 the hot paths (task push, actor calls, object lookups) use this transport.
 """
 
+from skate.core.rpc.client import Client  # noqa: F401
 from skate.core.rpc.connection import (  # noqa: F401
     DEFER,
     Connection,

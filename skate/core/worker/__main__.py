@@ -42,7 +42,7 @@ def main() -> None:
                       capacity=a.capacity)
     ex.core = core
     kill_points.reached("registered")
-    core.raylet.on_close = lambda c: os._exit(0)
+    core.raylet.conn.on_close = lambda c: os._exit(0)
     code = 0
     try:
         ex.run()

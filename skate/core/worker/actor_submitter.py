@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from skate import exceptions as exc
 from skate.core import rpc
+from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class ActorSubmitter:
                 return
             self._watching = True
         try:
-            self.core.gcs.call_async("wait_actor", self.actor_id, self.version,
+            self.core.gcs.wait_actor(self.actor_id, self.version,
                                      callback=self._on_info)
         except rpc.ConnectionClosed:
             self._on_info(False, None)
@@ -208,8 +209,7 @@ class ActorSubmitter:
         self.inflight[call.task_id] = call
         spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
                 self.core.address)
-        conn.call_async("actor_call", spec,
-                        callback=lambda ok, v: self._replied(call, conn, ok, v))
+        WorkerClient(conn).actor_call(spec, callback=lambda ok, v: self._replied(call, conn, ok, v))
 
     def _replied(self, call: ActorCall, conn, ok: bool, value) -> None:
         if not ok:

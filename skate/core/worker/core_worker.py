@@ -20,10 +20,13 @@ import time
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import INLINE_THRESHOLD
+from skate.core.control_store.client import ControlStoreClient
+from skate.core.node_manager.client import NodeManagerClient
 from skate.core.object_ref import ObjectRef, set_worker
 from skate.core.object_store.client import StoreClient
 from skate.core.ownership_codes import FAILED, PENDING, READY
 from skate.core.worker.actor_submitter import ActorSubmitter
+from skate.core.worker.client import WorkerClient
 from skate.core.worker.ownership import ObjectTable
 from skate.core.worker.task_submitter import TaskSubmitter
 
@@ -61,13 +64,15 @@ class CoreWorker:
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_peer_closed,
                                      name=f"{mode}-{worker_id[:6]}")
         self.address = self.listener.address  # with its TCP part, in a multi-machine cluster
-        self.raylet = rpc.connect(raylet_address, handler=self._handle, name=f"{mode}->raylet")
-        self.gcs = rpc.connect(gcs_address, handler=self._handle, name=f"{mode}->gcs")
+        self.raylet = NodeManagerClient(rpc.connect(raylet_address, handler=self._handle,
+                                                    name=f"{mode}->raylet"))
+        self.gcs = ControlStoreClient(rpc.connect(gcs_address, handler=self._handle,
+                                                  name=f"{mode}->gcs"))
         if mode == "driver":
-            info = self.raylet.call("register_driver", self.address, log_to_driver)
-            self.job_id = self.gcs.call("register_job", self.address, namespace, job_config)
+            info = self.raylet.register_driver(self.address, log_to_driver)
+            self.job_id = self.gcs.register_job(self.address, namespace, job_config)
         else:
-            self.raylet.call("register_worker", worker_id, os.getpid(), self.address)
+            self.raylet.register_worker(worker_id, os.getpid(), self.address)
             info = {"arena_path": arena_path, "capacity": capacity}
         self.store = StoreClient(info["arena_path"], info["capacity"], self.raylet, node_id,
                                  self._free_remote)
@@ -94,6 +99,14 @@ class CoreWorker:
                 conn = rpc.connect(address, handler=self._handle, name="peer")
                 self._peers[address] = conn
             return conn
+
+    def worker_at(self, address: str) -> WorkerClient:
+        """Calls to the worker or driver at ``address`` (over the shared connection)."""
+        return WorkerClient(self.peer(address))
+
+    def node_manager_at(self, address: str) -> NodeManagerClient:
+        """Calls to the node manager at ``address`` (another node's, for a spill or a free)."""
+        return NodeManagerClient(self.peer(address))
 
     def _on_peer_closed(self, conn) -> None:
         who = conn.peer_info.get("address")
@@ -159,7 +172,7 @@ class CoreWorker:
         if self.objects.is_borrowed(ref.id):
             return
         try:
-            self.peer(ref.owner).call("add_borrower", ref.id, self.address, timeout=30)
+            self.worker_at(ref.owner).add_borrower(ref.id, self.address, timeout=30)
         except (OSError, rpc.ConnectionClosed, TimeoutError):
             pass  # owner gone: a later get raises OwnerDiedError
         self.objects.mark_borrowed(ref.id, ref.owner)
@@ -188,7 +201,7 @@ class CoreWorker:
                 self.objects.add_borrower(ref.id, who)
             else:
                 try:
-                    self.peer(ref.owner).call("add_borrower", ref.id, who, timeout=30)
+                    self.worker_at(ref.owner).add_borrower(ref.id, who, timeout=30)
                 except (OSError, rpc.ConnectionClosed, TimeoutError):
                     pass
             out.append((ref.id, ref.owner))
@@ -201,7 +214,7 @@ class CoreWorker:
         deadline = time.monotonic() + (2.0 if wait else 0.0)
         while True:
             try:
-                nodes = {n["NodeID"]: n["Alive"] for n in self.gcs.call("get_nodes", timeout=5)}
+                nodes = {n["NodeID"]: n["Alive"] for n in self.gcs.get_nodes(timeout=5)}
             except Exception:
                 return False
             if not nodes.get(node_id, False):
@@ -215,14 +228,14 @@ class CoreWorker:
         address = self._raylet_addresses.get(node)
         if address is None:
             try:
-                for n in self.gcs.call("get_nodes", timeout=10):
+                for n in self.gcs.get_nodes(timeout=10):
                     self._raylet_addresses[n["NodeID"]] = n["raylet_address"]
             except Exception:
                 return
             address = self._raylet_addresses.get(node)
         if address is not None:
             try:
-                self.peer(address).notify("store_release_free", [], oids)
+                self.node_manager_at(address).store_release_free([], oids)
             except OSError:
                 pass
 
@@ -265,7 +278,7 @@ class CoreWorker:
             by_owner[owner].append((oid, self.address))
         for owner, items in by_owner.items():
             try:
-                self.peer(owner).notify("remove_borrowers", items)
+                self.worker_at(owner).remove_borrowers(items)
             except (OSError, rpc.ConnectionClosed):
                 pass
 
@@ -346,12 +359,12 @@ class CoreWorker:
         if ref.owner == self.address:
             return ("lost",)
         try:
-            conn = self.peer(ref.owner)
+            owner = self.worker_at(ref.owner)
         except OSError:
             return ("owner_died",)
         self._blocked(True)
         try:
-            return conn.call("get_object", ref.id, timeout=_remaining(deadline))
+            return owner.get_object(ref.id, timeout=_remaining(deadline))
         except TimeoutError:
             raise _timeout([ref]) from None
         except rpc.ConnectionClosed:
@@ -362,7 +375,7 @@ class CoreWorker:
     def _blocked(self, blocked: bool) -> None:
         if self.mode == "worker" and self.current_task is not None:
             try:
-                self.raylet.notify("blocked", blocked)
+                self.raylet.blocked(blocked)
             except rpc.ConnectionClosed:
                 pass
             if blocked and kill_points.ARMED:
@@ -416,7 +429,7 @@ class CoreWorker:
             else:
                 callback(value)
         try:
-            self.peer(ref.owner).call_async("wait_object", ref.id, callback=from_owner)
+            self.worker_at(ref.owner).wait_object(ref.id, from_owner)
         except OSError:
             callback(("err", exc.OwnerDiedError(ref.hex())))
 
@@ -586,7 +599,7 @@ class CoreWorker:
             self.submitter.return_all_leases()
             self.flush_background()
             if self.mode == "driver":
-                self.raylet.call("flush_logs", timeout=2)
+                self.raylet.flush_logs(timeout=2)
         except Exception:
             pass
         self.connected = False

@@ -26,7 +26,8 @@ from typing import Callable
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import omp_threads_are_ours
-from skate.core.control_store.placement_groups import plain_request
+from skate.core.protocol import ActorStart
+from skate.core.resources import plain_request
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ class Executor:
             if kill_points.ARMED:
                 kill_points.reached("actor_call")
             return self._actor_call(conn, rid, args[0])
-        if method == "create_actor":
+        if method == "start_actor":
             kill_points.reached("create_actor")
-            self._enqueue((self._create_actor, conn, rid, args))
+            self._enqueue((self._create_actor, conn, rid, args[0]))
             return rpc.DEFER
         if method == "cancel_task":
             self._cancel_task(args[0])
@@ -224,7 +225,7 @@ class Executor:
         """The first task of a job here: its code_search_path goes in front of sys.path."""
         self.core.job_id = job_id
         try:
-            job = self.core.gcs.call("get_job", job_id, timeout=10) or {}
+            job = self.core.gcs.get_job(job_id, timeout=10) or {}
         except Exception as e:  # noqa: BLE001 - the task still runs; imports may fail
             log.warning("could not read job %s's config: %s", job_id, e)
             return
@@ -328,7 +329,8 @@ class Executor:
     def _create_actor(self, conn, rid, args) -> None:
         import inspect
 
-        actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = args
+        actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = \
+            ActorStart.read(args)
         core = self.core
         if job_id != core.job_id:
             self._enter_job(job_id)
@@ -345,7 +347,7 @@ class Executor:
             self.actor_class_name = class_name
             self.actor_id = actor_id
             try:
-                core.raylet.notify("set_worker_name", class_name)
+                core.raylet.set_worker_name(class_name)
             except rpc.ConnectionClosed:
                 pass
             a, kw = self._load_args(args_blob, deps)
@@ -378,7 +380,7 @@ class Executor:
 
     def _exit_after_init(self, conn, rid, why: str) -> None:
         try:
-            self.core.gcs.call("actor_exited", self.actor_id, why, timeout=5)
+            self.core.gcs.actor_exited(self.actor_id, why, timeout=5)
         except Exception:
             pass
         conn.reply(rid, os.getpid())  # the control store sees it dead already: no restart
@@ -475,7 +477,7 @@ class Executor:
         Calls queued behind this one fail on their callers' side when the connection
         closes, with the death cause set here."""
         try:
-            self.core.gcs.call("actor_exited", self.actor_id, why, timeout=5)
+            self.core.gcs.actor_exited(self.actor_id, why, timeout=5)
         except Exception:
             pass
         if conn is not None:

@@ -28,7 +28,9 @@ import time
 from dataclasses import dataclass, field
 
 from skate import exceptions as exc
-from skate.core import rpc, serialization
+from skate.core import serialization
+from skate.core.node_manager.client import NodeManagerClient
+from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +80,9 @@ class _Leased:
     lease_id: int
     worker_id: str
     address: str
-    conn: rpc.Connection
+    conn: WorkerClient
     gpu_ids: list
-    raylet: rpc.Connection  # the node manager that granted it (gets it back)
+    raylet: NodeManagerClient  # the node manager that granted it (gets it back)
     node_id: str = ""
     inflight: int = 0
     idle_since: float = 0.0
@@ -92,7 +94,7 @@ class _Request:
     """One outstanding lease request."""
 
     key: tuple
-    raylet: rpc.Connection
+    raylet: NodeManagerClient
     node: str | None  # set when it went to another node
     sent: float
     abandoned: bool = False
@@ -229,7 +231,7 @@ class TaskSubmitter:
             sent[best.node_id] = best_rank[0] + 1
             self._push(k.queue.popleft(), best)
 
-    def _request_lease(self, key: tuple, k: _Key, raylet: rpc.Connection, hops: int,
+    def _request_lease(self, key: tuple, k: _Key, raylet: NodeManagerClient, hops: int,
                        node: str | None = None) -> None:
         # locality: ask for a worker near the arguments of the task next in line
         preferred = k.queue[0].preferred_node if k.queue else None
@@ -238,8 +240,8 @@ class TaskSubmitter:
             self.remote_requests[id(req)] = req
         if k.strategy == "SPREAD":
             k.pending.add(req)
-        raylet.call_async("request_lease", k.resources, k.env_vars, False, k.strategy, preferred,
-                          hops > 0, callback=lambda ok, v: self._answered(req, hops, ok, v))
+        raylet.request_lease(k.resources, k.env_vars, False, k.strategy, preferred, hops > 0,
+                             callback=lambda ok, v: self._answered(req, hops, ok, v))
 
     def _answered(self, req: "_Request", hops: int, ok: bool, value) -> None:
         with self.lock:
@@ -249,7 +251,7 @@ class TaskSubmitter:
                 k.pending.discard(req)
             if req.abandoned:  # its node was declared dead meanwhile; we asked elsewhere
                 if ok and value is not None and value[0] != "spill":
-                    req.raylet.notify("return_lease", value[0], False)
+                    req.raylet.return_lease(value[0], False)
                 return
         self._granted(req.key, req.raylet, hops, ok, value)
 
@@ -268,13 +270,13 @@ class TaskSubmitter:
                     self.keys[r.key].pending.discard(r)
                     self._retry_later(r.key)  # its k.requested slot carries over
 
-    def _granted(self, key: tuple, raylet: rpc.Connection, hops: int, ok: bool, value) -> None:
+    def _granted(self, key: tuple, raylet: NodeManagerClient, hops: int, ok: bool, value) -> None:
         with self.lock:
             k = self.keys[key]
             if ok and value is not None and value[0] == "spill":
                 # the node manager sent us to a node with room: ask there instead
                 try:
-                    target = self.core.peer(value[1]) if hops < 8 else None
+                    target = self.core.node_manager_at(value[1]) if hops < 8 else None
                 except OSError:
                     target = None  # that node just died; our views lag by a heartbeat
                 if target is not None:
@@ -300,15 +302,15 @@ class TaskSubmitter:
                 return
             lease_id, worker_id, address, gpu_ids, node_id = value
             try:
-                conn = self.core.peer(address)
+                conn = self.core.worker_at(address)
             except OSError:
-                raylet.notify("return_lease", lease_id, True)
+                raylet.return_lease(lease_id, True)
                 self._dispatch(key, k)
                 return
             w = _Leased(lease_id, worker_id, address, conn, gpu_ids, raylet=raylet,
                         node_id=node_id, idle_since=time.monotonic())
             if not k.queue:
-                raylet.notify("return_lease", lease_id, False)
+                raylet.return_lease(lease_id, False)
                 return
             k.workers.append(w)
             self._dispatch(key, k)
@@ -337,8 +339,7 @@ class TaskSubmitter:
         spec = (task.task_id, task.fn_key, blob, task.fn_name, task.args_blob, task.resolved,
                 task.return_ids, self.core.address, w.gpu_ids, task.resources, task.max_calls,
                 task.attempt, (self.core.job_id, self.core.namespace))
-        w.conn.call_async("push_task", spec,
-                          callback=lambda ok, v: self._replied(task, w, ok, v))
+        w.conn.push_task(spec, callback=lambda ok, v: self._replied(task, w, ok, v))
 
     # -- replies -------------------------------------------------------------
     def _replied(self, task: TaskRecord, w: _Leased, ok: bool, value) -> None:
@@ -373,7 +374,7 @@ class TaskSubmitter:
                     k.workers.remove(w)
                 self.fn_sent.pop(w.worker_id, None)
                 if ok:
-                    w.raylet.notify("return_lease", w.lease_id, True)
+                    w.raylet.return_lease(w.lease_id, True)
             # the common case, a success: one pass under the lock; the next push goes out
             # before the results are handed over
             done = ok and not value[2]
@@ -484,9 +485,9 @@ class TaskSubmitter:
         if w is not None:
             if force:
                 task.force_cancelled = True
-                w.raylet.notify("kill_worker", w.worker_id)
+                w.raylet.kill_worker(w.worker_id)
             else:
-                w.conn.notify("cancel_task", task_id, recursive)
+                w.conn.cancel_task(task_id, recursive)
         return True
 
     def cancel_children(self, parent: bytes, force: bool = False) -> None:
@@ -513,7 +514,7 @@ class TaskSubmitter:
                         continue
                     if now - w.idle_since >= IDLE_LEASE_S:
                         k.workers.remove(w)
-                        w.raylet.notify("return_lease", w.lease_id, False)
+                        w.raylet.return_lease(w.lease_id, False)
                     else:
                         still_idle = True
         return still_idle
@@ -522,7 +523,7 @@ class TaskSubmitter:
         with self.lock:
             for k in self.keys.values():
                 for w in k.workers:
-                    w.raylet.notify("return_lease", w.lease_id, False)
+                    w.raylet.return_lease(w.lease_id, False)
                 k.workers.clear()
 
 

@@ -1,0 +1,115 @@
+"""Calls to the control store, one typed method per RPC (handlers: ``server.py``)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from skate.core.rpc import Client
+from skate.core.rpc import methods as m
+
+Callback = Callable[[bool, Any], None]
+
+
+class ControlStoreClient(Client):
+    """What any process asks the control store: nodes, jobs, actors, groups, the KV store.
+
+    >>> # inside a running cluster: ControlStoreClient(rpc.connect(gcs_address)).get_nodes()
+    """
+
+    __slots__ = ()
+
+    # -- nodes -------------------------------------------------------------------------
+    def register_node(self, node_id: str, info: dict) -> bool:
+        return self.conn.call(m.REGISTER_NODE, node_id, info)
+
+    def get_nodes(self, timeout: float | None = None) -> list[dict]:
+        return self.conn.call(m.GET_NODES, timeout=timeout)
+
+    def cluster_view(self, node_id: str, available: dict, total: dict,
+                     callback: Callback) -> None:
+        """A node's heartbeat; the reply is every node's view, or None: this node is dead."""
+        self.conn.call_async(m.CLUSTER_VIEW, node_id, available, total, callback=callback)
+
+    def cluster_resources(self, timeout: float | None = None) -> tuple[dict, dict]:
+        """(total, available) over the live nodes."""
+        return self.conn.call(m.CLUSTER_RESOURCES, timeout=timeout)
+
+    # -- jobs --------------------------------------------------------------------------
+    def register_job(self, driver_address: str, namespace: str, job_config: dict | None) -> str:
+        return self.conn.call(m.REGISTER_JOB, driver_address, namespace, job_config)
+
+    def get_job(self, job_id: str, timeout: float | None = None) -> dict | None:
+        return self.conn.call(m.GET_JOB, job_id, timeout=timeout)
+
+    # -- the KV store --------------------------------------------------------------------
+    def kv_put(self, ns: str, key: bytes, value: bytes, overwrite: bool = True) -> bool:
+        return self.conn.call(m.KV_PUT, ns, key, value, overwrite)
+
+    def kv_get(self, ns: str, key: bytes) -> bytes | None:
+        return self.conn.call(m.KV_GET, ns, key)
+
+    def kv_del(self, ns: str, key: bytes) -> bool:
+        return self.conn.call(m.KV_DEL, ns, key)
+
+    def kv_keys(self, ns: str, prefix: bytes) -> list[bytes]:
+        return self.conn.call(m.KV_KEYS, ns, prefix)
+
+    # -- actors ------------------------------------------------------------------------
+    def create_actor(self, actor_id: bytes, spec: dict, job_id: str | None, name: str | None,
+                     namespace: str, detached: bool, get_if_exists: bool) -> tuple:
+        """("created", info, None) or ("exists", info, meta) when get_if_exists found it."""
+        return self.conn.call(m.CREATE_ACTOR, actor_id, spec, job_id, name, namespace, detached,
+                              get_if_exists)
+
+    def worker_died(self, worker_id: str, owner_gone: bool = True) -> bool:
+        """One-way: a node manager saw a worker exit."""
+        return self.conn.notify(m.WORKER_DIED, worker_id, owner_gone)
+
+    def actor_exited(self, actor_id: bytes, why: str, timeout: float | None = None) -> None:
+        self.conn.call(m.ACTOR_EXITED, actor_id, why, timeout=timeout)
+
+    def kill_actor(self, actor_id: bytes, no_restart: bool) -> bool:
+        return self.conn.call(m.KILL_ACTOR, actor_id, no_restart)
+
+    def get_actor_info(self, actor_id: bytes) -> dict | None:
+        return self.conn.call(m.GET_ACTOR_INFO, actor_id)
+
+    def wait_actor(self, actor_id: bytes, version: int, callback: Callback) -> None:
+        """Long poll: the reply is the actor's record once its version is above ``version``."""
+        self.conn.call_async(m.WAIT_ACTOR, actor_id, version, callback=callback)
+
+    def get_named_actor(self, name: str, namespace: str) -> tuple[dict, dict] | None:
+        return self.conn.call(m.GET_NAMED_ACTOR, name, namespace)
+
+    def list_named_actors(self, namespace: str, all_namespaces: bool) -> list[dict]:
+        return self.conn.call(m.LIST_NAMED_ACTORS, namespace, all_namespaces)
+
+    def list_actors(self) -> list[dict]:
+        return self.conn.call(m.LIST_ACTORS)
+
+    # -- placement groups ------------------------------------------------------------------
+    def create_placement_group(self, pg_id: bytes, bundles: list, strategy: str,
+                               name: str | None, namespace: str, job_id: str | None,
+                               detached: bool) -> dict:
+        return self.conn.call(m.CREATE_PLACEMENT_GROUP, pg_id, bundles, strategy, name,
+                              namespace, job_id, detached)
+
+    def wait_placement_group(self, pg_id: bytes, callback: Callback) -> None:
+        """Answered once the group is placed (or removed)."""
+        self.conn.call_async(m.WAIT_PLACEMENT_GROUP, pg_id, callback=callback)
+
+    def remove_placement_group(self, pg_id: bytes) -> bool:
+        return self.conn.call(m.REMOVE_PLACEMENT_GROUP, pg_id)
+
+    def placement_group_table(self, pg_id: bytes | None) -> dict | None:
+        return self.conn.call(m.PLACEMENT_GROUP_TABLE, pg_id)
+
+    def get_named_placement_group(self, name: str, namespace: str) -> dict | None:
+        return self.conn.call(m.GET_NAMED_PLACEMENT_GROUP, name, namespace)
+
+    # -- misc ----------------------------------------------------------------------------
+    def warning(self, message: str) -> None:
+        self.conn.call(m.WARNING, message)
+
+    def shutdown(self) -> bool:
+        return self.conn.call(m.SHUTDOWN)
