@@ -110,10 +110,11 @@ class Cluster:
 
     def _nodes(self) -> list:
         from skate.core import rpc
+        from skate.core.control_store.client import ControlStoreClient
 
-        c = rpc.connect(self.address, name="cluster-util", token=self.token)
+        c = ControlStoreClient(rpc.connect(self.address, name="cluster-util", token=self.token))
         try:
-            return c.call("get_nodes", timeout=10)
+            return c.get_nodes(timeout=10)
         finally:
             c.close()
 

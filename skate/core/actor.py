@@ -112,13 +112,13 @@ class ActorClass:
         return self._create(args, kwargs, self._options)
 
     def _create(self, args, kwargs, options) -> "ActorHandle":
-        from skate.core import api
+        from skate.core import runtime
 
         cls = self._cls
         if self._meta is None:
             self._signatures = _signatures(cls)
         check_arguments(self._signatures.get("__init__"), args, kwargs, cls.__name__)
-        core = api._core()
+        core = runtime.core()
         if self._meta is None:
             self._meta = {
                 "class_name": cls.__name__,
@@ -241,9 +241,9 @@ class ActorHandle:
         return _ActorID(self._actor_id_bytes)
 
     def _submitter(self):
-        from skate.core import api
+        from skate.core import runtime
 
-        core = api._core()
+        core = runtime.core()
         return core.actor_submitter(self._actor_id_bytes, self._meta)
 
     def __getattr__(self, name):
@@ -298,11 +298,11 @@ class ActorMethod:
         return m
 
     def remote(self, *args, **kwargs):
-        from skate.core import api
+        from skate.core import runtime
 
         check_arguments(self._handle._meta.get("signatures", {}).get(self._name), args, kwargs,
                         self._name)
-        core = api._core()
+        core = runtime.core()
         sub = self._handle._submitter()
         args_blob, deps, held = call_args.pack(core, args, kwargs, f"arguments of {self._name}")
         task_id = ids.task_id()

@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 
+from skate.core import runtime
 from skate.core.object_ref import ObjectRef
 
 log = logging.getLogger("skate")
@@ -42,7 +43,9 @@ class InitContext:
 
 
 def _detect_gpus() -> int:
-    vis = os.environ.get("CUDA_VISIBLE_DEVICES")
+    from skate.core.config import cuda_visible_devices
+
+    vis = cuda_visible_devices()
     if vis is not None:
         return len([g for g in vis.split(",") if g.strip() and g.strip() != "-1"])
     try:
@@ -203,7 +206,10 @@ def _connect_existing(address: str, namespace, log_to_driver, job_config=None):
     node = next((n for n in local if n.get("is_head")), local[0])
     if "|grpc:" in node["raylet_address"]:
         # a cluster other machines join: they must be able to reach this driver too
-        os.environ.setdefault("SKATE_NODE_TCP_HOST", node["NodeManagerAddress"])
+        from skate.core.config import node_tcp_host, set_node_tcp_host
+
+        if node_tcp_host() is None:
+            set_node_tcp_host(node["NodeManagerAddress"])
     return CoreWorker(mode="driver", session_dir=node["session_dir"],
                       raylet_address=node["raylet_address"], gcs_address=gcs_address,
                       node_id=node["NodeID"], node_ip=node["NodeManagerAddress"],
@@ -215,10 +221,11 @@ def _connect_existing(address: str, namespace, log_to_driver, job_config=None):
 
 def _find_token(gcs_address: str, current: dict | None) -> str | None:
     """SKATE_TOKEN, else the token file of the head's session directory on this machine."""
+    from skate.core.config import token_from_env
     from skate.core.node import read_token
 
-    if os.environ.get("SKATE_TOKEN"):
-        return os.environ["SKATE_TOKEN"]
+    if token_from_env():
+        return token_from_env()
     if gcs_address.startswith("unix:"):
         return read_token(os.path.dirname(gcs_address[5:]))
     if current is not None and gcs_address in (current.get("tcp_address"),
@@ -271,19 +278,6 @@ def get_node_ip_address() -> str:
     return core.node_ip if core is not None else "127.0.0.1"
 
 
-def _core():
-    from skate.core.object_ref import current_worker
-
-    core = current_worker()
-    if core is None:
-        with _lock:
-            core = current_worker()
-            if core is None:
-                init()
-                core = current_worker()
-    return core
-
-
 def put(value, *, _owner=None) -> ObjectRef:
     """Store ``value`` in the object store and return a reference to it.
 
@@ -291,7 +285,7 @@ def put(value, *, _owner=None) -> ObjectRef:
     >>> skate.get(skate.put([1, 2]))
     [1, 2]
     """
-    return _core().put(value)
+    return runtime.core().put(value)
 
 
 def get(object_refs, *, timeout: float | None = None):
@@ -299,13 +293,13 @@ def get(object_refs, *, timeout: float | None = None):
 
     Raises the task's exception if it failed, GetTimeoutError after ``timeout`` s.
     """
-    return _core().get(object_refs, timeout)
+    return runtime.core().get(object_refs, timeout)
 
 
 def wait(object_refs, *, num_returns: int = 1, timeout: float | None = None,
          fetch_local: bool = True):
     """``(ready, not_ready)``: the first ``num_returns`` refs that are ready, in input order."""
-    return _core().wait(object_refs, num_returns, timeout, fetch_local)
+    return runtime.core().wait(object_refs, num_returns, timeout, fetch_local)
 
 
 def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True) -> None:
@@ -316,7 +310,7 @@ def cancel(object_ref: ObjectRef, *, force: bool = False, recursive: bool = True
     """
     if not isinstance(object_ref, ObjectRef):
         raise TypeError(f"skate.cancel() takes an ObjectRef, got {type(object_ref).__name__}.")
-    core = _core()
+    core = runtime.core()
     if object_ref.owner != core.address:
         from skate.core import rpc
 
@@ -339,7 +333,7 @@ def kill(actor, *, no_restart: bool = True) -> None:
 
     if not isinstance(actor, ActorHandle):
         raise ValueError(f"skate.kill() takes an actor handle, got {type(actor).__name__}.")
-    _core().gcs.kill_actor(actor._actor_id_bytes, no_restart)
+    runtime.core().gcs.kill_actor(actor._actor_id_bytes, no_restart)
 
 
 def get_actor(name: str, namespace: str | None = None):
@@ -348,7 +342,7 @@ def get_actor(name: str, namespace: str | None = None):
 
     if not isinstance(name, str) or not name:
         raise ValueError("get_actor() needs the actor's name as a non-empty str.")
-    core = _core()
+    core = runtime.core()
     ns = namespace if namespace is not None else core.namespace
     found = core.gcs.get_named_actor(name, ns)
     if found is None:
@@ -359,7 +353,7 @@ def get_actor(name: str, namespace: str | None = None):
 
 
 def _resources():
-    core = _core()
+    core = runtime.core()
     return core.gcs.cluster_resources()
 
 
@@ -377,16 +371,16 @@ def available_resources() -> dict:
 
 def nodes() -> list:
     """One dict per node: NodeID, Alive, NodeManagerAddress, Resources, ..."""
-    return _core().gcs.get_nodes()
+    return runtime.core().gcs.get_nodes()
 
 
 def get_gpu_ids() -> list:
     """The GPU ids assigned to the current task or actor."""
-    return list(_core().gpu_ids)
+    return list(runtime.core().gpu_ids)
 
 
 def list_named_actors(all_namespaces: bool = False) -> list:
-    core = _core()
+    core = runtime.core()
     found = core.gcs.list_named_actors(core.namespace, all_namespaces)
     return found if all_namespaces else [a["name"] for a in found]
 

@@ -28,6 +28,40 @@ def worker_preload_modules() -> list:
 
 
 PLACEMENT_GROUP_ENV = "SKATE_PLACEMENT_GROUP"
+#: A node manager or control store hears this node's token here (set by whoever starts it).
+TOKEN_ENV = "SKATE_TOKEN"
+#: The host this machine's processes also listen on over gRPC, in a cluster other machines
+#: join (set by ``skate start``; a driver joining such a cluster sets it for itself).
+NODE_TCP_HOST_ENV = "SKATE_NODE_TCP_HOST"
+_node_tcp_host: str | None = None
+
+
+def token_from_env() -> str | None:
+    return os.environ.get(TOKEN_ENV) or None
+
+
+def node_tcp_host() -> str | None:
+    """Where this process's listeners also accept gRPC peers, or None (Unix sockets only)."""
+    return _node_tcp_host or os.environ.get(NODE_TCP_HOST_ENV) or None
+
+
+def set_node_tcp_host(host: str) -> None:
+    """A driver joining a multi-machine cluster listens on TCP too (this process only)."""
+    global _node_tcp_host
+    _node_tcp_host = host
+
+
+def node_timeout_s() -> float:
+    """A node still connected but silent this long is declared dead (see control_store)."""
+    return float(os.environ.get("SKATE_NODE_TIMEOUT_S", 30.0))
+
+
+def cuda_visible_devices() -> str | None:
+    return os.environ.get("CUDA_VISIBLE_DEVICES")
+
+
+def omp_num_threads() -> str | None:
+    return os.environ.get("OMP_NUM_THREADS")
 
 
 def address_from_env() -> str | None:

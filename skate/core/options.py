@@ -7,6 +7,11 @@ wrong type raise TypeError or ValueError naming the option, at decoration or
 
 from __future__ import annotations
 
+from skate.core.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
 _COMMON = {
     "num_cpus", "num_gpus", "resources", "memory", "object_store_memory", "accelerator_type",
     "scheduling_strategy", "runtime_env", "name", "placement_group",
@@ -114,9 +119,16 @@ def resource_request(options: dict, default_cpus: float, what: str = "the task")
     return req
 
 
-def _check_fits_group(options: dict, req: dict, actor: bool, index: int, what: str) -> None:
+def _group_option(options: dict):
+    """The placement group the options name (strategy first, then the legacy option)."""
     st = options.get("scheduling_strategy")
-    pg = getattr(st, "placement_group", None) or options.get("placement_group")
+    if isinstance(st, PlacementGroupSchedulingStrategy):
+        return st.placement_group
+    return options.get("placement_group")
+
+
+def _check_fits_group(options: dict, req: dict, actor: bool, index: int, what: str) -> None:
+    pg = _group_option(options)
     bundles = getattr(pg, "bundle_specs", None)
     if not bundles:
         return  # captured from the parent's group: its bundles are not known here
@@ -142,15 +154,16 @@ def placement(options: dict) -> tuple[str, int, bool] | None:
     placement group: the one its options name, else the one its caller runs in when that
     caller's group captures child tasks (as in Ray)."""
     st = options.get("scheduling_strategy")
-    pg = getattr(st, "placement_group", None) or options.get("placement_group")
+    by_strategy = isinstance(st, PlacementGroupSchedulingStrategy)
+    pg = _group_option(options)
     if pg is not None and pg != "default":
-        index = getattr(st, "placement_group_bundle_index", None)
+        index = st.placement_group_bundle_index if by_strategy else None
         if index is None:
             index = options.get("placement_group_bundle_index", -1)
         if index is not None and index >= len(pg.bundle_specs):
             raise ValueError(f"placement_group_bundle_index={index} is out of range: the group "
                              f"has {len(pg.bundle_specs)} bundles.")
-        capture = getattr(st, "placement_group_capture_child_tasks", None)
+        capture = st.placement_group_capture_child_tasks if by_strategy else None
         if capture is None:
             capture = options.get("placement_group_capture_child_tasks")
         return pg.id.hex(), index, bool(capture)
@@ -195,10 +208,9 @@ def strategy(options: dict):
         return None
     if st == "SPREAD":
         return "SPREAD"
-    node_id = getattr(st, "node_id", None)
-    if node_id is not None:
-        return ("node", node_id, bool(getattr(st, "soft", False)))
-    if hasattr(st, "placement_group"):
+    if isinstance(st, NodeAffinitySchedulingStrategy):
+        return ("node", st.node_id, bool(st.soft))
+    if isinstance(st, PlacementGroupSchedulingStrategy):
         return None  # placement groups: the bundle's node is chosen by the group
     raise ValueError(f"Unknown scheduling_strategy {st!r}: use 'DEFAULT', 'SPREAD', "
                      f"NodeAffinitySchedulingStrategy or PlacementGroupSchedulingStrategy.")

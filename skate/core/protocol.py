@@ -4,7 +4,7 @@ Every message that crosses a process boundary on a hot path is a
 ``NamedTuple`` here: the field names are the contract, and the type checker
 and an editor see both ends. RPC names are in :mod:`skate.core.rpc.methods`.
 
-On the wire they travel as **plain tuples**. Measured here (CPython 3.12,
+On the wire they travel as **plain tuples**. Measured here (CPython 3.11,
 a 13-field task spec in a request frame): a tuple pickles in 1.1 us and
 unpickles in 1.3 us, the same fields as a NamedTuple take 3.9 us and 2.8 us
 (pickle stores the class and rebuilds it through ``__new__``). So a sender

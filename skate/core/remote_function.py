@@ -58,11 +58,11 @@ class RemoteFunction:
         return self._key, self._blob
 
     def _submit(self, args, kwargs, options):
-        from skate.core import api
+        from skate.core import runtime
         from skate.core.worker.task_submitter import TaskRecord
 
         check_arguments(self._signature, args, kwargs, self._name)
-        core = api._core()
+        core = runtime.core()
         key, blob = self._export()
         num_returns = options.get("num_returns")
         streaming = num_returns == "streaming" or (num_returns is None and self._streams)

@@ -92,6 +92,6 @@ class RuntimeContext:
 
 
 def get_runtime_context() -> RuntimeContext:
-    from skate.core import api
+    from skate.core import runtime
 
-    return RuntimeContext(api._core() if current_worker() is None else current_worker())
+    return RuntimeContext(runtime.core() if current_worker() is None else current_worker())

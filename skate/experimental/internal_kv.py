@@ -14,9 +14,9 @@ from __future__ import annotations
 
 
 def _gcs():
-    from skate.core import api
+    from skate.core import runtime
 
-    return api._core().gcs
+    return runtime.core().gcs
 
 
 def _key(key) -> str:
@@ -44,13 +44,13 @@ def _internal_kv_initialized() -> bool:
 def _internal_kv_put(key, value, overwrite: bool = True, *, namespace: str = "") -> bool:
     """Store ``value``; returns True if the key already existed (as Ray does)."""
     k = _key(key)
-    existed = _gcs().call("kv_get", namespace, k) is not None
-    _gcs().call("kv_put", namespace, k, _value(value), overwrite)
+    existed = _gcs().kv_get(namespace, k) is not None
+    _gcs().kv_put(namespace, k, _value(value), overwrite)
     return existed
 
 
 def _internal_kv_get(key, *, namespace: str = "") -> bytes | None:
-    return _gcs().call("kv_get", namespace, _key(key))
+    return _gcs().kv_get(namespace, _key(key))
 
 
 def _internal_kv_exists(key, *, namespace: str = "") -> bool:
@@ -58,8 +58,8 @@ def _internal_kv_exists(key, *, namespace: str = "") -> bool:
 
 
 def _internal_kv_del(key, *, namespace: str = "") -> bool:
-    return _gcs().call("kv_del", namespace, _key(key))
+    return _gcs().kv_del(namespace, _key(key))
 
 
 def _internal_kv_list(prefix, *, namespace: str = "") -> list:
-    return [k.encode() for k in _gcs().call("kv_keys", namespace, _key(prefix))]
+    return [k.encode() for k in _gcs().kv_keys(namespace, _key(prefix))]

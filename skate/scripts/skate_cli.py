@@ -113,6 +113,7 @@ def _stop(args) -> int:
 
 def _status(args) -> int:
     from skate.core import rpc
+    from skate.core.control_store.client import ControlStoreClient
     from skate.core.node import read_current, read_token
 
     info = read_current()
@@ -120,14 +121,12 @@ def _status(args) -> int:
         print("No Skate cluster is running on this machine (start one with `skate start --head`).")
         return 1
     rpc.set_token(read_token(info["session_dir"]))
-    gcs = rpc.connect(info["gcs_address"], name="status")
-    raylet = rpc.connect(info["raylet_address"], name="status")
+    gcs = ControlStoreClient(rpc.connect(info["gcs_address"], name="status"))
     try:
-        nodes = gcs.call("get_nodes", timeout=5)
-        total, avail = gcs.call("cluster_resources", timeout=5)
+        nodes = gcs.get_nodes(timeout=5)
+        total, avail = gcs.cluster_resources(timeout=5)
     finally:
         gcs.close()
-        raylet.close()
     print(f"Nodes: {sum(1 for n in nodes if n['Alive'])} alive, "
           f"{sum(1 for n in nodes if not n['Alive'])} dead")
     for n in nodes:
@@ -175,7 +174,9 @@ def main(argv=None) -> int:
     if args.command == "microbenchmark":
         from skate.scripts import microbenchmark
 
-        return microbenchmark.main(["--backend", "skate", *rest]) or 0
+        # main() returns the results dict; as an exit status sys.exit would print it and exit 1
+        microbenchmark.main(["--backend", "skate", *rest])
+        return 0
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     handlers = {"start": _start, "stop": _stop, "status": _status}

@@ -348,9 +348,11 @@ def connect(address: str, handler: Handler | None = None, on_close=None, name: s
 
 def listen(address: str, handler: Handler, on_close=None, name: str = "server"):
     """A listener on the Unix socket ``address``, and also on gRPC when this node is reachable
-    from other machines (``SKATE_NODE_TCP_HOST`` is set by ``skate start``): its address is
+    from other machines (``config.node_tcp_host()``: set by ``skate start``): its address is
     then ``unix:...|grpc:host:port`` and peers pick what they can reach."""
-    host = os.environ.get("SKATE_NODE_TCP_HOST")
+    from skate.core.config import node_tcp_host
+
+    host = node_tcp_host()
     unix = Listener(address, handler, on_close=on_close, name=name)
     if not host:
         return unix

@@ -28,17 +28,18 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     from skate.core import kill_points, rpc
+    from skate.core.config import token_from_env
     from skate.core.worker.core_worker import CoreWorker
 
     kill_points.reached("start")
 
-    rpc.set_token(os.environ.get("SKATE_TOKEN"))
+    rpc.set_token(token_from_env())
     from skate.core.worker.executor import Executor
 
     ex = Executor()
     core = CoreWorker(mode="worker", session_dir=a.session_dir, raylet_address=a.raylet,
                       gcs_address=a.gcs, node_id=a.node_id, node_ip=a.node_ip,
-                      worker_id=a.worker_id, handler=ex.handle, arena_path=a.arena,
+                      worker_id=a.worker_id, handlers=ex.handlers(), arena_path=a.arena,
                       capacity=a.capacity)
     ex.core = core
     kill_points.reached("registered")

@@ -16,6 +16,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
@@ -25,6 +26,7 @@ from skate.core.node_manager.client import NodeManagerClient
 from skate.core.object_ref import ObjectRef, set_worker
 from skate.core.object_store.client import StoreClient
 from skate.core.ownership_codes import FAILED, PENDING, READY
+from skate.core.rpc import methods as m
 from skate.core.worker.actor_submitter import ActorSubmitter
 from skate.core.worker.client import WorkerClient
 from skate.core.worker.ownership import ObjectTable
@@ -38,7 +40,7 @@ class CoreWorker:
 
     def __init__(self, *, mode: str, session_dir: str, raylet_address: str, gcs_address: str,
                  node_id: str, node_ip: str, worker_id: str, namespace: str = "",
-                 log_to_driver: bool = False, handler=None, arena_path: str = "",
+                 log_to_driver: bool = False, handlers: dict | None = None, arena_path: str = "",
                  capacity: int = 0, job_config: dict | None = None):
         self.mode = mode
         self.worker_id = worker_id
@@ -49,7 +51,16 @@ class CoreWorker:
         self.namespace = namespace
         self.connected = False
         self.address = f"unix:{os.path.join(session_dir, 'sockets', worker_id)}"
-        self.extra_handler = handler  # the executor's methods, in workers
+        # what this process answers: as an owner (below), and in workers running work (the
+        # executor's table); built before the listener can deliver a request
+        self.handlers = {
+            m.GET_OBJECT: self.h_get_object, m.WAIT_OBJECT: self.h_wait_object,
+            m.ADD_BORROWER: self.h_add_borrower, m.REMOVE_BORROWERS: self.h_remove_borrowers,
+            m.WORKER_OUTPUT: self.h_worker_output, m.WARNING: self.h_warning,
+            m.GENERATOR_ITEM: self.h_generator_item,
+            m.CANCEL_OWNED_TASK: self.h_cancel_owned_task, m.PING: self.h_ping,
+            **(handlers or {}),
+        }
         self._peers: dict[str, rpc.Connection] = {}
         self._peers_lock = threading.Lock()
         self._raylet_addresses: dict[str, str] = {}  # node id -> node manager address
@@ -115,9 +126,7 @@ class CoreWorker:
 
     # -- requests from other processes --------------------------------------------
     def _handle(self, conn, method, args, rid):
-        fn = getattr(self, "h_" + method, None)
-        if fn is None and self.extra_handler is not None:
-            return self.extra_handler(conn, method, args, rid)
+        fn = self.handlers.get(method)
         if fn is None:
             raise ValueError(f"worker has no method {method!r}")
         return fn(conn, rid, *args)
@@ -150,8 +159,9 @@ class CoreWorker:
             pass
 
     def h_warning(self, conn, rid, message):
-        log.warning(message)
-        print(f"skate warning: {message}", file=sys.stderr, flush=True)
+        # the user's program hears it through warnings (printed once per call site, and
+        # filterable), as Ray's scheduler warnings reach drivers
+        warnings.warn(message, UserWarning, stacklevel=1)
 
     def h_generator_item(self, conn, rid, task_id, index, entry):
         """A streaming task or actor method made here yielded its ``index``-th value."""

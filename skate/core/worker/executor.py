@@ -25,9 +25,11 @@ from typing import Callable
 
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
-from skate.core.config import omp_threads_are_ours
+from skate.core.config import omp_num_threads, omp_threads_are_ours
 from skate.core.protocol import ActorStart
 from skate.core.resources import plain_request
+from skate.core.rpc import methods as m
+from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
 
@@ -75,26 +77,31 @@ class Executor:
         signal.signal(signal.SIGINT, self._on_sigint)
 
     # -- requests (reader threads) -------------------------------------------------
-    def handle(self, conn, method, args, rid):
-        if method == "push_task":
-            if kill_points.ARMED:
-                kill_points.reached("push_task")
-            self._enqueue((self._run_task, conn, rid, args[0]))
-            return rpc.DEFER
-        if method == "actor_call":
-            if kill_points.ARMED:
-                kill_points.reached("actor_call")
-            return self._actor_call(conn, rid, args[0])
-        if method == "start_actor":
-            kill_points.reached("create_actor")
-            self._enqueue((self._create_actor, conn, rid, args[0]))
-            return rpc.DEFER
-        if method == "cancel_task":
-            self._cancel_task(args[0])
-            if len(args) > 1 and args[1]:
-                self.core.submitter.cancel_children(args[0])
-            return None
-        raise ValueError(f"worker has no method {method!r}")
+    def handlers(self) -> dict:
+        """The RPCs a worker answers for running work (the CoreWorker answers the rest)."""
+        return {m.PUSH_TASK: self.h_push_task, m.ACTOR_CALL: self.h_actor_call,
+                m.START_ACTOR: self.h_start_actor, m.CANCEL_TASK: self.h_cancel_task}
+
+    def h_push_task(self, conn, rid, spec):
+        if kill_points.ARMED:
+            kill_points.reached("push_task")
+        self._enqueue((self._run_task, conn, rid, spec))
+        return rpc.DEFER
+
+    def h_actor_call(self, conn, rid, spec):
+        if kill_points.ARMED:
+            kill_points.reached("actor_call")
+        return self._actor_call(conn, rid, spec)
+
+    def h_start_actor(self, conn, rid, start):
+        kill_points.reached("create_actor")
+        self._enqueue((self._create_actor, conn, rid, start))
+        return rpc.DEFER
+
+    def h_cancel_task(self, conn, rid, task_id, recursive=False):
+        self._cancel_task(task_id)
+        if recursive:
+            self.core.submitter.cancel_children(task_id)
 
     def _cancel_task(self, task_id: bytes) -> None:
         with self._cancel_lock:
@@ -264,7 +271,7 @@ class Executor:
 
     def _send_item(self, conn, task_id: bytes, index: int, value, caller: str) -> None:
         entry = self.core.serialize_return(ids.object_id(task_id, index + 2), value, caller)
-        conn.notify("generator_item", task_id, index, entry)
+        WorkerClient(conn).generator_item(task_id, index, entry)
 
     def _set_gpus(self, gpu_ids) -> None:
         self.core.gpu_ids = list(gpu_ids)
@@ -513,7 +520,7 @@ def _set_omp_threads(resources: dict) -> None:
     if cpus is None:  # in a placement group: the CPUs are named after the group
         cpus = plain_request(resources).get("CPU", 0)
     value = str(max(1, int(cpus)))
-    if os.environ.get("OMP_NUM_THREADS") != value:
+    if omp_num_threads() != value:
         os.environ["OMP_NUM_THREADS"] = value
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import selectors
 import signal
@@ -58,7 +59,9 @@ def _child(request: dict, out_fd: int, err_fd: int, closing: list) -> None:
         if "torch" in sys.modules:
             torch = sys.modules["torch"]
             torch.seed()
-            torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or 1)))
+            from skate.core.config import omp_num_threads
+
+            torch.set_num_threads(max(1, int(omp_num_threads() or 1)))
         sys.argv = ["skate-worker", *request["argv"]]
         from skate.core.worker import __main__ as worker_main
 
@@ -98,11 +101,13 @@ def main() -> None:
     for name in ("skate.core.kill_points", "skate.core.rpc", "skate.core.worker.core_worker",
                  "skate.core.worker.executor"):
         importlib.import_module(name)
-    for name in filter(None, (os.environ.get("SKATE_WORKER_PRELOAD") or "").split(",")):
+    from skate.core.config import worker_preload_modules
+
+    for name in worker_preload_modules():
         try:
-            importlib.import_module(name.strip())
+            importlib.import_module(name)
         except Exception as e:  # noqa: BLE001 - a module that will not import is skipped
-            print(f"skate zygote: could not preload {name!r}: {e}", file=sys.stderr)
+            logging.getLogger("skate.zygote").warning("could not preload %r: %s", name, e)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
