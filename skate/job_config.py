@@ -26,7 +26,8 @@ class JobConfig:
     code_search_path: list = field(default_factory=list)
     """Directories put in front of ``sys.path`` in the job's workers."""
     runtime_env: dict | None = None
-    """Accepted for Ray compatibility; pass ``runtime_env`` per task or actor instead."""
+    """The job's runtime_env (``{"env_vars": {...}}``): under every task and actor of the
+    job, whose own runtime_env wins key by key (same as ``init(runtime_env=...)``)."""
     metadata: dict = field(default_factory=dict)
     """Free-form strings kept on the job's record."""
     ray_namespace: str | None = None

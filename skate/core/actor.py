@@ -151,7 +151,7 @@ class ActorClass:
             "class_name": cls.__name__, "payload": payload, "meta": meta,
             "resources": opts.resource_request(options, 0, cls.__name__),
             "max_restarts": options.get("max_restarts", 0),
-            "env_vars": opts.env_vars(options),
+            "env_vars": opts.env_vars(options, core.job_env_vars),
             "strategy": opts.strategy(options),
             "home_node": core.node_id,
             # a worker (not a driver) that creates a non-detached actor owns it: the actor

@@ -71,15 +71,33 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
     if unknown:
         raise TypeError("skate.init() got unexpected keyword argument(s): "
                         f"{', '.join(sorted(unknown))}.")
+    if kwargs.get("local_mode"):
+        raise ValueError(
+            "skate.init(local_mode=True) is not supported (Ray deprecated it too): tasks always "
+            "run in worker processes. To debug, call the function itself (f._function(...)), "
+            "or run with skate.init(num_cpus=1) and breakpoint() in the task.")
+    from skate.job_config import JobConfig
+
     job_config = kwargs.get("job_config")
     if job_config is not None:
-        from skate.job_config import JobConfig
-
         if not isinstance(job_config, JobConfig):
             raise TypeError(f"job_config must be a skate.job_config.JobConfig, got "
                             f"{type(job_config).__name__}.")
         if namespace is None:
             namespace = job_config.ray_namespace
+    runtime_env = kwargs.get("runtime_env")
+    if runtime_env is not None:
+        from dataclasses import replace
+
+        from skate.core.options import validate_runtime_env
+
+        # the job's runtime_env: under every task and actor of the job (theirs win)
+        validate_runtime_env(runtime_env)
+        job_config = replace(job_config or JobConfig(), runtime_env=runtime_env)
+    elif job_config is not None and job_config.runtime_env is not None:
+        from skate.core.options import validate_runtime_env
+
+        validate_runtime_env(job_config.runtime_env)
     with _lock:
         if _core_worker is not None:
             if ignore_reinit_error:

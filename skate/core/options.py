@@ -90,15 +90,33 @@ def validate(options: dict, valid: set, what: str) -> dict:
             raise TypeError(f"The option {k!r} must be a str, got {type(v).__name__}.")
     if options.get("scheduling_strategy") is not None:
         strategy(options)
-    env = options.get("runtime_env")
-    if env is not None:
-        if not isinstance(env, dict):
-            raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}.")
-        ev = env.get("env_vars")
-        if ev is not None and (not isinstance(ev, dict) or not all(
-                isinstance(a, str) and isinstance(b, str) for a, b in ev.items())):
-            raise TypeError("runtime_env['env_vars'] must be a dict of str to str.")
+    if options.get("runtime_env") is not None:
+        validate_runtime_env(options["runtime_env"])
     return options
+
+
+#: What a runtime_env may hold here: environment variables. Ray's packaging fields
+#: (pip, conda, working_dir, ...) are refused rather than ignored, so a program that
+#: relies on them fails at once with the reason instead of later with an ImportError.
+RUNTIME_ENV_KEYS = frozenset({"env_vars"})
+
+
+def validate_runtime_env(env) -> dict:
+    """Check a runtime_env (of a task, an actor, or a whole job: ``init(runtime_env=)``)."""
+    if not isinstance(env, dict):
+        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}.")
+    unsupported = set(env) - RUNTIME_ENV_KEYS
+    if unsupported:
+        raise ValueError(
+            f"runtime_env field(s) {', '.join(sorted(map(str, unsupported)))} are not supported: "
+            f"a runtime_env here holds env_vars only. Install packages into the cluster's "
+            f"Python environment, and put local code on the path with "
+            f"JobConfig(code_search_path=[...]).")
+    ev = env.get("env_vars")
+    if ev is not None and (not isinstance(ev, dict) or not all(
+            isinstance(a, str) and isinstance(b, str) for a, b in ev.items())):
+        raise TypeError("runtime_env['env_vars'] must be a dict of str to str.")
+    return env
 
 
 def resource_request(options: dict, default_cpus: float, what: str = "the task") -> dict:
@@ -189,10 +207,12 @@ def _plain_request(options: dict, default_cpus: float) -> dict:
     return {k: v for k, v in req.items() if v}
 
 
-def env_vars(options: dict):
-    """The worker's extra environment: runtime_env's env_vars, and its placement group."""
+def env_vars(options: dict, job_env_vars: dict | None = None):
+    """The worker's extra environment: the job's runtime_env env_vars, overridden by the
+    task's or actor's own, and its placement group."""
     env = options.get("runtime_env") or {}
-    ev = dict(env.get("env_vars") or {})
+    ev = dict(job_env_vars or ())
+    ev.update(env.get("env_vars") or ())
     group = placement(options)
     if group is not None:
         from skate.core.config import PLACEMENT_GROUP_ENV

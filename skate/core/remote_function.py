@@ -75,7 +75,7 @@ class RemoteFunction:
         task_id = ids.task_id()
         return_ids = [ids.object_id(task_id, i + 1) for i in range(num_returns)]
         resources = opts.resource_request(options, 1, self._name)
-        env_vars = opts.env_vars(options)
+        env_vars = opts.env_vars(options, core.job_env_vars)
         strategy = opts.strategy(options)
         task = TaskRecord(
             task_id=task_id, key=(tuple(sorted(resources.items())), repr(env_vars), strategy),

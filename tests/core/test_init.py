@@ -275,3 +275,47 @@ def test_repeated_init_shutdown_no_leaks(shutdown_only):
         assert skate.get(f.remote(i)) == i
         skate.shutdown()
         assert_no_leaks(timeout=5)
+
+
+def test_init_runtime_env_reaches_every_task_and_actor(shutdown_only):
+    """init(runtime_env=...) is the job's environment: tasks, nested tasks and actors see it;
+    a task's own runtime_env wins key by key."""
+    skate.init(num_cpus=2, runtime_env={"env_vars": {"JOB_VAR": "job", "BOTH": "job"}})
+
+    @skate.remote
+    def read(*names):
+        return [os.environ.get(n) for n in names]
+
+    @skate.remote
+    def nested():
+        return skate.get(read.remote("JOB_VAR"))
+
+    @skate.remote
+    class Reader:
+        def read(self, name):
+            return os.environ.get(name)
+
+    assert skate.get(read.remote("JOB_VAR", "BOTH")) == ["job", "job"]
+    own = read.options(runtime_env={"env_vars": {"BOTH": "task"}}).remote("JOB_VAR", "BOTH")
+    assert skate.get(own) == ["job", "task"]
+    assert skate.get(nested.remote()) == ["job"]
+    assert skate.get(Reader.remote().read.remote("JOB_VAR")) == "job"
+
+
+def test_init_refuses_local_mode_and_unsupported_runtime_env(shutdown_only):
+    with pytest.raises(ValueError, match=r"local_mode=True\) is not supported"):
+        skate.init(num_cpus=1, local_mode=True)
+    with pytest.raises(ValueError, match="pip are not supported"):
+        skate.init(num_cpus=1, runtime_env={"pip": ["requests"]})
+    with pytest.raises(TypeError, match="env_vars'] must be a dict of str to str"):
+        skate.init(num_cpus=1, runtime_env={"env_vars": {"A": 1}})
+    assert not skate.is_initialized()  # nothing was started by the refused calls
+    skate.init(num_cpus=1, local_mode=False)
+
+    @skate.remote
+    def f():
+        return 1
+
+    with pytest.raises(ValueError, match="working_dir are not supported"):
+        f.options(runtime_env={"working_dir": "."})
+    assert skate.get(f.remote()) == 1

@@ -71,6 +71,10 @@ class CoreWorker:
         self.assigned_resources: dict = {}
         self.gpu_ids: list = []
         self.job_id = None
+        # the job's runtime_env env_vars (init(runtime_env=...)): under every task and actor
+        # this process submits; a worker learns them with its job (executor._enter_job)
+        self.job_env_vars: dict | None = ((job_config or {}).get("runtime_env") or {}).get(
+            "env_vars") or None
         self._future_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_peer_closed,
                                      name=f"{mode}-{worker_id[:6]}")

@@ -236,7 +236,9 @@ class Executor:
         except Exception as e:  # noqa: BLE001 - the task still runs; imports may fail
             log.warning("could not read job %s's config: %s", job_id, e)
             return
-        for path in reversed(job.get("config", {}).get("code_search_path") or []):
+        config = job.get("config") or {}
+        self.core.job_env_vars = (config.get("runtime_env") or {}).get("env_vars") or None
+        for path in reversed(config.get("code_search_path") or []):
             if path not in sys.path:
                 sys.path.insert(0, path)
 
