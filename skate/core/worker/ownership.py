@@ -14,8 +14,33 @@ Counting (after Ray's ownership design, simplified):
 An owned object is freed (its value dropped, its store copy released) when
 ``local`` is zero and no borrower is left.
 
-Invariant: ``_owned[oid]`` exists for every object this process created and
-has not freed; ``_counts[oid]`` exists while a local instance exists.
+The table does no I/O: freeing a store copy and telling an owner that we no
+longer borrow are callbacks that only queue work (the housekeeper sends it),
+because they run under the table's lock and from finalizers.
+
+An owned object's transitions:
+
+==============  =============================  ===========================================
+from            event                          to
+==============  =============================  ===========================================
+(none)          ``create_owned``               PENDING (its task or put is under way)
+PENDING         ``complete(READY|FAILED)``     READY / FAILED; waiters' callbacks run once
+READY/FAILED    ``reset_pending``              PENDING (its task is retried or rebuilt)
+any             last local ref and borrower    freed: value dropped, store copy released,
+                gone (``remove_local``,        ``on_free`` called
+                ``remove_borrower``)
+READY/FAILED    ``complete`` with no ref left  freed at once
+freed           ``complete`` (late result)     dropped (a stored copy is released)
+==============  =============================  ===========================================
+
+Invariants (``validate()`` checks them):
+
+* ``_owned[oid]`` exists for every object this process created and has not freed;
+  ``_counts[oid] >= 1`` exists exactly while a local instance exists;
+* a PENDING object has no value; a READY or FAILED one has a value, no waiting
+  callbacks, and ``in_store`` exactly when its value is a store entry;
+* a READY or FAILED object is kept only while a local ref or a borrower holds it;
+* this process never borrows what it owns, and never lists itself as a borrower.
 """
 
 from __future__ import annotations
@@ -25,6 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from skate.core.ownership_codes import FAILED, PENDING, READY  # noqa: F401
+from skate.core.protocol import STORED
 
 
 @dataclass
@@ -171,6 +197,24 @@ class ObjectTable:
             for oid, obj in list(self._owned.items()):
                 if who in obj.borrowers:
                     self.remove_borrower(oid, who)
+
+    def validate(self) -> None:
+        """Raise AssertionError naming the first broken invariant (see the module docstring)."""
+        with self.lock:
+            for oid, n in self._counts.items():
+                assert n >= 1, f"{oid.hex()}: local count {n}"
+            for oid, obj in self._owned.items():
+                name = oid.hex()
+                assert obj.state in (PENDING, READY, FAILED), f"{name}: state {obj.state}"
+                assert self.address not in obj.borrowers, f"{name}: we borrow our own object"
+                assert oid not in self._borrowed, f"{name}: owned and borrowed"
+                if obj.state == PENDING:
+                    assert obj.value is None and not obj.in_store, f"{name}: pending with a value"
+                    continue
+                assert obj.value is not None, f"{name}: done without a value"
+                assert not obj.callbacks, f"{name}: done with callbacks still waiting"
+                assert obj.in_store == (obj.value[0] == STORED), f"{name}: in_store mismatch"
+                assert self._counts.get(oid) or obj.borrowers, f"{name}: done, unreferenced, kept"
 
     def stats(self) -> dict:
         return {"owned": len(self._owned), "local_refs": len(self._counts),
