@@ -167,7 +167,6 @@ class ActorClass:
             return ActorHandle(info["actor_id"], existing_meta)
         token = None if detached or name else _lifetime_token(core, actor_id, meta)
         handle = ActorHandle(actor_id, meta, token)
-        core.actor_held = getattr(core, "actor_held", {})
         core.actor_held[actor_id] = held  # creation args stay alive for restarts
         return handle
 
@@ -195,7 +194,7 @@ def _end_actor(core, actor_id: bytes, meta: dict) -> None:
         return
     core.actor_submitter(actor_id, meta).submit(
         ActorCall(ids.task_id(), "__skate_out_of_scope__", b"", [], [], [], 0))
-    getattr(core, "actor_held", {}).pop(actor_id, None)
+    core.actor_held.pop(actor_id, None)
 
 
 class _ClassBlob:

@@ -108,7 +108,7 @@ def get_placement_group(name: str) -> PlacementGroup:
                           list(info["bundles"].values()), info["strategy"])
 
 
-def placement_group_table(placement_group: PlacementGroup | None = None) -> dict:
+def placement_group_table(placement_group: PlacementGroup | None = None) -> dict | None:
     """State of one group, or of all of them keyed by hex id."""
     pg_id = placement_group.id.binary() if placement_group is not None else None
     return runtime.core().gcs.placement_group_table(pg_id)

@@ -29,8 +29,8 @@ class RemoteFunction:
         self._function = fn
         self._options = opts.validate(dict(options), opts.TASK_OPTIONS, "remote functions")
         self._name = getattr(fn, "__qualname__", getattr(fn, "__name__", "task"))
-        self._blob = None
-        self._key = None
+        self._blob: bytes | None = None
+        self._key: bytes | None = None
         self._signature = _signature_of(fn)
         self._streams = is_streaming(fn, None)  # a generator function: decided once, not per call
         functools.update_wrapper(self, fn)

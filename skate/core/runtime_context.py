@@ -78,7 +78,7 @@ class RuntimeContext:
 
     @property
     def was_current_actor_reconstructed(self) -> bool:
-        return bool(getattr(self._core, "actor_restarts", 0))
+        return bool(self._core.actor_restarts)
 
     @property
     def current_actor(self):
@@ -88,7 +88,7 @@ class RuntimeContext:
         if a is None:
             raise RuntimeError("current_actor is only available inside an actor.")
         return ActorHandle(
-            a, getattr(self._core, "actor_meta", {"class_name": "actor", "methods": {}}))
+            a, self._core.actor_meta or {"class_name": "actor", "methods": {}})
 
 
 def get_runtime_context() -> RuntimeContext:

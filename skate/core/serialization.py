@@ -77,7 +77,7 @@ class collecting_refs:
 
     def __enter__(self):
         self._prev = _refs_sink()
-        self.refs = []
+        self.refs: list = []
         _local.refs = self.refs
         return self
 

@@ -18,6 +18,7 @@ import logging
 import struct
 import threading
 from concurrent import futures
+from typing import Any
 
 from skate.core.object_store import stream
 
@@ -140,9 +141,9 @@ class _Sink:
 
     def __init__(self, begin):
         self._begin = begin
-        self._size = None
-        self._view = None
-        self._write = None
+        self._size: int | None = None
+        self._view: Any = None  # a writable view of the destination, or None: use _write
+        self._write: Any = None
 
     def begin(self, size: int):
         if self._size is None:

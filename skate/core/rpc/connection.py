@@ -59,16 +59,17 @@ class ConnectionClosed(ConnectionError):
 
 
 class _Waiter:
+    """One reply awaited: a caller blocks on ``wait`` (a held lock), or a callback runs."""
+
     __slots__ = ("_lock", "ok", "value", "callback")
 
     def __init__(self, callback=None):
         self.callback = callback
-        self._lock = None
+        self._lock = threading.Lock()
         if callback is None:
-            self._lock = threading.Lock()
             self._lock.acquire()
-        self.ok = None
-        self.value = None
+        self.ok: bool | None = None
+        self.value: Any = None
 
     def set(self, ok, value):
         self.ok = ok
@@ -86,6 +87,7 @@ class _Waiter:
             raise TimeoutError("no reply in time")
         if self.ok:
             return self.value
+        assert isinstance(self.value, BaseException)  # a failed reply carries the exception
         raise self.value
 
 
@@ -140,6 +142,7 @@ class Connection:
 
     def _frames(self):
         """The bodies of incoming frames, until the peer goes (socket transport)."""
+        assert self._rfile is not None  # None only for subclasses with their own transport
         read = self._rfile.read
         unpack = _HEADER.unpack
         if self._expect_token is not None and not self._check_hello(read):

@@ -66,8 +66,10 @@ class CoreWorker:
         self._raylet_addresses: dict[str, str] = {}  # node id -> node manager address
         self._borrow_removals: collections.deque = collections.deque()
         self.deferred_calls: collections.deque = collections.deque()  # from __del__ methods
-        self.current_task = None  # (task_id, name) while a task runs here
-        self.current_actor_id = None
+        self.current_task: tuple | None = None  # (task_id, name) while a task runs here
+        self.current_actor_id: bytes | None = None
+        self.actor_restarts = 0  # in an actor's worker: how often the actor was restarted
+        self.actor_meta: dict = {}  # in an actor's worker: what its handles need
         self.assigned_resources: dict = {}
         self.gpu_ids: list = []
         self.job_id = None
@@ -94,6 +96,7 @@ class CoreWorker:
         self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
         self.submitter = TaskSubmitter(self)
         self.actors: dict[bytes, ActorSubmitter] = {}
+        self.actor_held: dict = {}  # actor id -> refs its creation arguments hold (restarts)
         self.generators: dict = {}  # task id -> ObjectRefGenerator of a streaming call made here
         self.actors_lock = threading.Lock()
         self.connected = True

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
@@ -30,6 +30,9 @@ from skate.core.protocol import ActorStart
 from skate.core.resources import plain_request
 from skate.core.rpc import methods as m
 from skate.core.worker.client import WorkerClient
+
+if TYPE_CHECKING:
+    from skate.core.worker.core_worker import CoreWorker
 
 log = logging.getLogger(__name__)
 
@@ -55,21 +58,28 @@ _BUILTIN_EXITS = {
 
 
 class Executor:
+    """Runs a worker's tasks, actor construction and actor calls (see the module docstring).
+
+    ``core`` is set right after construction: the CoreWorker needs the executor's handler
+    table to start listening, and the executor needs the CoreWorker to run anything.
+    """
+
+    core: CoreWorker
+
     def __init__(self):
-        self.core = None
         # work for the main thread, in arrival order; guarded by _cv
         self._pending: collections.deque = collections.deque()
         self._cv = threading.Condition()
         self._task_started = 0.0  # when the main thread's current task began (0: idle)
         self.functions: dict[bytes, Callable] = {}
         self.calls_per_fn: dict[bytes, int] = {}
-        self.actor = None
-        self.actor_class_name = None
-        self.actor_id = None
-        self.actor_pool = None
-        self.actor_loop = None
-        self._running = None  # task id running on the main thread
-        self._cancel = None  # task id asked to stop
+        self.actor: Any = None
+        self.actor_class_name: str | None = None
+        self.actor_id: bytes = b""  # set once an actor is constructed here
+        self.actor_pool: Any = None  # None (main thread), "async" or a ThreadPoolExecutor
+        self.actor_loop: Any = None  # the event loop thread's loop, for async actors
+        self._running: bytes | None = None  # task id running on the main thread
+        self._cancel: bytes | None = None  # task id asked to stop
         self._cancel_lock = threading.RLock()  # reentrant: the SIGINT handler takes it too
         self._main_ident = threading.get_ident()
         self._exiting = False
@@ -111,15 +121,16 @@ class Executor:
 
     def _on_sigint(self, signum, frame):
         with self._cancel_lock:
-            hit = self._running is not None and self._running == self._cancel
-        if not hit:
+            hit = self._running if self._running is not None and self._running == self._cancel \
+                else None
+        if hit is None:
             return
         if rpc.in_send():  # raising mid-frame would corrupt a connection: try again shortly
             t = threading.Timer(0.005, signal.pthread_kill, (self._main_ident, signal.SIGINT))
             t.daemon = True
             t.start()
             return
-        raise exc.TaskCancelledError(self._running.hex())
+        raise exc.TaskCancelledError(hit.hex())
 
     # -- main loop -------------------------------------------------------------------
     def _enqueue(self, item) -> None:
@@ -301,8 +312,8 @@ class Executor:
             try:
                 values = list(result)
             except TypeError:
-                values = None
-            if values is None or len(values) != n:
+                values = []  # not iterable: as wrong as the wrong length
+            if len(values) != n:
                 raise ValueError(
                     f"{fn_name} was declared with num_returns={n} but returned "
                     f"{type(result).__name__} {serialization._short(result)}; return a tuple or "
