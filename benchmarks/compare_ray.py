@@ -2,9 +2,10 @@
 
 Runs, one process at a time:
 
-* ``skate/scripts/microbenchmark.py --backend skate`` with this interpreter
-  (``sys.executable``, or ``--skate-python``), and ``--backend ray`` with the Ray
-  virtualenv's interpreter (``--ray-python``, default ``/work/ray-venv/bin/python``);
+* ``skate/scripts/microbenchmark --backend skate`` (the package, run by path) with
+  this interpreter (``sys.executable``, or ``--skate-python``), and ``--backend ray``
+  with the Ray virtualenv's interpreter (``--ray-python``, default
+  ``/work/ray-venv/bin/python``);
 * ``benchmarks/startup.py`` for both backends the same way;
 
 then prints ``benchmark | skate | ray | ratio``.  The ratio is oriented so that
@@ -34,7 +35,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
-MICRO = os.path.join(REPO_ROOT, "skate", "scripts", "microbenchmark.py")
+# A package with __main__.py, run by path so the Ray virtualenv (no skate) can run it too.
+MICRO = os.path.join(REPO_ROOT, "skate", "scripts", "microbenchmark")
 STARTUP = os.path.join(HERE, "startup.py")
 DEFAULT_RAY_PYTHON = "/work/ray-venv/bin/python"
 
@@ -76,8 +78,8 @@ def _kill_tree(pid: int) -> None:
         time.sleep(2)
 
 
-def run_streamed(cmd, label, log_path, env, timeout):
-    """Run `cmd`, echo its output prefixed by `label`, save it to `log_path`."""
+def run_streamed(cmd, label, log_path, env, timeout, cwd=REPO_ROOT):
+    """Run `cmd` in `cwd`, echo its output prefixed by `label`, save it to `log_path`."""
     print(f"\n=== [{label}] {' '.join(cmd)}", flush=True)
     t0 = time.perf_counter()
     with open(log_path, "w") as log:
@@ -88,7 +90,7 @@ def run_streamed(cmd, label, log_path, env, timeout):
             text=True,
             bufsize=1,
             env=env,
-            cwd=REPO_ROOT,
+            cwd=cwd,
         )
 
         def pump():
@@ -129,10 +131,15 @@ def _env_for(backend: str) -> dict:
 # ----------------------------------------------------------------------------
 # Reading results
 # ----------------------------------------------------------------------------
-def benchmark_order() -> list[str]:
-    """Benchmark names in Ray's order, read from microbenchmark.py without importing skate."""
+def benchmark_order(micro=MICRO) -> list[str]:
+    """Benchmark names in Ray's order, read from `micro` without importing skate.
+
+    `micro` is the microbenchmark package (its standalone catalog.py is read) or, in
+    older trees, the single file microbenchmark.py.
+    """
+    path = os.path.join(micro, "catalog.py") if os.path.isdir(micro) else micro
     try:
-        spec = importlib.util.spec_from_file_location("_skate_microbenchmark", MICRO)
+        spec = importlib.util.spec_from_file_location("_skate_microbenchmark", path)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         return list(mod.BENCHMARK_NAMES)
@@ -208,7 +215,8 @@ def load_json(path):
 # ----------------------------------------------------------------------------
 # Table
 # ----------------------------------------------------------------------------
-def _fmt_num(x: float) -> str:
+def fmt_num(x: float) -> str:
+    """A rate or time, with fewer decimals the larger it is ("n/a" for None)."""
     if x is None:
         return "n/a"
     ax = abs(x)
@@ -250,7 +258,7 @@ def build_rows(micro, startup, order):
             if name in m.get("results", {}):
                 mean, std = m["results"][name]
                 vals[side] = mean
-                cells[side] = f"{_fmt_num(mean)} ± {_fmt_num(std)}"
+                cells[side] = f"{fmt_num(mean)} ± {fmt_num(std)}"
                 present = True
             elif name in m.get("failed", {}):
                 cells[side] = "n/a (failed)"
@@ -342,7 +350,7 @@ def markdown_table(rows, meta) -> str:
     for side in ("skate", "ray"):
         out.append(f"- {side}: {meta.get(side + '_desc', 'n/a')}")
     out.append(
-        f"- microbenchmark: `skate/scripts/microbenchmark.py --duration {meta['duration']:g}` "
+        f"- microbenchmark: `skate/scripts/microbenchmark --duration {meta['duration']:g}` "
         "(Ray's `ray microbenchmark` workload, sized for a small machine); rates are per "
         "operation (higher is better)"
         + (f"; best of {meta['runs']} interleaved runs" if meta.get("runs", 1) > 1 else "")
@@ -364,7 +372,8 @@ def markdown_table(rows, meta) -> str:
     return "\n".join(out)
 
 
-def _machine_meta():
+def machine_meta():
+    """Date, CPU count and model, memory and OS of this machine, for the tables."""
     cpu_model = platform.processor() or "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:
@@ -419,7 +428,7 @@ def main(argv=None):
         "pass '{}' for Ray's defaults",
     )
     p.add_argument("--skate-startup-init-kwargs", default=None, help="init() kwargs for Skate")
-    p.add_argument("--micro-args", default="", help="extra args for microbenchmark.py (one string)")
+    p.add_argument("--micro-args", default="", help="extra microbenchmark args (one string)")
     p.add_argument("--micro-timeout", type=float, default=1800, help="seconds per micro run")
     p.add_argument("--startup-timeout", type=float, default=900, help="seconds per startup run")
     p.add_argument("--outdir", default=None, help="keep raw logs/JSON here (default: a temp dir)")
@@ -508,7 +517,7 @@ def main(argv=None):
         if s:
             startup[b] = s
 
-    meta = _machine_meta()
+    meta = machine_meta()
     meta["duration"] = args.duration
     meta["repeat"] = args.repeat
     meta["runs"] = args.runs

@@ -174,14 +174,14 @@ def placement(options: dict) -> tuple[str, int, bool] | None:
     st = options.get("scheduling_strategy")
     pg = _group_option(options)
     if pg is not None and pg != "default":
-        in_strategy = isinstance(st, PlacementGroupSchedulingStrategy)
-        index = st.placement_group_bundle_index if in_strategy else None
+        in_strategy = st if isinstance(st, PlacementGroupSchedulingStrategy) else None
+        index = in_strategy.placement_group_bundle_index if in_strategy else None
         if index is None:
             index = options.get("placement_group_bundle_index", -1)
         if index is not None and index >= len(pg.bundle_specs):
             raise ValueError(f"placement_group_bundle_index={index} is out of range: the group "
                              f"has {len(pg.bundle_specs)} bundles.")
-        capture = st.placement_group_capture_child_tasks if in_strategy else None
+        capture = in_strategy.placement_group_capture_child_tasks if in_strategy else None
         if capture is None:
             capture = options.get("placement_group_capture_child_tasks")
         return pg.id.hex(), index, bool(capture)
