@@ -68,6 +68,13 @@ class OwnedObject:
 
 
 class ObjectTable:
+    """The objects this process owns and borrows (transitions and invariants: module doc).
+
+    ``free_in_store(oid, node)`` and ``remove_borrow(owner, oid)`` are called under the
+    table's lock and must only queue work. ``changed`` is notified on every completion,
+    so ``wait`` scans instead of registering a callback per object.
+    """
+
     def __init__(self, address: str, free_in_store, remove_borrow):
         self.address = address
         self.lock = threading.RLock()
