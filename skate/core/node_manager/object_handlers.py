@@ -48,11 +48,19 @@ class ObjectStoreHandlers:
         return self.store.create(oid, size, owner, writer=id(conn))
 
     def h_store_seal(self, conn, rid, oid):
+        self._seal(oid)
+
+    def h_store_abort(self, conn, rid, oid):
+        self._abort(oid)
+
+    def _seal(self, oid: bytes) -> None:
+        """The object is complete (written by a process here, or pulled): readers map it."""
         self.store.seal(oid)
         for c, r in self.store_waiters.pop(oid, []):
             c.reply(r, self.store.get(oid, id(c)))
 
-    def h_store_abort(self, conn, rid, oid):
+    def _abort(self, oid: bytes) -> None:
+        """The object will not be completed here: its readers learn it is not here."""
         self.store.abort(oid)
         for c, r in self.store_waiters.pop(oid, []):
             c.reply(r, None)
@@ -96,10 +104,10 @@ class ObjectStoreHandlers:
         with self.lock:
             self.pulling.discard(oid)
             if ok:
-                self.h_store_seal(None, 0, oid)
+                self._seal(oid)
                 self.store.release(oid, key)
             else:
-                self.h_store_abort(None, 0, oid)
+                self._abort(oid)
 
     def _transfer_addresses(self, node: str) -> tuple:
         """(gRPC transfer address, plain-socket stream address or "") of ``node``."""
