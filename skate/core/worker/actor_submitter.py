@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from skate import exceptions as exc
 from skate.core import rpc
+from skate.core.protocol import ActorState
 from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class ActorSubmitter:
         self.max_restarts = max_restarts
         self.num_restarts = 0  # as last reported by the control store
         self.lock = threading.RLock()
-        self.state = "PENDING"
+        self.state: str = ActorState.PENDING_CREATION  # as last reported by the control store
         self.version = -1
         self.address = None
         self.conn: rpc.Connection | None = None
@@ -65,7 +66,7 @@ class ActorSubmitter:
     # -- control store watch ----------------------------------------------
     def _watch(self) -> None:
         with self.lock:
-            if self._watching or self.state == "DEAD":
+            if self._watching or self.state == ActorState.DEAD:
                 return
             self._watching = True
         try:
@@ -82,15 +83,15 @@ class ActorSubmitter:
                     self._die("the control store is unreachable" if not ok
                               else "the actor is unknown")
                 return
-            if info["version"] <= self.version and info["state"] != "DEAD":
+            if info["version"] <= self.version and info["state"] != ActorState.DEAD:
                 pass
             self.version = info["version"]
             self.num_restarts = info.get("num_restarts", 0)
             state = info["state"]
-            if state == "DEAD":
+            if state == ActorState.DEAD:
                 self._die(info.get("death_cause") or "the actor died")
                 return
-            if state == "ALIVE" and info["address"] != self.address:
+            if state == ActorState.ALIVE and info["address"] != self.address:
                 try:
                     # the core's handler: a generator method's items arrive on it
                     conn = rpc.connect(info["address"], handler=self.core._handle,
@@ -102,9 +103,9 @@ class ActorSubmitter:
                     self.conn = conn
                     self.address = info["address"]
                     self.pid = info.get("pid")
-                    self.state = "ALIVE"
+                    self.state = ActorState.ALIVE
                     self._flush()
-            elif state in ("RESTARTING", "PENDING_CREATION"):
+            elif state in (ActorState.RESTARTING, ActorState.PENDING_CREATION):
                 self.state = state
         self._watch()
 
@@ -114,8 +115,8 @@ class ActorSubmitter:
                 return
             self.conn = None
             self.address = None
-            if self.state != "DEAD":
-                self.state = "RESTARTING"
+            if self.state != ActorState.DEAD:
+                self.state = ActorState.RESTARTING
             retry = []
             for call in sorted(self.inflight.values(), key=lambda c: c.seq):
                 if call.retries_left != 0:
@@ -141,7 +142,7 @@ class ActorSubmitter:
         return self.max_restarts == -1 or self.num_restarts < self.max_restarts
 
     def _die(self, cause: str) -> None:
-        self.state = "DEAD"
+        self.state = ActorState.DEAD
         self.death_cause = cause
         calls = sorted(self.inflight.values(), key=lambda c: c.seq) + list(self.queue)
         self.inflight.clear()
@@ -163,7 +164,7 @@ class ActorSubmitter:
             if conn is not None and not self.queue and not conn.closed and call.deps is not None:
                 self._send(call, conn)  # the common case: connected, nothing waiting
                 return
-            if self.state == "DEAD":
+            if self.state == ActorState.DEAD:
                 self._fail(call, self.dead_error(call.method))
                 return
             self.queue.append(call)
