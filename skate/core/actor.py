@@ -343,7 +343,7 @@ def exit_actor() -> None:
     ...     def stop(self):
     ...         skate.actor.exit_actor()
     """
-    from skate.core.worker.executor import ActorExit
+    from skate.core.worker.actor_execution import ActorExit
 
     core = current_worker()
     if core is None or core.current_actor_id is None:

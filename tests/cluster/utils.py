@@ -79,9 +79,10 @@ def node_of(node_id):
 def store_stats(node_id) -> dict:
     """Skate only: the object store books of one node ({capacity, used, num_objects, ...})."""
     from skate.core import rpc
+    from skate.core.node_manager.client import NodeManagerClient
 
-    client = rpc.connect(node_of(node_id)["raylet_address"], name="test-stats")
+    client = NodeManagerClient(rpc.connect(node_of(node_id)["raylet_address"], name="test-stats"))
     try:
-        return client.call("store_stats", timeout=10)
+        return client.store_stats(timeout=10)
     finally:
         client.close()

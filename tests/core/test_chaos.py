@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import skate
-from skate.core import api
+from skate.core import runtime
 from tests.core.chaos import WorkerKiller, work
 from tests.core.utils import wait_for_condition
 
@@ -29,7 +29,7 @@ def cluster(start_cluster):
 
 
 def scheduler_state() -> dict:
-    return api._core().raylet.call("scheduler_state")
+    return runtime.core().raylet.scheduler_state()
 
 
 def assert_settled(baseline_trips: int = 0) -> None:

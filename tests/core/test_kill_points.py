@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import skate
-from skate.core import api
+from skate.core import runtime
 from skate.exceptions import RayActorError, WorkerCrashedError, WorkerStartupError
 from tests.core.utils import wait_for_condition
 
@@ -32,7 +32,7 @@ def fired(tmp_path, point: str) -> bool:
 
 
 def node_state() -> dict:
-    return api._core().raylet.call("scheduler_state")
+    return runtime.core().raylet.scheduler_state()
 
 
 def assert_resources_back() -> None:
@@ -91,7 +91,7 @@ def test_worker_killed_between_store_create_and_seal(cluster, tmp_path):
     def big(i):
         return np.full(500_000, i, dtype=np.int64)  # 4 MB: through the store
 
-    before = api._core().raylet.call("store_stats")["num_objects"]
+    before = runtime.core().raylet.store_stats()["num_objects"]
     ref = big.options(runtime_env=hook(tmp_path, "seal"), max_retries=1).remote(7)
     arr = skate.get(ref, timeout=30)
     assert arr.shape == (500_000,) and int(arr.min()) == int(arr.max()) == 7
@@ -99,7 +99,7 @@ def test_worker_killed_between_store_create_and_seal(cluster, tmp_path):
     del arr, ref
     # the dead writer's half-written block was dropped, the retry's copy freed with its ref
     wait_for_condition(
-        lambda: api._core().raylet.call("store_stats")["num_objects"] == before, timeout=10)
+        lambda: runtime.core().raylet.store_stats()["num_objects"] == before, timeout=10)
     assert_resources_back()
 
 

@@ -95,7 +95,7 @@ class PlacementGroups:
     """The control store's placement group table and the two-phase reservation."""
 
     def __init__(self, store):
-        self.store = store  # the ControlStore: its lock, node table and node managers
+        self.store = store  # the ControlStore: its lock and its node table (nodes.py)
         self.groups: dict[bytes, Group] = {}
         self.named: dict[tuple, bytes] = {}
 
@@ -121,8 +121,8 @@ class PlacementGroups:
     def try_place(self, g: Group) -> None:
         """Start a placement attempt in the background (it talks to node managers)."""
         cs = self.store
-        available = {n: res.to_units(cs.available.get(n, {}))
-                     for n, info in cs.nodes.items() if info["Alive"] and n in cs.raylets}
+        available = {n: res.to_units(cs.nodes.available.get(n, {}))
+                     for n in cs.nodes.raylets}
         nodes = assign(g.bundles, g.strategy, available)
         if nodes is None:
             return
@@ -136,7 +136,7 @@ class PlacementGroups:
         prepared = []
         ok = True
         for i, (bundle, node) in enumerate(zip(g.bundles, nodes)):
-            raylet = cs.raylets.get(node)
+            raylet = cs.nodes.raylets.get(node)
             try:
                 if raylet is None or not raylet.prepare_bundle(pg_hex, i, bundle, timeout=10):
                     ok = False
@@ -154,7 +154,7 @@ class PlacementGroups:
                 self._wake(g, True)
                 return
         for i, node in prepared:  # all or nothing
-            raylet = cs.raylets.get(node)
+            raylet = cs.nodes.raylets.get(node)
             if raylet is not None:
                 raylet.return_bundle(pg_hex, i)
 
@@ -187,7 +187,7 @@ class PlacementGroups:
 
     def _release(self, g: Group) -> None:
         for i, node in enumerate(g.nodes):
-            raylet = self.store.raylets.get(node)
+            raylet = self.store.nodes.raylets.get(node)
             if raylet is not None:
                 raylet.return_bundle(g.pg_id.hex(), i)
         g.nodes = []
