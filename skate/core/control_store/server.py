@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from skate.core import rpc
+from skate.core.config import node_timeout_s, token_from_env
 from skate.core.control_store import actor_events as ev
 from skate.core.control_store.actors import DEAD, Actors
 from skate.core.control_store.nodes import Nodes
@@ -38,7 +39,7 @@ log = logging.getLogger("skate.control_store")
 #: every 0.1 s). A node whose connection drops (kill -9, a crash) is declared dead at once;
 #: this timeout only catches hung ones, so it is generous: a loaded 2-core machine can
 #: starve a process for seconds.
-NODE_TIMEOUT_S = float(os.environ.get("SKATE_NODE_TIMEOUT_S", 30.0))
+NODE_TIMEOUT_S = node_timeout_s()
 
 
 class ControlStore:
@@ -393,7 +394,7 @@ def main(argv=None) -> None:
     logging.basicConfig(filename=os.path.join(args.session_dir, "logs", "gcs.log"),
                         level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rpc.set_token(os.environ.get("SKATE_TOKEN"))
+    rpc.set_token(token_from_env())
     cs = ControlStore(args.address, args.owner_pid, args.tcp,
                       os.path.join(args.session_dir, "gcs.sqlite3"))
     signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
