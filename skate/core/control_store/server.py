@@ -43,6 +43,16 @@ NODE_TIMEOUT_S = node_timeout_s()
 
 
 class ControlStore:
+    """The control store's I/O shell: RPC handlers, the node/job/KV tables, persistence.
+
+    Every handler runs under ``lock`` on a connection's reader thread and must not
+    block. Actor decisions are :class:`~skate.core.control_store.actors.Actors`'s: a
+    handler or reply callback feeds it an event and carries out the commands it
+    returns (``_feed``), so the lifecycle's rules live in one pure place. Invariant:
+    every ``wait_actor`` parked in ``watchers[a]`` is answered exactly once, at actor
+    ``a``'s next version change (a DEAD actor's record is answered at once, never parked).
+    """
+
     def __init__(self, address: str, owner_pid: int = 0, tcp: str | None = None,
                  db_path: str | None = None):
         self.lock = threading.RLock()  # every table below is read and written under it
