@@ -9,6 +9,8 @@ from skate.core.ownership_codes import FAILED, PENDING, READY
 from skate.core.protocol import INLINE, STORED
 from skate.core.worker.ownership import ObjectTable
 
+pytestmark = pytest.mark.skate_only  # a unit test of Skate internals
+
 ME, OTHER = "unix:/me", "unix:/other"
 INLINE_VALUE = (INLINE, 0, b"meta", [])
 STORED_VALUE = (STORED, 0, "node-a", 1 << 20)
