@@ -7,12 +7,13 @@ there, when it does not fit here *now* but another node has room now, when
 the strategy spreads work, or when it pins another node.
 
 ``view`` maps node id -> ``NodeView``; amounts are fixed-point units
-(see :mod:`resources`).
+(see :mod:`resources`). SPREAD's round robin is the caller's state: it passes
+its turn in (``spread_turn``) and advances it when a decision says it used it
+(``Decision.spread``), so the same inputs always give the same decision.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from skate.core import resources as res
@@ -36,17 +37,16 @@ class Decision:
     infeasible: bool = False  # no live node could ever run it
     error: str | None = None  # the request can never be served (hard affinity to a dead node)
     unknown_target: bool = False  # pinned to a node this view has not heard of (yet)
-
-
-_spread_counter = itertools.count()
+    spread: bool = False  # SPREAD's turn was used: the caller advances its ``spread_turn``
 
 
 def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0,
-           preferred: str | None = None) -> Decision:
+           preferred: str | None = None, spread_turn: int = 0) -> Decision:
     """Decide for one request. ``strategy`` is None, "DEFAULT", "SPREAD" or ("node", id, soft).
 
     ``preferred`` (locality) is the node holding the task's largest arguments: used
-    when it has room now.
+    when it has room now. ``spread_turn`` picks SPREAD's node (round robin over the
+    candidates); a decision that used it has ``spread`` set.
     """
     alive = {n: v for n, v in view.items() if v.alive}
     here = alive.get(local)
@@ -71,8 +71,8 @@ def decide(units: dict, strategy, local: str, view: dict, queued_here: int = 0,
     if strategy == "SPREAD":
         fitting_now = [n for n in feasible if res.fits(units, alive[n].available)]
         pool = fitting_now or feasible
-        choice = pool[next(_spread_counter) % len(pool)]
-        return Decision(HERE if choice == local else choice)
+        choice = pool[spread_turn % len(pool)]
+        return Decision(HERE if choice == local else choice, spread=True)
 
     if strategy is None and preferred in alive and res.fits(units, alive[preferred].available):
         return Decision(HERE if preferred == local else preferred)

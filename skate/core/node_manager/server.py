@@ -1,16 +1,15 @@
-"""The node manager process: grants worker leases and keeps the object store's books.
+"""The node manager process: the I/O shell around its lease books and object store.
 
-Leases follow Ray's direct-call design: a submitter asks for a worker with
-some resources (``request_lease``); once one is granted it pushes tasks
-straight to that worker and gives the lease back when its queue is empty.
-The node manager is therefore off the per-task path. A worker blocked in
-``get`` gives its CPUs back (``blocked``) so nested tasks cannot deadlock.
-
-Requests that can never fit this node are reported as infeasible (a warning
-to the requester) and stay queued, as in Ray.
+Leases follow Ray's direct-call design (see ``leases.py``, which decides
+everything about them as a pure state machine): this module turns RPCs,
+worker exits and the heartbeat into its events, and executes the commands it
+returns -- replies on connections, worker starts and kills, warnings to
+users, worker deaths to the control store. The object store's requests are
+``object_handlers.py``'s.
 
 All state is guarded by ``self.lock``; handlers run on connection reader
-threads and must not block (long waits answer later via DEFER).
+threads and must not block (long waits answer later via DEFER). The clock
+is read here, once per event, and passed in.
 """
 
 from __future__ import annotations
@@ -23,54 +22,27 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from skate.core import kill_points, rpc
 from skate.core import resources as res
 from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import random_id
+from skate.core.node_manager import leases as ls
 from skate.core.node_manager import placement
 from skate.core.node_manager.object_handlers import ObjectStoreHandlers
-from skate.core.node_manager.start_policy import StartBackoff, Watchdog
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
 from skate.core.pids import alive as _alive
-from skate.core.resources import bundle_resources as pg_bundle_resources
+from skate.core.rpc import methods as m
 from skate.core.worker.client import WorkerClient
-from skate.exceptions import WorkerStartupError
 
 log = logging.getLogger("skate.node_manager")
 
 HEARTBEAT_S = 0.1
-INFEASIBLE_WARN_S = 1.0
-#: The watchdog: a request that fits the free resources with no worker running or starting
-#: for it for this long is a scheduler bug; it is logged, counted and a worker is started.
-STALL_S = 1.0
-UNKNOWN_NODE_GRACE_S = 2.0  # a node pinned to but not in our view yet: wait this long
-
-
-@dataclass
-class Lease:
-    lease_id: int
-    units: dict  # resources held, fixed point
-    env_key: str
-    env_vars: dict | None
-    dedicated: bool
-    holder: rpc.Connection  # who asked
-    rid: int  # the request to answer
-    strategy: str | tuple | None = None  # None, "SPREAD" or ("node", id, soft)
-    infeasible_since: float | None = None  # when no node could ever fit it, first seen
-    held: bool = False  # waiting to learn of the node it is pinned to: never granted here
-    preferred_node: str | None = None  # where its largest arguments are (locality)
-    stay: bool = False  # placed here by a SPREAD decision elsewhere: wait here, never re-spill
-    created: float = field(default_factory=time.monotonic)
-    worker: WorkerProc | None = None
-    gpu_ids: list = field(default_factory=list)
-    blocked: bool = False
-    warned: bool = False
 
 
 class NodeManager(ObjectStoreHandlers):
@@ -78,29 +50,47 @@ class NodeManager(ObjectStoreHandlers):
         self.cfg = cfg
         self.lock = threading.RLock()
         self.address = f"unix:{os.path.join(cfg.session_dir, 'raylet.sock')}"
-        self.total = res.to_units(cfg.resources)
-        self.available = dict(self.total)
-        n_gpus = int(cfg.resources.get("GPU", 0))
-        self.gpu_free = {i: res.UNIT for i in range(n_gpus)}  # gpu id -> free fraction
+        self.sched = ls.Leases(
+            cfg.node_id, res.to_units(cfg.resources), int(cfg.resources.get("GPU", 0)),
+            pool_size=max(1, int(cfg.resources.get("CPU", 1))),
+            prestart_workers=cfg.prestart_workers, idle_timeout_s=IDLE_WORKER_TIMEOUT_S,
+            new_worker_id=lambda: random_id(8).hex(), address=self.address)
         self.store = ObjectStore(cfg.arena_path, cfg.object_store_memory,
                                  os.path.join(cfg.session_dir, "spill"))
-        self.pending: list[Lease] = []
-        self.bundles: dict[tuple, tuple] = {}  # (group hex, index) -> (units taken, units added)
-        self.leases: dict[int, Lease] = {}
-        self._next_lease = 1
         self.store_waiters: dict[bytes, list] = {}  # oid -> [(conn, rid)] waiting for seal
         self.log_subscribers: set[rpc.Connection] = set()
-        self.num_task_workers_target = max(1, int(cfg.resources.get("CPU", 1)))
         argv = worker_argv(self.address, cfg.gcs_address, cfg.session_dir, cfg.node_id,
                            cfg.arena_path, self.store.capacity, cfg.node_ip)
         self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines,
                                on_exit=self._on_worker_exit,
                                on_zygote_ready=self._prestart)
-        self.idle: dict[str, list[WorkerProc]] = {}  # env key -> idle registered workers
-        self.start_backoff = StartBackoff()
-        self.watchdog = Watchdog(STALL_S)  # trips are bugs: counted, logged, repaired
         self.stopping = threading.Event()
         self.cluster_view: dict = {}  # node id -> placement.NodeView, refreshed by heartbeats
+        self.handlers: dict[str, Callable[..., Any]] = {  # method -> h_<method>(conn, rid, ..)
+            m.REGISTER_WORKER: self.h_register_worker,
+            m.REGISTER_DRIVER: self.h_register_driver,
+            m.SET_WORKER_NAME: self.h_set_worker_name,
+            m.REQUEST_LEASE: self.h_request_lease,
+            m.CANCEL_LEASE_REQUEST: self.h_cancel_lease_request,
+            m.RETURN_LEASE: self.h_return_lease,
+            m.BLOCKED: self.h_blocked,
+            m.PREPARE_BUNDLE: self.h_prepare_bundle,
+            m.RETURN_BUNDLE: self.h_return_bundle,
+            m.KILL_WORKER: self.h_kill_worker,
+            m.RESOURCES: self.h_resources,
+            m.NODE_INFO: self.h_node_info,
+            m.SCHEDULER_STATE: self.h_scheduler_state,
+            m.FLUSH_LOGS: self.h_flush_logs,
+            m.PING: self.h_ping,
+            m.SHUTDOWN: self.h_shutdown,
+            m.STORE_CREATE: self.h_store_create,
+            m.STORE_SEAL: self.h_store_seal,
+            m.STORE_ABORT: self.h_store_abort,
+            m.STORE_GET: self.h_store_get,
+            m.STORE_RELEASE_FREE: self.h_store_release_free,
+            m.STORE_STATS: self.h_store_stats,
+            m.STORE_OBJECTS: self.h_store_objects,
+        }
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_close,
                                    name="raylet")
         self.address = self.listener.address
@@ -110,6 +100,10 @@ class NodeManager(ObjectStoreHandlers):
                                               rpc.current_token())
         self.stream_server = StreamServer(cfg.node_ip, self._open_for_stream,
                                           rpc.current_token())
+        with self.lock:
+            self.sched.address = self.address
+            self.sched.transfer_address = self.transfer_server.address
+            self.sched.stream_address = self.stream_server.address
         self.transfer_client = TransferClient(rpc.current_token(), cfg.node_id)
         self._peer_nodes: dict[str, rpc.Connection] = {}  # node id -> its node manager
         self._peer_nodes_lock = threading.Lock()  # taken alone, never with self.lock
@@ -129,18 +123,68 @@ class NodeManager(ObjectStoreHandlers):
         """Fill the pool of idle workers; with a zygote (it calls this once ready), idle
         workers started without it are replaced: the pool's workers have its modules."""
         with self.lock:
-            if self.pool.zygote is not None:
-                for w in list(self.idle.get("", [])):
-                    if not w.forked:
-                        self.idle[""].remove(w)
-                        w.dead = w.culled = True
-                        self.pool.kill(w)
-            for _ in range(self.cfg.prestart_workers):
-                self._start_worker("", None)
+            self._feed(ls.Prestart(self.pool.zygote is not None))
+
+    # -- the lease books: events in, commands out ---------------------------
+    def _feed(self, event) -> None:
+        """Apply ``event`` to the lease books and execute what they decide (under the lock)."""
+        self._execute(self._decide(event))
+
+    def _decide(self, event) -> list:
+        z = self.pool.zygote
+        self.sched.zygote_up = z is not None and z.ready and not z.gone
+        return self.sched.handle(event)
+
+    def _execute(self, commands: list) -> None:
+        for c in commands:
+            kind = type(c)
+            if kind is ls.Grant:
+                self._grant(c)
+            elif kind is ls.SpillTo:
+                c.requester.reply(c.rid, tuple(c.spill))
+            elif kind is ls.Answer:
+                c.requester.reply(c.rid, c.value)
+            elif kind is ls.Fail:
+                c.requester.reply(c.rid, c.error, ok=False)
+            elif kind is ls.StartWorker:
+                self._start_worker(c)
+            elif kind is ls.KillWorker:
+                w = self.pool.workers.get(c.worker_id)
+                if w is not None:
+                    self.pool.kill(w)
+            elif kind is ls.NotifyWorkerDied:
+                try:
+                    self.gcs.worker_died(c.worker_id, c.owner_died)
+                except rpc.ConnectionClosed:
+                    pass
+            elif kind is ls.Warn:
+                log.warning(c.message)
+                WorkerClient(c.requester).warning(c.message)
+            else:
+                raise AssertionError(f"unknown lease command {c!r}")
+
+    def _grant(self, c: ls.Grant) -> None:
+        if c.requester.closed:  # gone before its requests were dropped: keep the worker
+            self._feed(ls.LeaseReturned(c.grant.lease_id, False, time.monotonic()))
+            return
+        c.requester.reply(c.rid, tuple(c.grant))
+        if c.env_vars and kill_points.fires(kill_points.hooks_of(c.env_vars), "lease_granted"):
+            w = self.pool.workers.get(c.grant.worker_id)
+            if w is not None:
+                self.pool.kill(w)  # test hook: the worker dies with its grant in flight
+
+    def _start_worker(self, c: ls.StartWorker) -> None:
+        if self.stopping.is_set():
+            return
+        try:
+            self.pool.start(c.worker_id, c.env_key, c.env_vars)
+        except Exception:  # counted as a failed start: it backs off, then fails the requests
+            log.exception("starting worker %s failed", c.worker_id)
+            self._feed(ls.WorkerGone(c.worker_id, time.monotonic()))
 
     # -- dispatch --------------------------------------------------------
     def _handle(self, conn, method, args, rid):
-        fn = getattr(self, "h_" + method, None)
+        fn = self.handlers.get(method)
         if fn is None:
             raise ValueError(f"node manager has no method {method!r}")
         with self.lock:
@@ -154,19 +198,24 @@ class NodeManager(ObjectStoreHandlers):
             for oid in self.store.release_reader(id(conn)):  # it died writing these
                 for c, r in self.store_waiters.pop(oid, []):
                     c.reply(r, None)
+            now = time.monotonic()
+            # leases held by a departed submitter end; its requests are dropped
+            self._feed(ls.RequesterGone(conn, now))
             role = conn.peer_info.get("role")
             if role == "worker":
-                w = self.pool.workers.get(conn.peer_info["worker_id"])
-                if w is not None:
-                    self._worker_died(w)
-            # leases held by a departed submitter return to the pool
-            for lease in list(self.leases.values()):
-                if lease.holder is conn:
-                    self._return(lease, kill=True)
-            self.pending = [p for p in self.pending if p.holder is not conn]
+                self._feed(ls.WorkerGone(conn.peer_info["worker_id"], now))
             if role in ("driver", "worker"):
                 self._free_copies(self.store.free_owner(conn.peer_info.get("address")))
-        self._schedule()
+
+    def _on_worker_exit(self, w: WorkerProc) -> None:
+        """A worker process exited (seen by the pool, which reaped it): whatever it held is
+        returned and waiting work gets a replacement; one that died starting counts as a
+        failed start."""
+        with self.lock:
+            if self.stopping.is_set():
+                return
+            self._feed(ls.WorkerGone(w.worker_id, time.monotonic(), w.returncode,
+                                     tuple(w.stderr_tail), w.pid))
 
     # -- registration ----------------------------------------------------
     def h_register_worker(self, conn, rid, worker_id, pid, address):
@@ -177,10 +226,11 @@ class NodeManager(ObjectStoreHandlers):
         w.conn = conn
         w.address = address
         w.registered = True
-        self.start_backoff.started(w.env_key)
-        self._make_idle(w)
-        threading.Thread(target=self._schedule, daemon=True).start()
-        return {"node_id": self.cfg.node_id}
+        commands = self._decide(ls.WorkerRegistered(worker_id, address, w.forked,
+                                                    time.monotonic()))
+        conn.reply(rid, {"node_id": self.cfg.node_id})  # before the grant of its first lease
+        self._execute(commands)
+        return rpc.DEFER
 
     def h_register_driver(self, conn, rid, address, log_to_driver):
         conn.peer_info.update(role="driver", address=address)
@@ -199,98 +249,39 @@ class NodeManager(ObjectStoreHandlers):
     # -- leases ----------------------------------------------------------
     def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None,
                         preferred_node=None, spilled=False):
-        units = res.to_units(request)
-        env_key = _env_key(env_vars)
-        stay = spilled and strategy == "SPREAD" and self._fits_total(units)
-        if stay:
-            strategy = None  # another node manager chose this node for the spread: final
-        lease = Lease(self._next_lease, units, env_key, env_vars, dedicated, conn, rid,
-                      strategy=strategy, preferred_node=preferred_node, stay=stay)
-        self._next_lease += 1
-        if not self._route(lease, fresh=True):
-            return rpc.DEFER
-        self.pending.append(lease)
-        self._schedule_locked()
+        self._feed(ls.RequestLease(conn, rid, res.to_units(request), env_vars, dedicated,
+                                   strategy, preferred_node, spilled, time.monotonic()))
         return rpc.DEFER
 
-    def _route(self, lease: Lease, fresh: bool = False) -> bool:
-        """Keep the request here (True), or answer it with a spill / an error (False)."""
-        if lease.stay and (fresh or res.fits(lease.units, self.available)):
-            return True
-        view = dict(self.cluster_view)
-        mine = view.get(self.cfg.node_id)
-        # our own entry from the live books, not from the last heartbeat
-        view[self.cfg.node_id] = placement.NodeView(
-            dict(self.total), dict(self.available), True,
-            mine.address if mine else self.address,
-            mine.transfer_address if mine else self.transfer_server.address,
-            mine.stream_address if mine else self.stream_server.address)
-        if lease.stay:
-            # placed here by another node's SPREAD decision, but busy here: move only to
-            # a node with room now (never back and forth between busy ones)
-            decision = placement.decide(lease.units, None, self.cfg.node_id, view, queued_here=1)
-            if decision.node in (None, placement.HERE):
-                return True
-            lease.holder.reply(lease.rid, ("spill", view[decision.node].address, decision.node))
-            return False
-        if len(view) <= 1 and lease.strategy is None and lease.preferred_node is None:
-            decision = placement.Decision(placement.HERE if self._fits_total(lease.units) else None,
-                                          infeasible=not self._fits_total(lease.units))
-        else:
-            queued = sum(1 for p in self.pending if p.units == lease.units) if fresh else 0
-            decision = placement.decide(lease.units, lease.strategy, self.cfg.node_id, view, queued,
-                                        lease.preferred_node if fresh else None)
-        lease.held = False
-        if decision.unknown_target:
-            if time.monotonic() - lease.created < UNKNOWN_NODE_GRACE_S:
-                lease.held = True  # not for this node: wait for the view to learn of its target
-                return True
-            strategy, lease.strategy = lease.strategy, None
-            assert isinstance(strategy, tuple)  # only node affinity has an unknown target
-            if strategy[2]:  # soft: anywhere will do
-                return self._route(lease)
-            decision = placement.Decision(None, error=f"The node {strategy[1]} that the task is "
-                                          f"pinned to (NodeAffinitySchedulingStrategy, "
-                                          f"soft=False) is unknown or dead.")
-        if decision.error:
-            lease.holder.reply(lease.rid, ValueError(decision.error), ok=False)
-            return False
-        if decision.node not in (None, placement.HERE):
-            address = view[decision.node].address
-            lease.holder.reply(lease.rid, ("spill", address, decision.node))
-            return False
-        if not decision.infeasible:
-            lease.infeasible_since = None
-        elif lease.infeasible_since is None:
-            # views lag a heartbeat (a bundle just reserved, a node just joined): warn only
-            # if it stays infeasible
-            lease.infeasible_since = time.monotonic()
-        elif not lease.warned and time.monotonic() - lease.infeasible_since > INFEASIBLE_WARN_S:
-            lease.warned = True
-            msg = (f"A task or actor needs {{{res.describe(lease.units)}}} but no node has that "
-                   f"much in total (this node: {{{res.describe(self.total)}}}), so it cannot be "
-                   f"scheduled. It stays pending until a node with enough resources joins; lower "
-                   f"its resource request or start Skate with more resources "
-                   f"(skate.init(num_cpus=..., resources=...)).")
-            log.warning(msg)
-            WorkerClient(lease.holder).warning(msg)
-        return True
+    def h_cancel_lease_request(self, conn, rid, count):
+        """Drop up to ``count`` of this requester's unanswered lease requests; the answer is
+        how many were."""
+        self._feed(ls.CancelRequests(conn, rid, count))
+        return rpc.DEFER
 
-    def _fits_total(self, units) -> bool:
-        return res.fits(units, self.total) and self._gpus_could_fit(units)
+    def h_return_lease(self, conn, rid, lease_id, kill=False):
+        self._feed(ls.LeaseReturned(lease_id, kill, time.monotonic()))
 
-    def _reroute_pending(self) -> None:
-        """Requests waiting here may fit elsewhere now (a node joined or freed up)."""
-        with self.lock:
-            keep = []
-            for lease in self.pending:
-                if lease.holder.closed:
-                    continue
-                if res.fits(lease.units, self.available) and lease.infeasible_since is None \
-                        and not lease.held or self._route(lease):
-                    keep.append(lease)
-            self.pending = keep
-            self._schedule_locked()
+    def h_blocked(self, conn, rid, blocked: bool):
+        """A leased worker waits in ``get`` (True) or resumes (False): lend out its CPUs
+        meanwhile."""
+        worker_id = conn.peer_info.get("worker_id")
+        if worker_id is not None:
+            self._feed(ls.Blocked(worker_id, blocked, time.monotonic()))
+
+    def h_prepare_bundle(self, conn, rid, pg_hex: str, index: int, bundle: dict):
+        """Reserve a bundle here: its resources become the group's, or refuse (False)."""
+        self._feed(ls.PrepareBundle(conn, rid, pg_hex, index, bundle, time.monotonic()))
+        return rpc.DEFER
+
+    def h_return_bundle(self, conn, rid, pg_hex: str, index: int):
+        self._feed(ls.ReturnBundle(pg_hex, index, time.monotonic()))
+
+    def h_kill_worker(self, conn, rid, worker_id):
+        w = self.pool.workers.get(worker_id)
+        if w is not None:
+            self.pool.kill(w)
+        return w is not None
 
     def _heartbeat(self) -> None:
         """Report what is free here; get the cluster's view back (also our liveness signal)."""
@@ -301,320 +292,24 @@ class NodeManager(ObjectStoreHandlers):
                 log.error("the control store declared this node dead; stopping")
                 self.stopping.set()
                 return
-            self.cluster_view = {
-                n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address, transfer,
-                                      stream)
-                for n, (t, a, alive, address, transfer, stream) in value.items()}
-            self._reroute_pending()
+            view = {n: placement.NodeView(res.to_units(t), res.to_units(a), alive, address,
+                                          transfer, stream)
+                    for n, (t, a, alive, address, transfer, stream) in value.items()}
+            self.cluster_view = view
+            with self.lock:
+                if not self.stopping.is_set():
+                    self._feed(ls.ClusterView(view, time.monotonic()))
 
         with self.lock:
-            avail = res.from_units({k: v for k, v in self.available.items() if v > 0})
-            total = res.from_units(self.total)
+            avail = res.from_units({k: v for k, v in self.sched.available.items() if v > 0})
+            total = res.from_units(self.sched.total)
         self.gcs.cluster_view(self.cfg.node_id, avail, total, callback=got)
-
-    def h_cancel_lease_request(self, conn, rid, count):
-        """Drop up to ``count`` of this requester's unanswered lease requests."""
-        dropped = 0
-        keep = []
-        for p in reversed(self.pending):
-            if p.holder is conn and dropped < count:
-                dropped += 1
-                p.holder.reply(p.rid, None)
-            else:
-                keep.append(p)
-        self.pending = list(reversed(keep))
-        return dropped
-
-    def h_return_lease(self, conn, rid, lease_id, kill=False):
-        lease = self.leases.get(lease_id)
-        if lease is not None:
-            self._return(lease, kill)
-        self._schedule_locked()
-
-    def h_blocked(self, conn, rid, blocked: bool):
-        """A leased worker waits in ``get`` (True) or resumes (False): lend out its CPUs
-        meanwhile."""
-        w = self.pool.workers.get(conn.peer_info.get("worker_id"))
-        lease = w.lease if w else None
-        if lease is None or lease.blocked == blocked:
-            return
-        cpu = {"CPU": lease.units["CPU"]} if "CPU" in lease.units else {}
-        lease.blocked = blocked
-        if blocked:
-            res.add(self.available, cpu)
-            self._schedule_locked()
-        else:
-            res.subtract(self.available, cpu)
-
-    # -- placement group bundles -------------------------------------------------
-    def h_prepare_bundle(self, conn, rid, pg_hex: str, index: int, bundle: dict):
-        """Reserve a bundle here: its resources become the group's, or refuse (False)."""
-        key = (pg_hex, index)
-        if key in self.bundles:
-            return True
-        units = res.to_units(bundle)
-        if not res.fits(units, self.available):
-            return False
-        res.subtract(self.available, units)
-        group = res.to_units(pg_bundle_resources(bundle, index, pg_hex))
-        self._add_group_resources(group)
-        self.bundles[key] = (units, group)
-        self._schedule_locked()
-        return True
-
-    def h_return_bundle(self, conn, rid, pg_hex: str, index: int):
-        entry = self.bundles.pop((pg_hex, index), None)
-        if entry is None:
-            return
-        units, group = entry
-        # whatever runs on this bundle ends with it (as in Ray)
-        for lease in list(self.leases.values()):
-            if any(k in group for k in lease.units):
-                self._return(lease, kill=True)
-        for k, v in group.items():  # shared keys (CPU_group_<g>) lose this bundle's share
-            for table in (self.total, self.available):
-                left = table.get(k, 0) - v
-                if left > 0:
-                    table[k] = left
-                else:
-                    table.pop(k, None)
-        res.add(self.available, units)
-        self._schedule_locked()
-
-    def _add_group_resources(self, group: dict) -> None:
-        res.add(self.total, group)
-        res.add(self.available, group)
-
-    def h_kill_worker(self, conn, rid, worker_id):
-        w = self.pool.workers.get(worker_id)
-        if w is not None:
-            self.pool.kill(w)
-        return w is not None
-
-    def _gpus_could_fit(self, units) -> bool:
-        need = units.get("GPU", 0)
-        return need <= res.UNIT or need % res.UNIT == 0
-
-    def _take_gpus(self, need: int) -> list | None:
-        if need == 0:
-            return []
-        if need < res.UNIT:
-            for gid, free in sorted(self.gpu_free.items()):
-                if free >= need:
-                    self.gpu_free[gid] -= need
-                    return [gid]
-            return None
-        k = need // res.UNIT
-        whole = [g for g, free in sorted(self.gpu_free.items()) if free == res.UNIT][:k]
-        if len(whole) < k:
-            return None
-        for g in whole:
-            self.gpu_free[g] = 0
-        return whole
-
-    def _give_gpus(self, lease: Lease) -> None:
-        need = lease.units.get("GPU", 0)
-        per = need if need < res.UNIT else res.UNIT
-        for g in lease.gpu_ids:
-            self.gpu_free[g] += per
-
-    def _schedule(self) -> None:
-        with self.lock:
-            self._schedule_locked()
-
-    def _schedule_locked(self) -> None:
-        if self.stopping.is_set():
-            return
-        waiting_for_worker: dict[str, int] = {}
-        # what is left once the requests already waiting for a worker start have theirs: a
-        # worker is started only for a request that could run now, not for every queued one
-        spare = dict(self.available)
-        still = []
-        for lease in self.pending:
-            if lease.holder.closed:
-                continue
-            if lease.held or not res.fits(lease.units, self.available):
-                still.append(lease)
-                continue
-            idle = self.idle.get(lease.env_key)
-            if lease.dedicated or not idle:
-                # dedicated (actor) leases always get a fresh worker
-                if idle and lease.dedicated:
-                    w = idle.pop()
-                else:
-                    if res.fits(lease.units, spare):
-                        res.subtract(spare, lease.units)
-                        waiting_for_worker[lease.env_key] = \
-                            waiting_for_worker.get(lease.env_key, 0) + 1
-                    still.append(lease)
-                    continue
-            else:
-                w = idle.pop()
-            gpus = self._take_gpus(lease.units.get("GPU", 0))
-            if gpus is None:
-                idle.append(w) if idle is not None else None
-                still.append(lease)
-                continue
-            res.subtract(self.available, lease.units)
-            lease.gpu_ids = gpus
-            lease.worker = w
-            w.lease = lease
-            w.dedicated = lease.dedicated
-            self.leases[lease.lease_id] = lease
-            lease.holder.reply(lease.rid, (lease.lease_id, w.worker_id, w.address, gpus,
-                                           self.cfg.node_id))
-            if lease.env_vars and kill_points.fires(kill_points.hooks_of(lease.env_vars),
-                                                    "lease_granted"):
-                self.pool.kill(w)  # test hook: the worker dies with its grant in flight
-        self.pending = still
-        if not waiting_for_worker:
-            return
-        starting = self._starting()
-        now = time.monotonic()
-        for env_key, n in waiting_for_worker.items():
-            if self.start_backoff.ready_at(env_key) > now:
-                continue  # after failed starts; a later pass (every heartbeat) starts it
-            env_vars = next((p.env_vars for p in still if p.env_key == env_key), None)
-            for _ in range(n - starting.get(env_key, 0)):
-                self._start_worker(env_key, env_vars)
-
-    def _starting(self) -> dict:
-        """env key -> workers started and not yet registered, counted from the processes
-        themselves (a counter would drift when one dies before registering)."""
-        out: dict = {}
-        for w in list(self.pool.workers.values()):
-            if not w.registered and not w.dead and w.returncode is None:
-                out[w.env_key] = out.get(w.env_key, 0) + 1
-        return out
-
-    def _start_worker(self, env_key: str, env_vars) -> None:
-        self.pool.start(random_id(8).hex(), env_key, env_vars)
-
-    def _on_worker_exit(self, w: WorkerProc) -> None:
-        """A worker process exited (seen by the pool, which reaped it): whatever it held is
-        returned and waiting work gets a replacement; one that died starting counts as a
-        failed start."""
-        with self.lock:
-            if self.stopping.is_set():
-                return
-            if w.registered:
-                self._worker_died(w)
-            elif not w.dead:
-                self._failed_start(w)
-            self._schedule_locked()
-
-    def _failed_start(self, w: WorkerProc) -> None:
-        w.dead = True
-        key = w.env_key
-        self.start_backoff.failed(key, time.monotonic(), w.returncode)
-        log.warning("worker %s (pid %d) exited with code %s before it registered%s",
-                    w.worker_id, w.pid, w.returncode,
-                    (": " + " | ".join(w.stderr_tail[-3:])) if w.stderr_tail else "")
-        if not self.start_backoff.gave_up(key):
-            return
-        self.start_backoff.reset(key)
-        tail = "\n".join(w.stderr_tail[-20:]) or "(it wrote nothing to stderr)"
-        error = WorkerStartupError(
-            f"{self.start_backoff.give_up_after} workers in a row exited before they were "
-            f"ready (last exit code {w.returncode}), so the tasks and actors waiting for one "
-            f"were failed. Check the runtime_env (env_vars) and the Python environment. The "
-            f"last worker's stderr:\n{tail}")
-        keep = []
-        for lease in self.pending:
-            if lease.env_key == key:
-                lease.holder.reply(lease.rid, error, ok=False)
-            else:
-                keep.append(lease)
-        self.pending = keep
-
-    def _check_stalls(self, now: float) -> None:
-        """The watchdog invariant: queued work that fits the free resources has a worker
-        running or starting for it within STALL_S. A trip means a bookkeeping bug; it is
-        logged and repaired (a worker started), and tests assert there were none."""
-        with self.lock:
-            starting = self._starting()
-            stalled = {}
-            for lease in self.pending:
-                if lease.held or lease.holder.closed or not res.fits(lease.units, self.available):
-                    continue
-                if starting.get(lease.env_key) or self.start_backoff.ready_at(lease.env_key) > now:
-                    continue
-                if not lease.dedicated and self.idle.get(lease.env_key):
-                    continue  # granted on the next pass
-                stalled[lease.lease_id] = lease
-            for lease_id, waited in self.watchdog.tick(now, stalled):
-                lease = stalled[lease_id]
-                log.error("watchdog: lease request %d (%s) fits the free resources but no worker "
-                          "has run or started for it for %.1f s; starting one", lease_id,
-                          res.describe(lease.units), waited)
-                self._start_worker(lease.env_key, lease.env_vars)
-
-    def _make_idle(self, w: WorkerProc) -> None:
-        w.lease = None
-        z = self.pool.zygote
-        if z is not None and z.ready and not z.gone and not w.forked and w.env_key == "":
-            # started before the zygote was ready: without its modules; forked ones replace it
-            w.dead = w.culled = True
-            self.pool.kill(w)
-            return
-        w.idle_since = time.monotonic()
-        self.idle.setdefault(w.env_key, []).append(w)
-
-    def _return(self, lease: Lease, kill: bool) -> None:
-        self.leases.pop(lease.lease_id, None)
-        units = dict(lease.units)
-        if lease.blocked:
-            units.pop("CPU", None)
-        res.add(self.available, units)
-        self._give_gpus(lease)
-        w = lease.worker
-        if w is None or w.dead:
-            return
-        if kill or lease.dedicated:
-            w.dead = True
-            self.pool.kill(w)
-        else:
-            self._make_idle(w)
-
-    def _worker_died(self, w: WorkerProc) -> None:
-        """A registered worker is gone (its socket closed or its process exited: whichever
-        is seen first; the second call does nothing)."""
-        if w.death_handled:
-            return
-        w.death_handled = True
-        w.dead = True
-        lst = self.idle.get(w.env_key)
-        if lst and w in lst:
-            lst.remove(w)
-        lease = w.lease
-        if lease is not None and lease.lease_id in self.leases:
-            self._return(lease, kill=False)
-        try:
-            # an idle worker we stopped as surplus is not an owner dying: actors it created
-            # live on; any other death takes them with it (Ray's owner fate-sharing)
-            self.gcs.worker_died(w.worker_id, not w.culled)
-        except rpc.ConnectionClosed:
-            pass
-
-    def _cull_idle(self) -> None:
-        """Stop idle workers beyond the pool's size, and ones with a runtime_env nobody uses."""
-        now = time.monotonic()
-        with self.lock:
-            total_idle = sum(len(v) for v in self.idle.values())
-            for env_key, lst in self.idle.items():
-                for w in list(lst):
-                    too_many = total_idle > self.num_task_workers_target or env_key != ""
-                    if too_many and now - w.idle_since > IDLE_WORKER_TIMEOUT_S:
-                        lst.remove(w)
-                        total_idle -= 1
-                        w.dead = True
-                        w.culled = True
-                        self.pool.kill(w)
 
     # -- info --------------------------------------------------------------
     def h_resources(self, conn, rid):
-        avail = dict(self.available)
-        return res.from_units(self.total), res.from_units({k: v for k, v in avail.items() if v > 0})
+        avail = self.sched.available
+        return (res.from_units(self.sched.total),
+                res.from_units({k: v for k, v in avail.items() if v > 0}))
 
     def h_node_info(self, conn, rid):
         return {"node_id": self.cfg.node_id, "session_dir": self.cfg.session_dir,
@@ -625,13 +320,13 @@ class NodeManager(ObjectStoreHandlers):
 
     def h_scheduler_state(self, conn, rid):
         """What the lease scheduler holds now (tests check the watchdog invariant with it)."""
+        s = self.sched
         return {
-            "pending": len(self.pending), "leases": len(self.leases),
-            "starting": self._starting(),
-            "idle": {k: len(v) for k, v in self.idle.items() if v},
+            "pending": len(s.pending), "leases": len(s.leases), "starting": s.starting(),
+            "idle": {k: len(v) for k, v in s.idle.items() if v},
             "workers": len(self.pool.workers),
-            "failed_starts": self.start_backoff.total_failures,
-            "watchdog_trips": self.watchdog.trips,
+            "failed_starts": s.backoff.total_failures,
+            "watchdog_trips": s.watchdog.trips,
         }
 
     def h_flush_logs(self, conn, rid):
@@ -669,10 +364,10 @@ class NodeManager(ObjectStoreHandlers):
                     if owner and not _alive(owner):
                         log.info("process %d that owns this node is gone; stopping", owner)
                         break
-                    self._cull_idle()
                     if not self.pool.uses_pidfds:
                         self.pool.check_exits()
-                self._check_stalls(time.monotonic())
+                with self.lock:  # the watchdog, idle culling
+                    self._feed(ls.Tick(time.monotonic()))
             except Exception:  # the node must outlive a bug in its housekeeping
                 log.exception("node manager housekeeping failed")
         self.shutdown()
@@ -715,14 +410,6 @@ def _connect_retry(address: str, name: str, timeout: float = 15.0) -> rpc.Connec
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.005)
-
-
-def _env_key(env_vars) -> str:
-    if not env_vars:
-        return ""
-    return repr(sorted(env_vars.items()))
-
-
 
 
 def main(argv=None) -> None:

@@ -23,12 +23,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from skate.core.config import OMP_BY_SKATE_ENV, PLACEMENT_GROUP_ENV, worker_preload_modules
-
-if TYPE_CHECKING:
-    from skate.core.node_manager.server import Lease
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +110,9 @@ class WorkerProc:
     started: float = field(default_factory=time.monotonic)
     conn: object = None  # its connection, once registered
     address: str = ""
-    lease: Lease | None = None  # the lease it serves, or None when idle
-    dedicated: bool = False  # actor workers are never reused
     name: str = ""  # actor class name, for log prefixes
-    idle_since: float = 0.0
-    dead: bool = False  # killed by us, or gone: never leased again
     forked: bool = False  # forked by the zygote (its exit comes from the zygote)
-    culled: bool = False  # stopped by us as surplus idle: what it created outlives it
     registered: bool = False  # it connected back and registered
-    death_handled: bool = False  # its lease and the control store were told (once)
     returncode: int | None = None  # set once the process has exited and been reaped
     stderr_tail: list = field(default_factory=list)  # its last stderr lines (start failures)
 

@@ -46,7 +46,7 @@ def test_infeasible_everywhere_and_dead_nodes_ignored():
 def test_spread_rotates_over_nodes():
     v = view(a=({"CPU": 4}, {"CPU": 4}, True), b=({"CPU": 4}, {"CPU": 4}, True),
              c=({"CPU": 4}, {"CPU": 4}, True))
-    picks = {decide(U(CPU=1), "SPREAD", "a", v).node for _ in range(6)}
+    picks = {decide(U(CPU=1), "SPREAD", "a", v, spread_turn=i).node for i in range(6)}
     assert picks == {HERE, "b", "c"}
 
 
