@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from skate.core import kill_points, rpc
 from skate.core import resources as res
-from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig
+from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig, token_from_env
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import random_id
 from skate.core.node_manager import leases as ls
@@ -421,7 +421,7 @@ def main(argv=None) -> None:
         filename=os.path.join(cfg.session_dir, "logs", f"raylet-{cfg.node_id[:8]}.log"),
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *a: nm.stopping.set())
-    rpc.set_token(os.environ.get("SKATE_TOKEN"))
+    rpc.set_token(token_from_env())
     nm = NodeManager(cfg)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
