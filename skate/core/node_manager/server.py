@@ -46,6 +46,17 @@ HEARTBEAT_S = 0.1
 
 
 class NodeManager(ObjectStoreHandlers):
+    """A node's I/O shell: leases through ``sched`` (the pure ``leases.Leases``), the worker
+    pool's processes, the object store's books (``ObjectStoreHandlers``), heartbeats.
+
+    Every handler runs under ``lock`` on a connection's reader thread and must not block.
+    Lease decisions are ``sched``'s: a handler, a worker's exit or a heartbeat becomes an
+    event, and the commands that come back are carried out in order, still under the lock
+    (replies, worker starts and kills, the control store told of a death). Invariant:
+    ``sched``'s workers are exactly the pool's live processes plus those whose exit is
+    still on its way to ``_on_worker_exit``.
+    """
+
     def __init__(self, cfg: NodeConfig):
         self.cfg = cfg
         self.lock = threading.RLock()
