@@ -13,6 +13,8 @@ from skate.core.protocol import BOUNCED, NEED_FUNCTION
 from skate.core.worker import submission as sm
 from skate.core.worker.submission import Submission, TaskRecord
 
+pytestmark = pytest.mark.skate_only  # a unit test of Skate internals
+
 KEY = ((("CPU", 1.0),), "None", None)
 SPREAD_KEY = ((("CPU", 1.0),), "None", "SPREAD")
 
