@@ -72,8 +72,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         raise TypeError("skate.init() got unexpected keyword argument(s): "
                         f"{', '.join(sorted(unknown))}.")
     if kwargs.get("local_mode"):
-        raise ValueError(
-            "skate.init(local_mode=True) is not supported (Ray deprecated it too): tasks always "
+        raise RuntimeError(  # Ray's type for it
+            "skate.init(local_mode=True) is not supported (Ray removed it too): tasks always "
             "run in worker processes. To debug, call the function itself (f._function(...)), "
             "or run with skate.init(num_cpus=1) and breakpoint() in the task.")
     from skate.job_config import JobConfig

@@ -302,15 +302,22 @@ def test_init_runtime_env_reaches_every_task_and_actor(shutdown_only):
     assert skate.get(Reader.remote().read.remote("JOB_VAR")) == "job"
 
 
-def test_init_refuses_local_mode_and_unsupported_runtime_env(shutdown_only):
-    with pytest.raises(ValueError, match=r"local_mode=True\) is not supported"):
+def test_init_refuses_local_mode(shutdown_only):
+    with pytest.raises(RuntimeError, match="local_mode"):
         skate.init(num_cpus=1, local_mode=True)
+    assert not skate.is_initialized()
+    skate.init(num_cpus=1, local_mode=False)
+    assert skate.is_initialized()
+
+
+@pytest.mark.skate_only  # Ray installs pip packages and uploads working_dir; Skate refuses
+def test_init_refuses_unsupported_runtime_env(shutdown_only):
     with pytest.raises(ValueError, match="pip are not supported"):
         skate.init(num_cpus=1, runtime_env={"pip": ["requests"]})
     with pytest.raises(TypeError, match="env_vars'] must be a dict of str to str"):
         skate.init(num_cpus=1, runtime_env={"env_vars": {"A": 1}})
     assert not skate.is_initialized()  # nothing was started by the refused calls
-    skate.init(num_cpus=1, local_mode=False)
+    skate.init(num_cpus=1)
 
     @skate.remote
     def f():
