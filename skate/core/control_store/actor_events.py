@@ -1,37 +1,35 @@
 """The vocabulary of the actor lifecycle: the events ``Actors.handle`` takes and the
 commands it returns (``actors.py`` says what each means and when it comes).
 
-Each is a small frozen record; the I/O shell (``server.py``) builds events from
-RPCs, replies and timers, and carries out commands with the clients.
+Each is a NamedTuple (immutable; cheaper to define than a frozen dataclass, which
+matters because the control store's start waits for this import: ~4 ms for these 25
+against ~20 ms as frozen slotted dataclasses). The I/O shell (``server.py``) builds
+events from RPCs, replies and timers, and carries out commands with the clients.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from skate.core.protocol import ActorStart, LeaseGrant
 
 
 # -- events -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class NodeJoined:
+class NodeJoined(NamedTuple):
     """A node manager registered (and is connected): leases may be asked of it."""
 
     node_id: str
     is_head: bool
 
 
-@dataclass(frozen=True, slots=True)
-class NodeDied:
+class NodeDied(NamedTuple):
     """A node manager disconnected or stopped beating: its workers are gone."""
 
     node_id: str
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class ActorCreated:
+class ActorCreated(NamedTuple):
     """``create_actor``: raises ActorAlreadyExistsError if the name is taken."""
 
     actor_id: bytes
@@ -42,8 +40,7 @@ class ActorCreated:
     detached: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ActorRestored:
+class ActorRestored(NamedTuple):
     """A detached actor persisted before a head restart; it is recreated once a node joins."""
 
     actor_id: bytes
@@ -54,16 +51,14 @@ class ActorRestored:
     num_restarts: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseGranted:
+class LeaseGranted(NamedTuple):
     actor_id: bytes
     attempt: int
     node_id: str  # the node manager that was asked (and holds the lease)
     grant: LeaseGrant
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseSpilled:
+class LeaseSpilled(NamedTuple):
     """The node manager asked (at ``hops`` spills already) says: ask ``node_id`` instead."""
 
     actor_id: bytes
@@ -72,8 +67,7 @@ class LeaseSpilled:
     node_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseLost:
+class LeaseLost(NamedTuple):
     """The node manager asked died, or was declared dead, before it answered."""
 
     actor_id: bytes
@@ -81,8 +75,7 @@ class LeaseLost:
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseFailed:
+class LeaseFailed(NamedTuple):
     """The lease request was refused (unschedulable, workers cannot start) or cancelled."""
 
     actor_id: bytes
@@ -90,21 +83,18 @@ class LeaseFailed:
     error: Any
 
 
-@dataclass(frozen=True, slots=True)
-class RetryDue:
+class RetryDue(NamedTuple):
     actor_id: bytes
     attempt: int
 
 
-@dataclass(frozen=True, slots=True)
-class StartSucceeded:
+class StartSucceeded(NamedTuple):
     actor_id: bytes
     attempt: int
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
-class StartFailed:
+class StartFailed(NamedTuple):
     """The actor's constructor raised ``error``: the actor is DEAD, never restarted."""
 
     actor_id: bytes
@@ -112,8 +102,7 @@ class StartFailed:
     error: Any
 
 
-@dataclass(frozen=True, slots=True)
-class StartLost:
+class StartLost(NamedTuple):
     """The worker died while constructing the actor: a worker death like any other."""
 
     actor_id: bytes
@@ -121,38 +110,33 @@ class StartLost:
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerGone:
+class WorkerGone(NamedTuple):
     """A worker exited (or cannot be reached); if it held an actor, that actor lost it."""
 
     worker_id: str
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class OwnerDied:
+class OwnerDied(NamedTuple):
     """A task worker or actor died: the non-detached actors it created die with it."""
 
     worker_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class JobFinished:
+class JobFinished(NamedTuple):
     """The driver of a job exited: its non-detached actors die."""
 
     job_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ActorExited:
+class ActorExited(NamedTuple):
     """The actor ended itself (``exit_actor``): DEAD, never restarted; its worker exits."""
 
     actor_id: bytes
     why: str
 
 
-@dataclass(frozen=True, slots=True)
-class KillRequested:
+class KillRequested(NamedTuple):
     """``skate.kill``: with ``no_restart`` the actor is DEAD now, else its worker is stopped
     and the actor restarts as after any worker death."""
 
@@ -161,8 +145,7 @@ class KillRequested:
 
 
 # -- commands -----------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class RequestLease:
+class RequestLease(NamedTuple):
     actor_id: bytes
     attempt: int
     node_id: str
@@ -172,15 +155,13 @@ class RequestLease:
     strategy: Any
 
 
-@dataclass(frozen=True, slots=True)
-class ReturnLease:
+class ReturnLease(NamedTuple):
     node_id: str
     lease_id: int
     kill: bool  # stop the worker rather than keep it for another lease
 
 
-@dataclass(frozen=True, slots=True)
-class StartActor:
+class StartActor(NamedTuple):
     actor_id: bytes
     attempt: int
     worker_id: str
@@ -188,31 +169,26 @@ class StartActor:
     start: ActorStart
 
 
-@dataclass(frozen=True, slots=True)
-class KillWorker:
+class KillWorker(NamedTuple):
     node_id: str | None  # None: its node is gone or unknown, ask every node
     worker_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class NotifyWatchers:
+class NotifyWatchers(NamedTuple):
     actor_id: bytes
     info: dict
 
 
-@dataclass(frozen=True, slots=True)
-class Persist:
+class Persist(NamedTuple):
     actor_id: bytes
     fields: dict
 
 
-@dataclass(frozen=True, slots=True)
-class DropPersisted:
+class DropPersisted(NamedTuple):
     actor_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class RetryLater:
+class RetryLater(NamedTuple):
     actor_id: bytes
     attempt: int
     delay_s: float

@@ -237,7 +237,7 @@ class Leases:
         out: list = []
         keep = []
         for p in reversed(self.pending):
-            if len(out) < ev.count and p.requester == ev.requester:
+            if len(out) < ev.at_most and p.requester == ev.requester:
                 out.append(Answer(p.requester, p.rid, None))
             else:
                 keep.append(p)
@@ -304,14 +304,14 @@ class Leases:
         return out
 
     def _prepare_bundle(self, ev: PrepareBundle) -> list:
-        key = (ev.pg_hex, ev.index)
+        key = (ev.pg_hex, ev.bundle_index)
         if key in self.bundles:
             return [Answer(ev.requester, ev.rid, True)]
         units = res.to_units(ev.bundle)
         if not res.fits(units, self.available):
             return [Answer(ev.requester, ev.rid, False)]
         res.subtract(self.available, units)
-        group = res.to_units(res.bundle_resources(ev.bundle, ev.index, ev.pg_hex))
+        group = res.to_units(res.bundle_resources(ev.bundle, ev.bundle_index, ev.pg_hex))
         res.add(self.total, group)
         res.add(self.available, group)
         self.bundles[key] = (units, group)
@@ -321,7 +321,7 @@ class Leases:
         return out
 
     def _return_bundle(self, ev: ReturnBundle) -> list:
-        entry = self.bundles.pop((ev.pg_hex, ev.index), None)
+        entry = self.bundles.pop((ev.pg_hex, ev.bundle_index), None)
         if entry is None:
             return []
         units, group = entry
