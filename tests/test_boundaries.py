@@ -21,7 +21,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent / "skate"
 LIBRARIES = ("tune", "util", "rllib", "serve", "sgd")
 #: what a library may import from skate.core (each module's docstring says it is public)
 PUBLIC_CORE = {"skate.core.api", "skate.core.placement_group", "skate.core.scheduling_strategies",
-               "skate.core.promise"}
+               "skate.core.promise", "skate.core.state"}
 ROLES = ("control_store", "node_manager", "worker")
 
 

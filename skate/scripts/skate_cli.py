@@ -4,6 +4,9 @@
                        [--object-store-memory BYTES] [--session-dir DIR]
     skate stop
     skate status
+    skate list actors|nodes|placement-groups|jobs [--filter K=V] [--limit N] [--format F]
+    skate get actors|nodes|placement-groups|jobs ID
+    skate summary actors
     skate microbenchmark [--filter NAME] [--duration S]   # Ray's microbenchmark lines
     skate --version
 """
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+
+from skate.scripts import state_cli
 
 
 def _start(args) -> int:
@@ -165,6 +170,7 @@ def main(argv=None) -> int:
     sub.add_parser("status", help="nodes and resources of the running cluster")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",
                    add_help=False)
+    state_cli.add_parsers(sub)
     args, rest = p.parse_known_args(argv)
     if args.version:
         from skate import __version__
@@ -179,7 +185,8 @@ def main(argv=None) -> int:
         return 0
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
-    handlers = {"start": _start, "stop": _stop, "status": _status}
+    handlers = {"start": _start, "stop": _stop, "status": _status, "list": state_cli.run,
+                "get": state_cli.run, "summary": state_cli.run}
     if args.command in handlers:
         return handlers[args.command](args)
     p.print_help()

@@ -41,6 +41,10 @@ class ControlStoreClient(Client):
     def get_job(self, job_id: str, timeout: float | None = None) -> dict | None:
         return self.conn.call(m.GET_JOB, job_id, timeout=timeout)
 
+    def list_jobs(self, timeout: float | None = None) -> list[dict]:
+        """Every job's record, oldest first (finished ones too)."""
+        return self.conn.call(m.LIST_JOBS, timeout=timeout)
+
     # -- the KV store --------------------------------------------------------------------
     def kv_put(self, ns: str, key: bytes, value: bytes, overwrite: bool = True) -> bool:
         return self.conn.call(m.KV_PUT, ns, key, value, overwrite)
@@ -84,8 +88,8 @@ class ControlStoreClient(Client):
     def list_named_actors(self, namespace: str, all_namespaces: bool) -> list[dict]:
         return self.conn.call(m.LIST_NAMED_ACTORS, namespace, all_namespaces)
 
-    def list_actors(self) -> list[dict]:
-        return self.conn.call(m.LIST_ACTORS)
+    def list_actors(self, timeout: float | None = None) -> list[dict]:
+        return self.conn.call(m.LIST_ACTORS, timeout=timeout)
 
     # -- placement groups ------------------------------------------------------------------
     def create_placement_group(self, pg_id: bytes, bundles: list, strategy: str,
@@ -101,8 +105,9 @@ class ControlStoreClient(Client):
     def remove_placement_group(self, pg_id: bytes) -> bool:
         return self.conn.call(m.REMOVE_PLACEMENT_GROUP, pg_id)
 
-    def placement_group_table(self, pg_id: bytes | None) -> dict | None:
-        return self.conn.call(m.PLACEMENT_GROUP_TABLE, pg_id)
+    def placement_group_table(self, pg_id: bytes | None,
+                              timeout: float | None = None) -> dict | None:
+        return self.conn.call(m.PLACEMENT_GROUP_TABLE, pg_id, timeout=timeout)
 
     def get_named_placement_group(self, name: str, namespace: str) -> dict | None:
         return self.conn.call(m.GET_NAMED_PLACEMENT_GROUP, name, namespace)

@@ -78,6 +78,7 @@ class ControlStore:
             m.REGISTER_NODE: self.h_register_node, m.GET_NODES: self.h_get_nodes,
             m.CLUSTER_VIEW: self.h_cluster_view, m.CLUSTER_RESOURCES: self.h_cluster_resources,
             m.REGISTER_JOB: self.h_register_job, m.GET_JOB: self.h_get_job,
+            m.LIST_JOBS: self.h_list_jobs,
             m.KV_PUT: self.h_kv_put, m.KV_GET: self.h_kv_get, m.KV_DEL: self.h_kv_del,
             m.KV_KEYS: self.h_kv_keys,
             m.CREATE_ACTOR: self.h_create_actor, m.WORKER_DIED: self.h_worker_died,
@@ -179,6 +180,9 @@ class ControlStore:
 
     def h_get_job(self, conn, rid, job_id):
         return self.jobs.get(job_id)
+
+    def h_list_jobs(self, conn, rid):
+        return list(self.jobs.values())
 
     # -- kv ----------------------------------------------------------------
     def h_kv_put(self, conn, rid, ns, key, value, overwrite=True):

@@ -1,0 +1,270 @@
+"""The cluster's state as typed records: actors, nodes, placement groups, jobs.
+
+Public core API, re-exported as ``skate.util.state`` under Ray's names
+(``list_actors``, ``get_actor``, ``summarize_actors``, ...). The records are
+frozen dataclasses with Ray's field names; every call asks the control store
+once, so a listing is a snapshot.
+
+A process connected to a cluster (``skate.init()`` ran) asks through its own
+connection; any other process -- the ``skate list`` command, a notebook that
+never called ``init`` -- connects to the cluster this machine started with
+``skate start --head`` (``address="auto"``, the default) without joining it
+as a job.
+
+>>> from skate.util.state import list_actors
+>>> list_actors(filters=[("state", "=", "ALIVE")], limit=10)  # doctest: +SKIP
+[ActorState(actor_id='5e1f...', class_name='Counter', state='ALIVE', ...)]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+DEFAULT_LIMIT = 100  # as Ray's state API
+DEFAULT_TIMEOUT_S = 30.0
+PREDICATES = ("=", "!=")
+
+
+@dataclass(frozen=True)
+class ActorState:
+    """One actor (Ray's ``ActorState``)."""
+
+    actor_id: str
+    class_name: str
+    state: str  #: PENDING_CREATION, ALIVE, RESTARTING or DEAD
+    job_id: str
+    name: str  #: "" if unnamed
+    ray_namespace: str
+    node_id: str | None
+    pid: int | None
+    is_detached: bool
+    num_restarts: int
+    death_cause: str | None
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One node (Ray's ``NodeState``)."""
+
+    node_id: str
+    node_ip: str
+    is_head_node: bool
+    state: str  #: ALIVE or DEAD
+    node_name: str
+    resources_total: dict = field(default_factory=dict)
+    state_message: str | None = None  #: why a dead node died
+
+
+@dataclass(frozen=True)
+class PlacementGroupState:
+    """One placement group (Ray's ``PlacementGroupState``)."""
+
+    placement_group_id: str
+    name: str
+    state: str  #: PENDING, CREATED or REMOVED
+    strategy: str
+    bundles: list = field(default_factory=list)  #: [{"bundle_id", "node_id", "unit_resources"}]
+    ray_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One job: a driver that connected (Ray's ``JobDetails``, driver jobs)."""
+
+    job_id: str
+    type: str  #: DRIVER
+    status: str  #: RUNNING while its driver is connected, then FINISHED
+    ray_namespace: str
+    start_time: int  #: ms since the epoch
+    end_time: int | None  #: ms since the epoch, once the driver left
+    driver_address: str
+    config: dict = field(default_factory=dict)  #: code_search_path, runtime_env, metadata
+
+
+# -- listing ------------------------------------------------------------------------------
+def list_actors(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
+                timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
+                ) -> list[ActorState]:
+    """Actors of the cluster, dead ones included (Ray keeps them too), oldest first.
+
+    ``filters``: ``[(field, "=" | "!=", value)]``, all of which must hold; values are
+    compared as strings. ``detail`` is accepted for Ray's signature (records are full).
+    """
+    with _store(address) as store:
+        return _select(_actors(store, timeout), ActorState, filters, limit)
+
+
+def list_nodes(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
+               timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
+               ) -> list[NodeState]:
+    """Nodes of the cluster, dead ones included."""
+    with _store(address) as store:
+        return _select(_nodes(store, timeout), NodeState, filters, limit)
+
+
+def list_placement_groups(filters: list | None = None, limit: int = DEFAULT_LIMIT,
+                          detail: bool = False, timeout: float = DEFAULT_TIMEOUT_S,
+                          address: str | None = None) -> list[PlacementGroupState]:
+    """Placement groups of the cluster, removed ones included."""
+    with _store(address) as store:
+        return _select(_groups(store, timeout), PlacementGroupState, filters, limit)
+
+
+def list_jobs(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
+              timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None) -> list[JobState]:
+    """Jobs (drivers) that connected to the cluster, finished ones included."""
+    with _store(address) as store:
+        return _select(_jobs(store, timeout), JobState, filters, limit)
+
+
+# -- one record ---------------------------------------------------------------------------
+def get_actor(id: str, timeout: float = DEFAULT_TIMEOUT_S,
+              address: str | None = None) -> ActorState | None:
+    """The actor with this hex id, or None."""
+    return _one(list_actors([("actor_id", "=", id)], 1, timeout=timeout, address=address))
+
+
+def get_node(id: str, timeout: float = DEFAULT_TIMEOUT_S,
+             address: str | None = None) -> NodeState | None:
+    return _one(list_nodes([("node_id", "=", id)], 1, timeout=timeout, address=address))
+
+
+def get_placement_group(id: str, timeout: float = DEFAULT_TIMEOUT_S,
+                        address: str | None = None) -> PlacementGroupState | None:
+    return _one(list_placement_groups([("placement_group_id", "=", id)], 1, timeout=timeout,
+                                      address=address))
+
+
+def get_job(id: str, timeout: float = DEFAULT_TIMEOUT_S,
+            address: str | None = None) -> JobState | None:
+    return _one(list_jobs([("job_id", "=", id)], 1, timeout=timeout, address=address))
+
+
+# -- summaries ----------------------------------------------------------------------------
+def summarize_actors(timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None) -> dict:
+    """Actors counted by class and state, in Ray's shape::
+
+        {"cluster": {"summary": {"Counter": {"class_name": "Counter",
+                                             "state_counts": {"ALIVE": 2}}},
+                     "total_actors": 2, "summary_by": "class"}}
+    """
+    with _store(address) as store:
+        actors = _actors(store, timeout)
+    by_class: dict[str, Counter] = {}
+    for a in actors:
+        by_class.setdefault(a.class_name, Counter())[a.state] += 1
+    summary = {name: {"class_name": name, "state_counts": dict(counts)}
+               for name, counts in sorted(by_class.items())}
+    return {"cluster": {"summary": summary, "total_actors": len(actors), "summary_by": "class"}}
+
+
+# -- the records, from the control store's tables --------------------------------------------
+def _actors(store, timeout: float) -> list[ActorState]:
+    out = []
+    for info in store.list_actors(timeout=timeout):
+        out.append(ActorState(
+            actor_id=info["actor_id"].hex(), class_name=info.get("class_name") or "",
+            state=str(info["state"]), job_id=info.get("job_id") or "",
+            name=info.get("name") or "", ray_namespace=info.get("namespace") or "",
+            node_id=info.get("node_id"), pid=info.get("pid"),
+            is_detached=bool(info.get("detached")), num_restarts=info.get("num_restarts", 0),
+            death_cause=info.get("death_cause")))
+    return out
+
+
+def _nodes(store, timeout: float) -> list[NodeState]:
+    return [NodeState(
+        node_id=n["NodeID"], node_ip=n.get("NodeManagerAddress", ""),
+        is_head_node=bool(n.get("is_head")), state="ALIVE" if n["Alive"] else "DEAD",
+        node_name=n.get("NodeManagerAddress", ""), resources_total=dict(n.get("Resources", {})),
+        state_message=n.get("death_reason")) for n in store.get_nodes(timeout=timeout)]
+
+
+def _groups(store, timeout: float) -> list[PlacementGroupState]:
+    out = []
+    for pg_hex, info in (store.placement_group_table(None, timeout=timeout) or {}).items():
+        nodes = info.get("bundles_to_node_id") or {}
+        bundles = [{"bundle_id": f"{pg_hex}:{i}", "node_id": nodes.get(i),
+                    "unit_resources": dict(b)} for i, b in (info.get("bundles") or {}).items()]
+        out.append(PlacementGroupState(
+            placement_group_id=pg_hex, name=info.get("name") or "", state=info["state"],
+            strategy=info["strategy"], bundles=bundles,
+            ray_namespace=info.get("namespace") or ""))
+    return out
+
+
+def _jobs(store, timeout: float) -> list[JobState]:
+    out = []
+    for job in store.list_jobs(timeout=timeout):
+        end = job.get("end_time")
+        out.append(JobState(
+            job_id=job["job_id"], type="DRIVER",
+            status="RUNNING" if job.get("alive") else "FINISHED",
+            ray_namespace=job.get("namespace") or "",
+            start_time=int(job["start_time"] * 1000),
+            end_time=None if end is None else int(end * 1000),
+            driver_address=job.get("driver") or "", config=dict(job.get("config") or {})))
+    return out
+
+
+def _select(records: list, kind: type, filters: Iterable | None, limit: int) -> list:
+    names = [f.name for f in dataclasses.fields(kind)]
+    checks = []
+    for item in filters or ():
+        if not (isinstance(item, (tuple, list)) and len(item) == 3):
+            raise ValueError(f"A filter is (field, predicate, value), e.g. ('state', '=', "
+                             f"'ALIVE'); got {item!r}.")
+        key, predicate, value = item
+        if key not in names:
+            raise ValueError(f"{kind.__name__} has no field {key!r}; filter on one of "
+                             f"{', '.join(names)}.")
+        if predicate not in PREDICATES:
+            raise ValueError(f"Unsupported filter predicate {predicate!r}: use '=' or '!='.")
+        checks.append((key, predicate == "=", str(value)))
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValueError(f"limit must be a positive int, got {limit!r}.")
+    out = []
+    for r in records:
+        if all((str(getattr(r, k)) == v) is eq for k, eq, v in checks):
+            out.append(r)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _one(records: list):
+    return records[0] if records else None
+
+
+@contextlib.contextmanager
+def _store(address: str | None):
+    """The control store to ask: this process's own connection, or (not joined, or another
+    cluster's ``address``) a connection of its own for the call, closed after it."""
+    from skate.core import rpc
+    from skate.core.config import token_from_env
+    from skate.core.control_store.client import ControlStoreClient
+    from skate.core.node import read_current, read_token
+    from skate.core.object_ref import current_worker
+
+    core = current_worker()
+    if core is not None and address in (None, "auto"):
+        yield core.gcs
+        return
+    info = read_current()
+    if address in (None, "auto"):
+        if info is None:
+            raise ConnectionError(
+                "No Skate cluster is running on this machine: start one with `skate start "
+                "--head`, or call skate.init() in this process first.")
+        address = info["gcs_address"]
+    assert address is not None  # "auto" was resolved above
+    token = token_from_env() or (read_token(info["session_dir"]) if info is not None else None)
+    client = ControlStoreClient(rpc.connect(address, name="state", timeout=5, token=token))
+    try:
+        yield client
+    finally:
+        client.close()

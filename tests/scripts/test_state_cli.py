@@ -1,0 +1,61 @@
+"""`skate list / get / summary` against a head started with `skate start --head`."""
+
+import json
+
+import pytest
+
+from tests.scripts.test_cli import head, run_driver, skate_cli  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.skate_only
+
+
+def test_list_get_and_summary(head):  # noqa: F811 - the fixture
+    drv = run_driver("""
+        import skate
+        skate.init(address="auto", namespace="state-cli")
+        @skate.remote
+        class Keeper:
+            def ping(self):
+                return "pong"
+        k = Keeper.options(name="keeper", lifetime="detached").remote()
+        assert skate.get(k.ping.remote()) == "pong"
+        print(k._actor_id_bytes.hex())
+    """)
+    assert drv.returncode == 0, drv.stderr
+    actor_id = drv.stdout.split()[-1]
+
+    table = skate_cli("list", "actors", "--filter", "state=ALIVE").stdout
+    assert table.splitlines()[0].split()[:3] == ["ACTOR_ID", "CLASS_NAME", "STATE"]
+    assert actor_id in table and "keeper" in table
+    rows = json.loads(skate_cli("list", "actors", "--format", "json", "--detail").stdout)
+    (keeper,) = [r for r in rows if r["actor_id"] == actor_id]
+    assert keeper["is_detached"] and keeper["ray_namespace"] == "state-cli"
+    got = json.loads(skate_cli("get", "actors", actor_id, "--format", "json").stdout)
+    assert got == keeper
+    nodes = json.loads(skate_cli("list", "nodes", "--format", "json").stdout)
+    assert [n["state"] for n in nodes] == ["ALIVE"] and nodes[0]["resources_total"]["CPU"] == 2
+    jobs = json.loads(skate_cli("list", "jobs", "--format", "json").stdout)
+    assert [j["status"] for j in jobs if j["ray_namespace"] == "state-cli"] == ["FINISHED"]
+    summary = skate_cli("summary", "actors").stdout
+    assert "Keeper" in summary and "total actors: 1" in summary
+    assert "(none)" in skate_cli("list", "placement-groups").stdout
+
+
+def test_user_mistakes_are_one_line_errors(head):  # noqa: F811 - the fixture
+    bad = skate_cli("list", "actors", "--filter", "no-operator", check=False)
+    assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0
+    assert "KEY=VALUE" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = skate_cli("list", "actors", "--filter", "colour=red", check=False)
+    assert unknown.returncode == 2 and "no field 'colour'" in unknown.stderr
+    missing = skate_cli("get", "actors", "ab" * 16, check=False)
+    assert missing.returncode == 1 and "No actor with id" in missing.stderr
+
+
+def test_without_a_cluster_it_says_so():
+    from skate.core.node import read_current
+
+    if read_current() is not None:
+        pytest.skip("a Skate head is running on this machine")
+    out = skate_cli("list", "actors", check=False)
+    assert out.returncode == 1 and "No Skate cluster is running" in out.stderr
+    assert "Traceback" not in out.stderr
