@@ -37,6 +37,7 @@ _LAZY = {
     "ObjectRef": "skate.core.object_ref",
     "ObjectRefGenerator": "skate.core.generator",
     "get_runtime_context": "skate.core.runtime_context",
+    "timeline": "skate.core.state",
 }
 _SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",
                "job_config", "serve", "train", "tune", "util"}

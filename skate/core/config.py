@@ -36,6 +36,17 @@ NODE_TCP_HOST_ENV = "SKATE_NODE_TCP_HOST"
 _node_tcp_host: str | None = None
 
 
+def task_events_enabled() -> bool:
+    """Whether processes record task state changes for the state API (``SKATE_TASK_EVENTS=0``
+    turns it off, as Ray's ``RAY_task_events_report_interval_ms=0`` does)."""
+    return os.environ.get("SKATE_TASK_EVENTS", "1") != "0"
+
+
+def task_events_max_per_job() -> int:
+    """How many task attempts the control store keeps per job (oldest finished dropped)."""
+    return int(os.environ.get("SKATE_TASK_EVENTS_MAX_PER_JOB", 100_000))
+
+
 def token_from_env() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 

@@ -207,6 +207,22 @@ class FailedArg(NamedTuple):
     error: BaseException
 
 
+# -- task states (Ray's names), as the state API shows them; plain strings, since they are
+# recorded on the per-task path (see worker/task_events.py, control_store/tasks.py)
+PENDING_ARGS_AVAIL = "PENDING_ARGS_AVAIL"
+PENDING_NODE_ASSIGNMENT = "PENDING_NODE_ASSIGNMENT"
+SUBMITTED_TO_WORKER = "SUBMITTED_TO_WORKER"
+RUNNING = "RUNNING"
+RUNNING_IN_RAY_GET = "RUNNING_IN_RAY_GET"
+RUNNING_IN_RAY_WAIT = "RUNNING_IN_RAY_WAIT"
+FINISHED = "FINISHED"
+FAILED = "FAILED"
+TASK_STATES = (PENDING_ARGS_AVAIL, PENDING_NODE_ASSIGNMENT, SUBMITTED_TO_WORKER, RUNNING,
+               RUNNING_IN_RAY_GET, RUNNING_IN_RAY_WAIT, FINISHED, FAILED)
+#: a worker's "my task returned" (not a Ray state: it ends the timeline's RUNNING slice)
+RUN_ENDED = "RUN_ENDED"
+
+
 class ActorState(str, enum.Enum):
     """An actor's lifecycle state (Ray's names); equal to its name as a string.
 

@@ -85,7 +85,89 @@ class JobState:
     config: dict = field(default_factory=dict)  #: code_search_path, runtime_env, metadata
 
 
+@dataclass(frozen=True)
+class TaskState:
+    """One attempt of a task or actor task (Ray's ``TaskState``); times in ms since the
+    epoch, ``events`` each state with the time it began."""
+
+    task_id: str
+    attempt_number: int
+    name: str
+    state: str  #: PENDING_ARGS_AVAIL ... RUNNING, RUNNING_IN_RAY_GET/WAIT, FINISHED, FAILED
+    job_id: str
+    type: str  #: NORMAL_TASK or ACTOR_TASK
+    func_or_class_name: str
+    actor_id: str | None
+    parent_task_id: str | None
+    node_id: str | None
+    worker_id: str | None
+    worker_pid: int | None
+    error_type: str | None  #: Ray's names: TASK_EXECUTION_EXCEPTION, WORKER_DIED, ...
+    error_message: str | None
+    required_resources: dict = field(default_factory=dict)
+    creation_time_ms: int | None = None
+    start_time_ms: int | None = None
+    end_time_ms: int | None = None
+    events: list = field(default_factory=list)
+
+
 # -- listing ------------------------------------------------------------------------------
+def list_tasks(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
+               timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
+               ) -> list[TaskState]:
+    """Task attempts, newest first: every process records its tasks' state changes and
+    sends them to the control store in batches (every 0.2 s), which keeps the last
+    100,000 attempts per job (``SKATE_TASK_EVENTS_MAX_PER_JOB``), dropping the oldest
+    finished first. ``summarize_tasks()["dropped"]`` says how many went."""
+    checks = _checks(TaskState, filters)
+    _check_limit(limit)
+    with _store(address) as store:
+        rows = store.list_tasks([(k, eq, v) for k, eq, v in checks], limit, timeout=timeout)
+    names = {f.name for f in dataclasses.fields(TaskState)}
+    return [TaskState(**{k: v for k, v in r.items() if k in names}) for r in rows]
+
+
+def get_task(id: str, timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
+             ) -> TaskState | None:
+    """The latest attempt of the task with this hex id, or None."""
+    return _one(list_tasks([("task_id", "=", id)], 1, timeout=timeout, address=address))
+
+
+def summarize_tasks(timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None) -> dict:
+    """Task attempts counted by function and state, in Ray's shape, with how many attempts
+    the bounded history dropped per job::
+
+        {"cluster": {"summary": {"f": {"func_or_class_name": "f",
+                                       "state_counts": {"FINISHED": 10}}},
+                     "total_tasks": 10, "summary_by": "func_name", "dropped": {}}}
+    """
+    with _store(address) as store:
+        s = store.summarize_tasks(timeout=timeout)
+    summary = {name: {"func_or_class_name": name, "state_counts": counts}
+               for name, counts in s["summary"].items()}
+    return {"cluster": {"summary": summary, "total_tasks": s["total_tasks"],
+                        "summary_by": "func_name", "dropped": s["dropped"]}}
+
+
+def timeline(filename: str | None = None, timeout: float = DEFAULT_TIMEOUT_S,
+             address: str | None = None) -> list[dict] | None:
+    """The tasks' runs as a Chrome trace (open it in https://ui.perfetto.dev or
+    chrome://tracing): a row per worker, a slice per run with the task's name and ids.
+    Written to ``filename`` as JSON if given (and None returned), else returned.
+
+    >>> import skate
+    >>> skate.timeline("/tmp/timeline.json")  # doctest: +SKIP
+    """
+    with _store(address) as store:
+        events = store.task_timeline(timeout=timeout)
+    if filename is None:
+        return events
+    import json
+
+    with open(filename, "w") as f:
+        json.dump(events, f)
+    return None
+
 def list_actors(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
                 timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
                 ) -> list[ActorState]:
@@ -212,6 +294,19 @@ def _jobs(store, timeout: float) -> list[JobState]:
 
 
 def _select(records: list, kind: type, filters: Iterable | None, limit: int) -> list:
+    checks = _checks(kind, filters)
+    _check_limit(limit)
+    out = []
+    for r in records:
+        if all((str(getattr(r, k)) == v) is eq for k, eq, v in checks):
+            out.append(r)
+            if len(out) >= limit:
+                break
+    return out
+
+
+def _checks(kind: type, filters: Iterable | None) -> list:
+    """``[(field, equal, value as str)]`` of valid filters, or ValueError naming the fault."""
     names = [f.name for f in dataclasses.fields(kind)]
     checks = []
     for item in filters or ():
@@ -225,15 +320,12 @@ def _select(records: list, kind: type, filters: Iterable | None, limit: int) -> 
         if predicate not in PREDICATES:
             raise ValueError(f"Unsupported filter predicate {predicate!r}: use '=' or '!='.")
         checks.append((key, predicate == "=", str(value)))
+    return checks
+
+
+def _check_limit(limit) -> None:
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValueError(f"limit must be a positive int, got {limit!r}.")
-    out = []
-    for r in records:
-        if all((str(getattr(r, k)) == v) is eq for k, eq, v in checks):
-            out.append(r)
-            if len(out) >= limit:
-                break
-    return out
 
 
 def _one(records: list):

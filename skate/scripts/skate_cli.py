@@ -6,7 +6,8 @@
     skate status
     skate list actors|nodes|placement-groups|jobs [--filter K=V] [--limit N] [--format F]
     skate get actors|nodes|placement-groups|jobs ID
-    skate summary actors
+    skate summary tasks|actors
+    skate timeline [--output FILE]
     skate microbenchmark [--filter NAME] [--duration S]   # Ray's microbenchmark lines
     skate --version
 """
@@ -186,7 +187,7 @@ def main(argv=None) -> int:
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     handlers = {"start": _start, "stop": _stop, "status": _status, "list": state_cli.run,
-                "get": state_cli.run, "summary": state_cli.run}
+                "get": state_cli.run, "summary": state_cli.run, "timeline": state_cli.run}
     if args.command in handlers:
         return handlers[args.command](args)
     p.print_help()

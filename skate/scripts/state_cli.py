@@ -1,9 +1,10 @@
 """``skate list`` / ``skate get`` / ``skate summary``: the state API from the shell.
 
-    skate list actors|nodes|placement-groups|jobs [--filter "state=ALIVE"] [--limit N]
-                                                  [--detail] [--format table|json|yaml]
-    skate get actors|nodes|placement-groups|jobs ID [--format ...]
-    skate summary actors [--format ...]
+    skate list tasks|actors|nodes|placement-groups|jobs [--filter "state=ALIVE"] [--limit N]
+                                                        [--detail] [--format table|json|yaml]
+    skate get tasks|actors|nodes|placement-groups|jobs ID [--format ...]
+    skate summary tasks|actors [--format ...]
+    skate timeline [--output FILE]
 
 They ask the cluster this machine runs (``skate start --head``) through
 ``skate.util.state``; user mistakes print one line and exit 2, a missing
@@ -19,6 +20,9 @@ import sys
 
 #: kind -> (list function name, get function name, the columns of the table)
 KINDS = {
+    "tasks": ("list_tasks", "get_task",
+              ("task_id", "attempt_number", "name", "state", "type", "node_id", "worker_pid",
+               "error_type")),
     "actors": ("list_actors", "get_actor",
                ("actor_id", "class_name", "state", "name", "node_id", "pid", "num_restarts")),
     "nodes": ("list_nodes", "get_node",
@@ -47,9 +51,12 @@ def add_parsers(sub) -> None:
     get.add_argument("kind", choices=sorted(KINDS))
     get.add_argument("id")
     get.add_argument("--format", choices=FORMATS, default="yaml")
-    summary = sub.add_parser("summary", help="actors counted by class and state")
-    summary.add_argument("kind", choices=["actors"])
+    summary = sub.add_parser("summary", help="tasks or actors counted by name and state")
+    summary.add_argument("kind", choices=["tasks", "actors"])
     summary.add_argument("--format", choices=FORMATS, default="table")
+    tl = sub.add_parser("timeline", help="the tasks' runs as a Chrome trace (Perfetto)")
+    tl.add_argument("--output", default=None,
+                    help="file to write (default: skate-timeline-<time>.json here)")
 
 
 def run(args) -> int:
@@ -71,19 +78,32 @@ def run(args) -> int:
                       file=sys.stderr)
                 return 1
             print(render(dataclasses.asdict(record), args.format, None))
+        elif args.command == "timeline":
+            import time
+
+            path = args.output or time.strftime("skate-timeline-%Y%m%d-%H%M%S.json")
+            state.timeline(path)
+            print(f"Wrote the timeline to {path}: open it in https://ui.perfetto.dev or "
+                  f"chrome://tracing.")
         else:
-            summary = state.summarize_actors()
+            tasks = args.kind == "tasks"
+            summary = state.summarize_tasks() if tasks else state.summarize_actors()
             if args.format == "table":
-                rows = [{"class_name": c, **s["state_counts"]}
+                key = "func_or_class_name" if tasks else "class_name"
+                rows = [{key: c, **s["state_counts"]}
                         for c, s in summary["cluster"]["summary"].items()]
                 print(render(rows, "table", None))
-                print(f"total actors: {summary['cluster']['total_actors']}")
+                total = summary["cluster"]["total_tasks" if tasks else "total_actors"]
+                print(f"total {args.kind}: {total}")
+                dropped = sum(summary["cluster"].get("dropped", {}).values())
+                if dropped:
+                    print(f"({dropped} older finished tasks were dropped from the history)")
             else:
                 print(render(summary, args.format, None))
     except (UsageError, ValueError) as e:
         print(f"skate {args.command}: {e}", file=sys.stderr)
         return 2
-    except ConnectionError as e:
+    except OSError as e:  # no cluster, or a file the timeline cannot be written to
         print(f"skate {args.command}: {e}", file=sys.stderr)
         return 1
     return 0

@@ -19,6 +19,10 @@ def test_list_get_and_summary(head):  # noqa: F811 - the fixture
                 return "pong"
         k = Keeper.options(name="keeper", lifetime="detached").remote()
         assert skate.get(k.ping.remote()) == "pong"
+        @skate.remote
+        def square(x):
+            return x * x
+        assert skate.get([square.remote(i) for i in range(3)]) == [0, 1, 4]
         print(k._actor_id_bytes.hex())
     """)
     assert drv.returncode == 0, drv.stderr
@@ -39,6 +43,32 @@ def test_list_get_and_summary(head):  # noqa: F811 - the fixture
     summary = skate_cli("summary", "actors").stdout
     assert "Keeper" in summary and "total actors: 1" in summary
     assert "(none)" in skate_cli("list", "placement-groups").stdout
+    # the driver's task events were sent as it left
+    tasks = json.loads(skate_cli("list", "tasks", "--filter", "name=square", "--format",
+                                 "json").stdout)
+    assert len(tasks) == 3 and {t["state"] for t in tasks} == {"FINISHED"}
+    assert "square" in skate_cli("list", "tasks").stdout
+    assert "Keeper.ping" in skate_cli("summary", "tasks").stdout
+
+
+def test_timeline_file(head, tmp_path):  # noqa: F811 - the fixture
+    drv = run_driver("""
+        import skate
+        skate.init(address="auto")
+        @skate.remote
+        def work():
+            return 1
+        skate.get([work.remote() for _ in range(4)])
+    """)
+    assert drv.returncode == 0, drv.stderr
+    out = tmp_path / "trace.json"
+    printed = skate_cli("timeline", "--output", str(out)).stdout
+    assert str(out) in printed and "perfetto" in printed
+    slices = [e for e in json.loads(out.read_text()) if e["name"] == "work"]
+    assert len(slices) == 4 and all(e["ph"] == "X" for e in slices)
+    bad = skate_cli("timeline", "--output", str(tmp_path / "no" / "such" / "dir.json"),
+                    check=False)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
 
 
 def test_user_mistakes_are_one_line_errors(head):  # noqa: F811 - the fixture

@@ -84,3 +84,108 @@ def test_bad_filters_and_limits_are_clear_errors(cluster):
         state.list_nodes(filters=["state=ALIVE"])
     with pytest.raises(ValueError, match="limit must be a positive int"):
         state.list_jobs(limit=0)
+
+
+@skate.remote
+def square(x):
+    return x * x
+
+
+@skate.remote
+def fails():
+    raise ValueError("no good")
+
+
+@skate.remote
+def waits_for_child():
+    return skate.get(square.remote(3))
+
+
+@skate.remote(max_retries=1, retry_exceptions=True)
+def fails_once(marker):
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError("first attempt")
+    return "second"
+
+
+def _tasks_settled(n, **filters):
+    def check():
+        rows = state.list_tasks(filters=[(k, "=", v) for k, v in filters.items()], limit=1000)
+        return len(rows) >= n and all(r.state in ("FINISHED", "FAILED") for r in rows)
+    return check
+
+
+def test_tasks_with_their_states_errors_and_attempts(cluster, tmp_path):
+    skate.get([square.remote(i) for i in range(4)])
+    with pytest.raises(ValueError):
+        skate.get(fails.remote())
+    assert skate.get(waits_for_child.remote()) == 9
+    assert skate.get(fails_once.remote(str(tmp_path / "marker"))) == "second"
+    c = Counter.remote()
+    skate.get(c.pid.remote())
+    wait_for_condition(_tasks_settled(5, name="square"), timeout=10)
+    wait_for_condition(_tasks_settled(2, name="fails_once"), timeout=10)
+    wait_for_condition(_tasks_settled(1, name="Counter.pid", actor_id=c._actor_id_bytes.hex()),
+                       timeout=10)
+
+    (bad,) = state.list_tasks(filters=[("name", "=", "fails")])
+    assert bad.state == "FAILED" and bad.error_type == "TASK_EXECUTION_EXCEPTION"
+    assert "no good" in bad.error_message
+    # no arguments to wait for: it is queued at once (PENDING_ARGS_AVAIL only with refs)
+    assert [e["state"] for e in bad.events][:3] == [
+        "PENDING_NODE_ASSIGNMENT", "SUBMITTED_TO_WORKER", "RUNNING"]
+    with_arg = square.remote(skate.put(5))
+    assert skate.get(with_arg) == 25
+    wait_for_condition(lambda: [e["state"] for e in (state.get_task(
+        with_arg.task_id()) or bad).events][:2] == [
+        "PENDING_ARGS_AVAIL", "PENDING_NODE_ASSIGNMENT"], timeout=10)
+    parent = state.list_tasks(filters=[("name", "=", "waits_for_child")])[0]
+    assert "RUNNING_IN_RAY_GET" in [e["state"] for e in parent.events]
+    child = [t for t in state.list_tasks(filters=[("name", "=", "square")])
+             if t.parent_task_id == parent.task_id]
+    assert len(child) == 1 and child[0].state == "FINISHED"
+    attempts = state.list_tasks(filters=[("name", "=", "fails_once")])
+    assert [(t.attempt_number, t.state) for t in attempts] == [(1, "FINISHED"), (0, "FAILED")]
+    done = state.list_tasks(filters=[("name", "=", "square"), ("state", "=", "FINISHED")])[0]
+    assert done.creation_time_ms <= done.start_time_ms <= done.end_time_ms
+    assert done.node_id == skate.get_runtime_context().get_node_id() and done.worker_pid > 0
+    assert done.required_resources == {"CPU": 1} and done.type == "NORMAL_TASK"
+    (call,) = state.list_tasks(filters=[("name", "=", "Counter.pid"),
+                                        ("actor_id", "=", c._actor_id_bytes.hex())])
+    assert call.type == "ACTOR_TASK" and call.state == "FINISHED"
+    assert state.get_task(bad.task_id) == bad
+    summary = state.summarize_tasks()["cluster"]
+    assert summary["summary"]["square"]["state_counts"]["FINISHED"] >= 5
+    assert summary["summary"]["fails"]["state_counts"] == {"FAILED": 1}
+    with pytest.raises(ValueError, match="TaskState has no field 'colour'"):
+        state.list_tasks(filters=[("colour", "=", "red")])
+
+
+def test_timeline_is_a_chrome_trace_of_the_runs(cluster, tmp_path):
+    skate.get([square.remote(i) for i in range(3)])
+    wait_for_condition(_tasks_settled(3, name="square"), timeout=10)
+    path = tmp_path / "timeline.json"
+    assert skate.timeline(str(path)) is None
+    import json
+
+    slices = [e for e in json.loads(path.read_text()) if e["name"] == "square"]
+    assert len(slices) >= 3
+    assert all(e["ph"] == "X" and e["dur"] >= 0 and e["tid"].startswith("worker ")
+               and e["args"]["task_id"] for e in slices)
+
+
+def test_history_is_bounded_and_can_be_turned_off(shutdown_only, monkeypatch):
+    monkeypatch.setenv("SKATE_TASK_EVENTS_MAX_PER_JOB", "5")
+    skate.init(num_cpus=1)
+    skate.get([square.remote(i) for i in range(20)])
+    wait_for_condition(lambda: state.summarize_tasks()["cluster"]["dropped"] != {}, timeout=10)
+    wait_for_condition(lambda: sum(state.summarize_tasks()["cluster"]["dropped"].values())
+                       == 15, timeout=10)
+    assert len(state.list_tasks(limit=100)) == 5
+    skate.shutdown()
+    monkeypatch.setenv("SKATE_TASK_EVENTS", "0")
+    skate.init(num_cpus=1)
+    skate.get([square.remote(i) for i in range(3)])
+    skate.get(square.remote(1))
+    assert state.list_tasks() == []

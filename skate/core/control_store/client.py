@@ -45,6 +45,22 @@ class ControlStoreClient(Client):
         """Every job's record, oldest first (finished ones too)."""
         return self.conn.call(m.LIST_JOBS, timeout=timeout)
 
+    # -- task history (tasks.py) ---------------------------------------------------------
+    def task_events(self, entries: list) -> bool:
+        """One-way: a batch of task events (``worker/task_events.py``)."""
+        return self.conn.notify(m.TASK_EVENTS, entries)
+
+    def list_tasks(self, filters: list, limit: int, timeout: float | None = None) -> list[dict]:
+        """Task attempts matching ``[(field, equal, value)]``, newest first."""
+        return self.conn.call(m.LIST_TASKS, filters, limit, timeout=timeout)
+
+    def summarize_tasks(self, timeout: float | None = None) -> dict:
+        return self.conn.call(m.SUMMARIZE_TASKS, timeout=timeout)
+
+    def task_timeline(self, timeout: float | None = None) -> list[dict]:
+        """Chrome trace events: a slice per run of a task, a row per worker."""
+        return self.conn.call(m.TASK_TIMELINE, timeout=timeout)
+
     # -- the KV store --------------------------------------------------------------------
     def kv_put(self, ns: str, key: bytes, value: bytes, overwrite: bool = True) -> bool:
         return self.conn.call(m.KV_PUT, ns, key, value, overwrite)

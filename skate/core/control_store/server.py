@@ -22,12 +22,13 @@ import time
 from typing import Any, Callable
 
 from skate.core import rpc
-from skate.core.config import node_timeout_s, token_from_env
+from skate.core.config import node_timeout_s, task_events_max_per_job, token_from_env
 from skate.core.control_store import actor_events as ev
 from skate.core.control_store.actors import DEAD, Actors
 from skate.core.control_store.nodes import Nodes
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
+from skate.core.control_store.tasks import TaskTable
 from skate.core.pids import alive as _alive
 from skate.core.protocol import LeaseGrant, Spill, is_spill
 from skate.core.rpc import methods as m
@@ -62,6 +63,7 @@ class ControlStore:
         self.watchers: dict[bytes, list] = {}  # actor id -> [(conn, rid)] of wait_actor calls
         self.kv: dict[tuple, bytes] = {}
         self.jobs: dict[str, dict] = {}
+        self.tasks = TaskTable(task_events_max_per_job())  # bounded history, per job
         self._next_job = 1
         self.placement_groups = PlacementGroups(self)
         self.stopping = threading.Event()
@@ -78,7 +80,9 @@ class ControlStore:
             m.REGISTER_NODE: self.h_register_node, m.GET_NODES: self.h_get_nodes,
             m.CLUSTER_VIEW: self.h_cluster_view, m.CLUSTER_RESOURCES: self.h_cluster_resources,
             m.REGISTER_JOB: self.h_register_job, m.GET_JOB: self.h_get_job,
-            m.LIST_JOBS: self.h_list_jobs,
+            m.LIST_JOBS: self.h_list_jobs, m.TASK_EVENTS: self.h_task_events,
+            m.LIST_TASKS: self.h_list_tasks, m.SUMMARIZE_TASKS: self.h_summarize_tasks,
+            m.TASK_TIMELINE: self.h_task_timeline,
             m.KV_PUT: self.h_kv_put, m.KV_GET: self.h_kv_get, m.KV_DEL: self.h_kv_del,
             m.KV_KEYS: self.h_kv_keys,
             m.CREATE_ACTOR: self.h_create_actor, m.WORKER_DIED: self.h_worker_died,
@@ -183,6 +187,19 @@ class ControlStore:
 
     def h_list_jobs(self, conn, rid):
         return list(self.jobs.values())
+
+    # -- task history ----------------------------------------------------------
+    def h_task_events(self, conn, rid, entries):
+        self.tasks.add(entries)
+
+    def h_list_tasks(self, conn, rid, filters, limit):
+        return self.tasks.select(filters, limit)
+
+    def h_summarize_tasks(self, conn, rid):
+        return self.tasks.summary()
+
+    def h_task_timeline(self, conn, rid):
+        return self.tasks.timeline()
 
     # -- kv ----------------------------------------------------------------
     def h_kv_put(self, conn, rid, ns, key, value, overwrite=True):

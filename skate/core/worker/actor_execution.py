@@ -160,6 +160,7 @@ class ActorExecution:
     def _run_actor_call(self, conn, rid, spec) -> None:
         task_id, method, args_blob, deps, return_ids, caller = spec
         self.core.current_task = (task_id, method)
+        self.core.current_attempt = 0
         try:
             if method in _BUILTIN_EXITS:
                 raise ActorExit(_BUILTIN_EXITS[method])

@@ -18,11 +18,12 @@ from __future__ import annotations
 import collections
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from skate import exceptions as exc
 from skate.core import rpc
-from skate.core.protocol import ActorState
+from skate.core.protocol import FAILED, FINISHED, SUBMITTED_TO_WORKER, ActorState
 from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class ActorSubmitter:
         self.max_restarts = max_restarts
         self.num_restarts = 0  # as last reported by the control store
         self.lock = threading.RLock()
+        self._event = core.task_events.append  # (task, attempt, state, time, extra)
+        self._infos: dict[str, dict] = {}  # method -> its task-history info
         self.state: str = ActorState.PENDING_CREATION  # as last reported by the control store
         self.version = -1
         self.address = None
@@ -211,6 +214,19 @@ class ActorSubmitter:
         spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
                 self.core.address)
         WorkerClient(conn).actor_call(spec, callback=lambda ok, v: self._replied(call, conn, ok, v))
+        if call.method[:2] != "__":  # the runtime's own calls (ready, terminate) are not shown
+            self._event((call.task_id, 0, SUBMITTED_TO_WORKER, time.time(),
+                         self._event_info(call.method)))
+
+    def _event_info(self, method: str) -> dict:
+        """An actor task's info for the task history (one dict per method)."""
+        info = self._infos.get(method)
+        if info is None:
+            name = f"{self.class_name}.{method}"
+            info = self._infos[method] = {
+                "job_id": self.core.job_id, "name": name, "func_or_class_name": name,
+                "type": "ACTOR_TASK", "actor_id": self.actor_id.hex()}
+        return info
 
     def _replied(self, call: ActorCall, conn, ok: bool, value) -> None:
         if not ok:
@@ -219,9 +235,14 @@ class ActorSubmitter:
         # thread, one after the other, and a dict pop is atomic.
         if self.inflight.pop(call.task_id, None) is None:
             return
+        if call.method[:2] != "__":
+            self._event((call.task_id, 0, FAILED if value[2] else FINISHED, time.time(),
+                         value[1] if value[2] else None))
         self.core.complete_returns(call.return_ids, value[1])
         call.held = []
 
     def _fail(self, call: ActorCall, error: BaseException) -> None:
+        if call.method[:2] != "__":
+            self._event((call.task_id, 0, FAILED, time.time(), error))
         self.core.fail_returns(call.return_ids, error)
         call.held = []

@@ -19,17 +19,21 @@ import time
 import warnings
 
 from skate.core import ids, rpc, serialization
-from skate.core.config import INLINE_THRESHOLD
+from skate.core.config import INLINE_THRESHOLD, task_events_enabled
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.node_manager.client import NodeManagerClient
 from skate.core.object_ref import ObjectRef, set_worker
 from skate.core.object_store.client import StoreClient
 from skate.core.ownership_codes import FAILED, READY
+from skate.core.protocol import INLINE
+from skate.core.resources import plain_request
 from skate.core.rpc import methods as m
 from skate.core.worker.actor_submitter import ActorSubmitter
 from skate.core.worker.client import WorkerClient
 from skate.core.worker.object_reads import ObjectReads, _wire_value
 from skate.core.worker.ownership import ObjectTable
+from skate.core.worker.submission import Lease, TaskRecord
+from skate.core.worker.task_events import TaskEvents, error_info
 from skate.core.worker.task_submitter import TaskSubmitter
 
 log = logging.getLogger(__name__)
@@ -109,6 +113,8 @@ class CoreWorker(ObjectReads):
         self.store = StoreClient(info["arena_path"], info["capacity"], self.raylet, node_id,
                                  self._free_remote)
         self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
+        self.task_events = TaskEvents(task_events_enabled())  # for the state API, off-path
+        self.current_attempt = 0  # of the task in current_task (a worker's, for its events)
         self.submitter = TaskSubmitter(self)
         self.actors: dict[bytes, ActorSubmitter] = {}
         self.actor_held: dict = {}  # actor id -> refs its creation arguments hold (restarts)
@@ -294,7 +300,53 @@ class CoreWorker(ObjectReads):
                 if self.connected:
                     log.exception("housekeeping failed")
 
-    def flush_background(self) -> None:
+    def _send_task_events(self) -> None:
+        batch = self.task_events.batch(self._describe_task)
+        if batch:
+            try:
+                self.gcs.task_events(batch)
+            except Exception:  # events are best effort: the task itself is unaffected
+                log.debug("could not send task events", exc_info=True)
+
+    def _describe_task(self, task, attempt: int, state: str, t: float, extra, memo: dict
+                       ) -> tuple:
+        """A recorded event as it goes on the wire: ids as bytes, info as a plain dict (the
+        owner's task info once per task and batch, a lease's once per lease)."""
+        info: dict | None = None
+        if isinstance(task, TaskRecord):  # the owner's record of a normal task
+            if (id(task), attempt) not in memo:  # each attempt is a record of its own
+                memo[(id(task), attempt)] = None
+                info = {"job_id": self.job_id, "name": task.fn_name,
+                        "func_or_class_name": task.fn_name, "type": "NORMAL_TASK",
+                        "required_resources": plain_request(task.resources)}
+            task_id = task.task_id
+        else:
+            task_id = task
+        if extra is not None:
+            more: dict | None
+            if type(extra) is dict:  # a worker's, or an actor call's, own info
+                more = extra
+            elif type(extra) is bytes:  # the task that submitted it
+                more = {"parent_task_id": extra.hex()}
+            elif isinstance(extra, Lease):
+                more = memo.get(id(extra))
+                if more is None:
+                    more = memo[id(extra)] = {"node_id": extra.node_id,
+                                              "worker_id": extra.worker_id}
+            elif isinstance(extra, BaseException):
+                more = error_info(extra)
+            elif type(extra) is list and extra and extra[0][0] == INLINE:  # the error returned
+                try:
+                    more = error_info(serialization.loads(extra[0][2], extra[0][3]))
+                except Exception:  # an error that does not unpickle here is still an error
+                    more = {"error_type": "TASK_EXECUTION_EXCEPTION"}
+            else:
+                more = None
+            if more:
+                info = {**info, **more} if info else more
+        return (task_id, attempt, state, t, info)
+
+    def flush_background(self, force: bool = False) -> None:
         while self.deferred_calls:
             fn = self.deferred_calls.popleft()
             try:
@@ -302,6 +354,8 @@ class CoreWorker(ObjectReads):
             except Exception:
                 log.debug("deferred call failed", exc_info=True)
         self.store.flush()
+        if self.task_events.due(time.monotonic()) or (force and self.task_events.enabled):
+            self._send_task_events()
         if not self._borrow_removals:
             return
         by_owner = collections.defaultdict(list)
@@ -379,7 +433,7 @@ class CoreWorker(ObjectReads):
             return
         try:
             self.submitter.return_all_leases()
-            self.flush_background()
+            self.flush_background(force=True)
             if self.mode == "driver":
                 self.raylet.flush_logs(timeout=2)
         except Exception:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import omp_threads_are_ours
+from skate.core.protocol import RUNNING
 from skate.core.rpc import methods as m
 from skate.core.worker.actor_execution import (
     ActorExecution,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from skate.core.worker.core_worker import CoreWorker
 
 log = logging.getLogger(__name__)
+_now = time.time  # task events carry wall-clock times
 
 
 BOUNCE_AFTER_S = 0.02
@@ -70,6 +72,7 @@ class Executor(ActorExecution):
         self._cancel_lock = threading.RLock()  # reentrant: the SIGINT handler takes it too
         self._main_ident = threading.get_ident()
         self._exiting = False
+        self._event_info: dict | None = None  # see event_info()
         self._omp_ours = omp_threads_are_ours()  # else the user set OMP_NUM_THREADS: keep it
         signal.signal(signal.SIGINT, self._on_sigint)
 
@@ -184,10 +187,12 @@ class Executor(ActorExecution):
                 return
             self._running = task_id
         core.current_task = (task_id, fn_name)
+        core.current_attempt = attempt
         core.assigned_resources = resources
         self._set_gpus(gpu_ids)
         if self._omp_ours:
             set_omp_threads(resources)
+        core.task_events.append((task_id, attempt, RUNNING, _now(), self.event_info(job_id)))
         app_error = False
         started = time.perf_counter()
         try:
@@ -225,6 +230,15 @@ class Executor(ActorExecution):
         conn.reply(rid, ("ok", returns, app_error, exiting, time.perf_counter() - started))
         if exiting:
             self._exiting = True
+
+    def event_info(self, job_id: str | None) -> dict:
+        """What this worker adds to the events of the tasks it runs (one dict per job)."""
+        info = self._event_info
+        if info is None or info["job_id"] != job_id:
+            core = self.core
+            info = self._event_info = {"job_id": job_id, "node_id": core.node_id,
+                                       "worker_id": core.worker_id, "worker_pid": os.getpid()}
+        return info
 
     def _enter_job(self, job_id: str) -> None:
         """The first task of a job here: its code_search_path goes in front of sys.path."""

@@ -23,12 +23,14 @@ from skate import exceptions as exc
 from skate.core import kill_points, rpc, serialization
 from skate.core.object_ref import ObjectRef
 from skate.core.ownership_codes import FAILED, PENDING
+from skate.core.protocol import RUNNING, RUNNING_IN_RAY_GET, RUNNING_IN_RAY_WAIT
 
 if TYPE_CHECKING:
     from skate.core.node_manager.client import NodeManagerClient
     from skate.core.object_store.client import StoreClient
     from skate.core.worker.client import WorkerClient
     from skate.core.worker.ownership import ObjectTable
+    from skate.core.worker.task_events import TaskEvents
     from skate.core.worker.task_submitter import TaskSubmitter
 
 
@@ -43,6 +45,8 @@ class ObjectReads:
     submitter: TaskSubmitter
     raylet: NodeManagerClient
     current_task: tuple | None
+    current_attempt: int
+    task_events: TaskEvents
     _future_pool: concurrent.futures.ThreadPoolExecutor | None
     peer: Callable[[str], rpc.Connection]
     worker_at: Callable[[str], WorkerClient]
@@ -105,12 +109,18 @@ class ObjectReads:
         finally:
             self._blocked(False)
 
-    def _blocked(self, blocked: bool) -> None:
-        if self.mode == "worker" and self.current_task is not None:
+    def _blocked(self, blocked: bool, waiting: bool = False) -> None:
+        """A task running here waits in get (``waiting``: in wait) or resumes: the node
+        manager lends its CPUs out meanwhile, and the task's history shows it."""
+        task = self.current_task
+        if self.mode == "worker" and task is not None:
             try:
                 self.raylet.blocked(blocked)
             except rpc.ConnectionClosed:
                 pass
+            state = (RUNNING_IN_RAY_WAIT if waiting else RUNNING_IN_RAY_GET) if blocked \
+                else RUNNING
+            self.task_events.append((task[0], self.current_attempt, state, time.time(), None))
             if blocked and kill_points.ARMED:
                 kill_points.reached("blocked")
 
@@ -235,7 +245,7 @@ class ObjectReads:
                             self.resolve_dependency(r, lambda entry, oid=r.id: mark(oid))
                         elif table.owned(r.id) is None:
                             remote_ready.add(r.id)  # freed or lost: wait reports it as ready
-                self._blocked(True)
+                self._blocked(True, waiting=True)
                 try:
                     while len(done) < num_returns:
                         left = _remaining(deadline)
@@ -244,7 +254,7 @@ class ObjectReads:
                         table.changed.wait(left)
                         done = scan()
                 finally:
-                    self._blocked(False)
+                    self._blocked(False, waiting=True)
         done_ids = {r.id for r in done}
         return done, [r for r in refs if r.id not in done_ids]
 

@@ -139,6 +139,7 @@ class TaskRecord:
     force_cancelled: bool = False
     worker: Lease | None = None  # while in flight
     done: bool = False
+    parent_task: bytes | None = None  # the task that submitted it (for the task history)
 
 
 class Lease:

@@ -27,7 +27,17 @@ import threading
 import time
 
 from skate import exceptions as exc
-from skate.core.protocol import ERROR, SPILL, STORED, LeaseGrant
+from skate.core.protocol import (
+    ERROR,
+    FAILED,
+    FINISHED,
+    PENDING_ARGS_AVAIL,
+    PENDING_NODE_ASSIGNMENT,
+    SPILL,
+    STORED,
+    SUBMITTED_TO_WORKER,
+    LeaseGrant,
+)
 from skate.core.worker.submission import (
     CANCELLED,
     COMPLETE,
@@ -51,6 +61,7 @@ from skate.core.worker.submission import (
 __all__ = ["TaskRecord", "TaskSubmitter"]
 
 log = logging.getLogger(__name__)
+_now = time.time  # task events carry wall-clock times (the state API shows them as ms)
 
 
 class TaskSubmitter:
@@ -64,10 +75,16 @@ class TaskSubmitter:
         self.children: dict[bytes, list] = {}  # running task here -> tasks it submitted
         # lease requests sent to other nodes (the housekeeper checks them for dead nodes)
         self.remote_requests: dict[int, Request] = self.state.remote_requests
+        self._event = core.task_events.append  # (task, attempt, state, time, extra)
 
     # -- submission ----------------------------------------------------------
     def submit(self, task: TaskRecord) -> None:
         parent = self.core.current_task
+        if task.deps:  # it waits for its arguments first (without any, it is queued at once)
+            self._event((task, task.attempt, PENDING_ARGS_AVAIL, _now(),
+                         parent[0] if parent is not None else None))
+        elif parent is not None:
+            task.parent_task = parent[0]
         with self.lock:
             self.by_task[task.task_id] = task
             if parent is not None:  # remembered so cancel(recursive=True) reaches children
@@ -102,6 +119,7 @@ class TaskSubmitter:
             self.core.resolve_dependency(ref, lambda entry, i=i: one_ready(i, entry))
 
     def _enqueue(self, task: TaskRecord) -> None:
+        self._event((task, task.attempt, PENDING_NODE_ASSIGNMENT, _now(), task.parent_task))
         out: list = []
         with self.lock:
             self.state.enqueue(task, time.monotonic(), out)
@@ -127,6 +145,7 @@ class TaskSubmitter:
                         task.resources, task.max_calls, task.attempt,
                         (core.job_id, core.namespace))
                 w.conn.push_task(spec, lambda ok, v, task=task, w=w: self._replied(task, w, ok, v))
+                self._event((task, task.attempt, SUBMITTED_TO_WORKER, _now(), w))
             elif tag is RETURN_LEASE:
                 c[1].return_lease(c[2], c[3])
             elif tag is REQUEST_LEASE:
@@ -211,6 +230,7 @@ class TaskSubmitter:
         if later:
             self._fail(later)
         if verdict is DONE:
+            self._event((task, task.attempt, FINISHED, _now(), None))
             self._hand_over(task, value[1])  # PushReply.returns
         elif verdict is not REQUEUED:
             self._settle(task, w, ok, value)
@@ -219,11 +239,15 @@ class TaskSubmitter:
         """A push ended with the connection lost (``value``: the error) or the user's error."""
         verdict = settle(task, ok, value)
         if verdict is RETRY:
+            # this attempt failed: its own record ends with the reason (an error reply, or
+            # the connection's error)
+            self._event((task, task.attempt, FAILED, _now(), value[1] if ok else value))
             task.attempt += 1
             for oid in task.return_ids:
                 self.core.objects.reset_pending(oid)
             self._enqueue(task)
-        elif verdict is COMPLETE:
+        elif verdict is COMPLETE:  # the user's error, not retried
+            self._event((task, task.attempt, FAILED, _now(), value[1]))
             self._complete(task, value[1])
         elif verdict is CANCELLED:
             self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
@@ -262,6 +286,7 @@ class TaskSubmitter:
         return True
 
     def _finish_all(self, task: TaskRecord, error: BaseException) -> None:
+        self._event((task, task.attempt, FAILED, _now(), error))
         task.done = True
         with self.lock:
             self.by_task.pop(task.task_id, None)
