@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.core.utils import wait_for_condition
 from tests.scripts.test_cli import head, run_driver, skate_cli  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.skate_only
@@ -43,10 +44,14 @@ def test_list_get_and_summary(head):  # noqa: F811 - the fixture
     summary = skate_cli("summary", "actors").stdout
     assert "Keeper" in summary and "total actors: 1" in summary
     assert "(none)" in skate_cli("list", "placement-groups").stdout
-    # the driver's task events were sent as it left
-    tasks = json.loads(skate_cli("list", "tasks", "--filter", "name=square", "--format",
-                                 "json").stdout)
-    assert len(tasks) == 3 and {t["state"] for t in tasks} == {"FINISHED"}
+    # the driver sent its task events as it left
+
+    def squares_finished():
+        tasks = json.loads(skate_cli("list", "tasks", "--filter", "name=square", "--format",
+                                     "json").stdout)
+        return len(tasks) == 3 and {t["state"] for t in tasks} == {"FINISHED"}
+
+    wait_for_condition(squares_finished, timeout=20)
     assert "square" in skate_cli("list", "tasks").stdout
     assert "Keeper.ping" in skate_cli("summary", "tasks").stdout
 
@@ -62,10 +67,15 @@ def test_timeline_file(head, tmp_path):  # noqa: F811 - the fixture
     """)
     assert drv.returncode == 0, drv.stderr
     out = tmp_path / "trace.json"
-    printed = skate_cli("timeline", "--output", str(out)).stdout
-    assert str(out) in printed and "perfetto" in printed
+
+    def four_slices():  # the workers send their RUNNING events within 0.2 s of them
+        printed = skate_cli("timeline", "--output", str(out)).stdout
+        assert str(out) in printed and "perfetto" in printed
+        return len([e for e in json.loads(out.read_text()) if e["name"] == "work"]) == 4
+
+    wait_for_condition(four_slices, timeout=20)
     slices = [e for e in json.loads(out.read_text()) if e["name"] == "work"]
-    assert len(slices) == 4 and all(e["ph"] == "X" for e in slices)
+    assert all(e["ph"] == "X" and e["dur"] >= 0 for e in slices)
     bad = skate_cli("timeline", "--output", str(tmp_path / "no" / "such" / "dir.json"),
                     check=False)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr
