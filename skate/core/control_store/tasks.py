@@ -215,10 +215,13 @@ class TaskTable:
         out = []
         for rec in self.records.values():
             start = None
-            # an actor task is seen by its caller only: from its send to its reply
-            opens = SUBMITTED_TO_WORKER if rec.type == "ACTOR_TASK" else RUNNING
-            row = f"actor {(rec.actor_id or '?')[:12]}" if rec.type == "ACTOR_TASK" \
-                else f"worker {rec.worker_pid}"
+            # an actor task is seen by its caller only: from its send to its reply; so is a
+            # task whose worker's batch has not arrived (yet): from its push
+            actor = rec.type == "ACTOR_TASK"
+            opens = RUNNING if not actor and any(s == RUNNING for s, _ in rec.events) \
+                else SUBMITTED_TO_WORKER
+            row = f"actor {(rec.actor_id or '?')[:12]}" if actor else \
+                f"worker {rec.worker_pid or rec.worker_id}"
             for state, t in rec.events:
                 if state == opens and start is None:
                     start = t
