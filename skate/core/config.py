@@ -42,6 +42,13 @@ def task_events_enabled() -> bool:
     return os.environ.get("SKATE_TASK_EVENTS", "1") != "0"
 
 
+def actor_task_events_enabled() -> bool:
+    """Whether actor calls are recorded too (``SKATE_TASK_EVENTS=all``). Off by default:
+    measured on 2 cores, recording every call of a microsecond-scale async actor cost
+    30-45% of its throughput once the history was full, against 0-10% for normal tasks."""
+    return os.environ.get("SKATE_TASK_EVENTS", "1") == "all"
+
+
 def task_events_max_per_job() -> int:
     """How many task attempts the control store keeps per job (oldest finished dropped)."""
     return int(os.environ.get("SKATE_TASK_EVENTS_MAX_PER_JOB", 100_000))

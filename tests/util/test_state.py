@@ -122,12 +122,8 @@ def test_tasks_with_their_states_errors_and_attempts(cluster, tmp_path):
         skate.get(fails.remote())
     assert skate.get(waits_for_child.remote()) == 9
     assert skate.get(fails_once.remote(str(tmp_path / "marker"))) == "second"
-    c = Counter.remote()
-    skate.get(c.pid.remote())
     wait_for_condition(_tasks_settled(5, name="square"), timeout=10)
     wait_for_condition(_tasks_settled(2, name="fails_once"), timeout=10)
-    wait_for_condition(_tasks_settled(1, name="Counter.pid", actor_id=c._actor_id_bytes.hex()),
-                       timeout=10)
 
     (bad,) = state.list_tasks(filters=[("name", "=", "fails")])
     assert bad.state == "FAILED" and bad.error_type == "TASK_EXECUTION_EXCEPTION"
@@ -151,15 +147,33 @@ def test_tasks_with_their_states_errors_and_attempts(cluster, tmp_path):
     assert done.creation_time_ms <= done.start_time_ms <= done.end_time_ms
     assert done.node_id == skate.get_runtime_context().get_node_id() and done.worker_pid > 0
     assert done.required_resources == {"CPU": 1} and done.type == "NORMAL_TASK"
-    (call,) = state.list_tasks(filters=[("name", "=", "Counter.pid"),
-                                        ("actor_id", "=", c._actor_id_bytes.hex())])
-    assert call.type == "ACTOR_TASK" and call.state == "FINISHED"
     assert state.get_task(bad.task_id) == bad
     summary = state.summarize_tasks()["cluster"]
     assert summary["summary"]["square"]["state_counts"]["FINISHED"] >= 5
     assert summary["summary"]["fails"]["state_counts"] == {"FAILED": 1}
     with pytest.raises(ValueError, match="TaskState has no field 'colour'"):
         state.list_tasks(filters=[("colour", "=", "red")])
+
+
+def test_actor_calls_are_recorded_when_asked(shutdown_only, monkeypatch):
+    monkeypatch.setenv("SKATE_TASK_EVENTS", "all")
+    skate.init(num_cpus=1)
+    c = Counter.remote()
+    skate.get(c.pid.remote())
+    skate.get(square.remote(2))
+    wait_for_condition(_tasks_settled(1, name="Counter.pid"), timeout=10)
+    (call,) = state.list_tasks(filters=[("name", "=", "Counter.pid")])
+    assert call.type == "ACTOR_TASK" and call.actor_id == c._actor_id_bytes.hex()
+    assert call.state == "FINISHED" and [e["state"] for e in call.events] == [
+        "SUBMITTED_TO_WORKER", "FINISHED"]
+    skate.shutdown()
+    monkeypatch.delenv("SKATE_TASK_EVENTS")
+    skate.init(num_cpus=1)  # the default: normal tasks only
+    c = Counter.remote()
+    skate.get(c.pid.remote())
+    skate.get(square.remote(3))
+    wait_for_condition(_tasks_settled(1, name="square"), timeout=10)
+    assert state.list_tasks(filters=[("type", "=", "ACTOR_TASK")]) == []
 
 
 def test_timeline_is_a_chrome_trace_of_the_runs(cluster, tmp_path):

@@ -53,7 +53,8 @@ class ActorSubmitter:
         self.max_restarts = max_restarts
         self.num_restarts = 0  # as last reported by the control store
         self.lock = threading.RLock()
-        self._event = core.task_events.append  # (task, attempt, state, time, extra)
+        # (task, attempt, state, time, extra); actor calls only with SKATE_TASK_EVENTS=all
+        self._event = core.task_events.append if core.actor_task_events else _ignore
         self._infos: dict[str, dict] = {}  # method -> its task-history info
         self.state: str = ActorState.PENDING_CREATION  # as last reported by the control store
         self.version = -1
@@ -246,3 +247,7 @@ class ActorSubmitter:
             self._event((call.task_id, 0, FAILED, time.time(), error))
         self.core.fail_returns(call.return_ids, error)
         call.held = []
+
+
+def _ignore(_event) -> None:
+    """Actor calls are not recorded (the default; see config.actor_task_events_enabled)."""

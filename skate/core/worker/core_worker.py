@@ -19,7 +19,7 @@ import time
 import warnings
 
 from skate.core import ids, rpc, serialization
-from skate.core.config import INLINE_THRESHOLD, task_events_enabled
+from skate.core.config import INLINE_THRESHOLD, actor_task_events_enabled, task_events_enabled
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.node_manager.client import NodeManagerClient
 from skate.core.object_ref import ObjectRef, set_worker
@@ -114,6 +114,7 @@ class CoreWorker(ObjectReads):
                                  self._free_remote)
         self.objects = ObjectTable(self.address, self.store.free_later, self._remove_borrow_later)
         self.task_events = TaskEvents(task_events_enabled())  # for the state API, off-path
+        self.actor_task_events = self.task_events.enabled and actor_task_events_enabled()
         self.current_attempt = 0  # of the task in current_task (a worker's, for its events)
         self.submitter = TaskSubmitter(self)
         self.actors: dict[bytes, ActorSubmitter] = {}
