@@ -143,6 +143,11 @@ def test_tasks_with_their_states_errors_and_attempts(cluster, tmp_path):
     assert len(child) == 1 and child[0].state == "FINISHED"
     attempts = state.list_tasks(filters=[("name", "=", "fails_once")])
     assert [(t.attempt_number, t.state) for t in attempts] == [(1, "FINISHED"), (0, "FAILED")]
+    def workers_reported():  # the owner's FINISHED can arrive before the worker's RUNNING
+        rows = state.list_tasks(filters=[("name", "=", "square"), ("state", "=", "FINISHED")])
+        return rows and all(r.start_time_ms is not None for r in rows)
+
+    wait_for_condition(workers_reported, timeout=10)
     done = state.list_tasks(filters=[("name", "=", "square"), ("state", "=", "FINISHED")])[0]
     assert done.creation_time_ms <= done.start_time_ms <= done.end_time_ms
     assert done.node_id == skate.get_runtime_context().get_node_id() and done.worker_pid > 0
