@@ -39,15 +39,37 @@ _LAZY = {
     "get_runtime_context": "skate.core.runtime_context",
     "timeline": "skate.core.state",
 }
+#: The core's public API for the libraries (skate.util re-exports it under Ray's names:
+#: ``skate.util.placement_group``, ``skate.util.scheduling_strategies``, ``skate.util.state``),
+#: so no library imports ``skate.core``; tests/test_boundaries.py checks it.
+_CORE_API = {
+    "PlacementGroup": "skate.core.placement_group",
+    "PlacementGroupID": "skate.core.placement_group",
+    "get_current_placement_group": "skate.core.placement_group",
+    "get_placement_group": "skate.core.placement_group",
+    "placement_group": "skate.core.placement_group",
+    "placement_group_table": "skate.core.placement_group",
+    "remove_placement_group": "skate.core.placement_group",
+    "NodeAffinitySchedulingStrategy": "skate.core.scheduling_strategies",
+    "PlacementGroupSchedulingStrategy": "skate.core.scheduling_strategies",
+    "get_node_ip_address": "skate.core.api",
+    "list_named_actors": "skate.core.api",
+    "RefPromise": "skate.core.promise",
+    "state": "skate.core.state",  # the module itself: skate.state.list_actors(...), ...
+}
 _SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",
                "job_config", "serve", "train", "tune", "util"}
 
-__all__ = sorted(_LAZY) + sorted(_SUBMODULES) + ["__version__"]
+__all__ = sorted(_LAZY) + sorted(_CORE_API) + sorted(_SUBMODULES) + ["__version__"]
 
 
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name == "state":
+        value = importlib.import_module("skate.core.state")
+    elif name in _CORE_API:
+        value = getattr(importlib.import_module(_CORE_API[name]), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f"skate.{name}")
     else:

@@ -12,7 +12,7 @@
 
 import importlib
 
-from skate.core.api import get_node_ip_address, list_named_actors
+from skate import get_node_ip_address, list_named_actors
 from skate.util.actor_pool import ActorPool
 from skate.util.placement_group import (
     PlacementGroup,

@@ -5,7 +5,7 @@
 'skate.core.placement_group'
 """
 
-from skate.core.placement_group import (
+from skate import (
     PlacementGroup,
     PlacementGroupID,
     get_current_placement_group,

@@ -6,7 +6,7 @@ public API, here.
 True
 """
 
-from skate.core.scheduling_strategies import (
+from skate import (
     NodeAffinitySchedulingStrategy,
     PlacementGroupSchedulingStrategy,
 )
