@@ -6,7 +6,7 @@ Run: python examples/core/ref_promise.py
 import threading
 
 import skate
-from skate.core.promise import RefPromise
+from skate import RefPromise
 
 
 def main() -> None:

@@ -22,7 +22,7 @@ class RefPromise:
     """A ref this process completes: ``set_result(value)`` or ``set_exception(error)``.
 
     >>> import skate, threading
-    >>> from skate.core.promise import RefPromise
+    >>> from skate import RefPromise
     >>> skate.init(num_cpus=1)  # doctest: +SKIP
     >>> p = RefPromise()  # doctest: +SKIP
     >>> threading.Timer(0.1, p.set_result, (42,)).start()  # doctest: +SKIP
