@@ -53,8 +53,10 @@ class ActorSubmitter:
         self.max_restarts = max_restarts
         self.num_restarts = 0  # as last reported by the control store
         self.lock = threading.RLock()
-        # (task, attempt, state, time, extra); actor calls only with SKATE_TASK_EVENTS=all
-        self._event = core.task_events.append if core.actor_task_events else _ignore
+        # (task, attempt, state, time, extra); actor calls only with SKATE_TASK_EVENTS=all, and
+        # nothing is built for them otherwise (this is the actor call's hot path)
+        self._record = core.actor_task_events
+        self._event = core.task_events.append
         self._infos: dict[str, dict] = {}  # method -> its task-history info
         self.state: str = ActorState.PENDING_CREATION  # as last reported by the control store
         self.version = -1
@@ -215,7 +217,7 @@ class ActorSubmitter:
         spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
                 self.core.address)
         WorkerClient(conn).actor_call(spec, callback=lambda ok, v: self._replied(call, conn, ok, v))
-        if call.method[:2] != "__":  # the runtime's own calls (ready, terminate) are not shown
+        if self._record and call.method[:2] != "__":  # not the runtime's own calls
             self._event((call.task_id, 0, SUBMITTED_TO_WORKER, time.time(),
                          self._event_info(call.method)))
 
@@ -236,18 +238,14 @@ class ActorSubmitter:
         # thread, one after the other, and a dict pop is atomic.
         if self.inflight.pop(call.task_id, None) is None:
             return
-        if call.method[:2] != "__":
+        if self._record and call.method[:2] != "__":
             self._event((call.task_id, 0, FAILED if value[2] else FINISHED, time.time(),
                          value[1] if value[2] else None))
         self.core.complete_returns(call.return_ids, value[1])
         call.held = []
 
     def _fail(self, call: ActorCall, error: BaseException) -> None:
-        if call.method[:2] != "__":
+        if self._record and call.method[:2] != "__":
             self._event((call.task_id, 0, FAILED, time.time(), error))
         self.core.fail_returns(call.return_ids, error)
         call.held = []
-
-
-def _ignore(_event) -> None:
-    """Actor calls are not recorded (the default; see config.actor_task_events_enabled)."""
