@@ -22,7 +22,7 @@ import os
 from skate.core import runtime
 from skate.core.config import placement_group_from_env
 from skate.core.ids import BinaryID
-from skate import RefPromise
+from skate.core.promise import RefPromise
 from skate.core.resources import validate
 
 
