@@ -117,39 +117,6 @@ def _stop(args) -> int:
     return 0
 
 
-def _status(args) -> int:
-    from skate.core import rpc
-    from skate.core.control_store.client import ControlStoreClient
-    from skate.core.node import read_current, read_token
-
-    info = read_current()
-    if info is None:
-        print("No Skate cluster is running on this machine (start one with `skate start --head`).")
-        return 1
-    rpc.set_token(read_token(info["session_dir"]))
-    gcs = ControlStoreClient(rpc.connect(info["gcs_address"], name="status"))
-    try:
-        nodes = gcs.get_nodes(timeout=5)
-        total, avail = gcs.cluster_resources(timeout=5)
-    finally:
-        gcs.close()
-    print(f"Nodes: {sum(1 for n in nodes if n['Alive'])} alive, "
-          f"{sum(1 for n in nodes if not n['Alive'])} dead")
-    for n in nodes:
-        print(f"  {n['NodeID'][:12]}  {'alive' if n['Alive'] else 'dead'}  "
-              f"{n['NodeManagerAddress']}{'  (head)' if n.get('is_head') else ''}")
-    print("Resources (used / total):")
-    for k in sorted(total):
-        if k.startswith("node:") or "_group_" in k:
-            continue
-        used = total[k] - avail.get(k, 0)
-        if "memory" in k:
-            print(f"  {k}: {used / 2**30:.2f} / {total[k] / 2**30:.2f} GiB")
-        else:
-            print(f"  {k}: {used:g} / {total[k]:g}")
-    return 0
-
-
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(prog="skate", description="Skate command line.")
@@ -168,7 +135,6 @@ def main(argv=None) -> int:
     st.add_argument("--session-dir", default=None,
                     help="reuse this session directory (restarts keep detached actors and KV)")
     sub.add_parser("stop", help="stop the head this machine started")
-    sub.add_parser("status", help="nodes and resources of the running cluster")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",
                    add_help=False)
     state_cli.add_parsers(sub)
@@ -186,8 +152,8 @@ def main(argv=None) -> int:
         return 0
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
-    handlers = {"start": _start, "stop": _stop, "status": _status, "list": state_cli.run,
-                "get": state_cli.run, "summary": state_cli.run, "timeline": state_cli.run}
+    handlers = {"start": _start, "stop": _stop,
+                **dict.fromkeys(state_cli.COMMANDS, state_cli.run)}
     if args.command in handlers:
         return handlers[args.command](args)
     p.print_help()

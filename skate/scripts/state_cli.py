@@ -32,6 +32,8 @@ KINDS = {
     "jobs": ("list_jobs", "get_job", ("job_id", "status", "ray_namespace", "start_time")),
 }
 FORMATS = ("table", "json", "yaml")
+#: the ``skate`` subcommands this module carries out
+COMMANDS = ("status", "list", "get", "summary", "timeline")
 
 
 class UsageError(Exception):
@@ -39,7 +41,8 @@ class UsageError(Exception):
 
 
 def add_parsers(sub) -> None:
-    """Add ``list``, ``get`` and ``summary`` to the ``skate`` command's subparsers."""
+    """Add the commands of ``COMMANDS`` to the ``skate`` command's subparsers."""
+    sub.add_parser("status", help="nodes, resources and pending demand of the running cluster")
     ls = sub.add_parser("list", help="list actors, nodes, placement groups or jobs")
     ls.add_argument("kind", choices=sorted(KINDS))
     ls.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
@@ -64,6 +67,8 @@ def run(args) -> int:
     from skate.util import state
 
     try:
+        if args.command == "status":
+            return _status()
         if args.command == "list":
             name, _, columns = KINDS[args.kind]
             records = getattr(state, name)(filters=[parse_filter(f) for f in args.filter],
@@ -106,6 +111,39 @@ def run(args) -> int:
     except OSError as e:  # no cluster, or a file the timeline cannot be written to
         print(f"skate {args.command}: {e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _status() -> int:
+    from skate.core import rpc
+    from skate.core.control_store.client import ControlStoreClient
+    from skate.core.node import read_current, read_token
+
+    info = read_current()
+    if info is None:
+        print("No Skate cluster is running on this machine (start one with `skate start --head`).")
+        return 1
+    rpc.set_token(read_token(info["session_dir"]))
+    gcs = ControlStoreClient(rpc.connect(info["gcs_address"], name="status"))
+    try:
+        nodes = gcs.get_nodes(timeout=5)
+        total, avail = gcs.cluster_resources(timeout=5)
+    finally:
+        gcs.close()
+    print(f"Nodes: {sum(1 for n in nodes if n['Alive'])} alive, "
+          f"{sum(1 for n in nodes if not n['Alive'])} dead")
+    for n in nodes:
+        print(f"  {n['NodeID'][:12]}  {'alive' if n['Alive'] else 'dead'}  "
+              f"{n['NodeManagerAddress']}{'  (head)' if n.get('is_head') else ''}")
+    print("Resources (used / total):")
+    for k in sorted(total):
+        if k.startswith("node:") or "_group_" in k:
+            continue
+        used = total[k] - avail.get(k, 0)
+        if "memory" in k:
+            print(f"  {k}: {used / 2**30:.2f} / {total[k] / 2**30:.2f} GiB")
+        else:
+            print(f"  {k}: {used:g} / {total[k]:g}")
     return 0
 
 
