@@ -54,6 +54,11 @@ def task_events_max_per_job() -> int:
     return int(os.environ.get("SKATE_TASK_EVENTS_MAX_PER_JOB", 100_000))
 
 
+def log_rotation_max_bytes() -> int:
+    """A worker's log file is rotated past this size (SKATE_LOG_ROTATION_MAX_BYTES)."""
+    return int(os.environ.get("SKATE_LOG_ROTATION_MAX_BYTES", 256 * 2**20))
+
+
 def token_from_env() -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 

@@ -286,6 +286,10 @@ def stop_current(timeout: float = 5.0) -> bool:
     except (OSError, ValueError):
         return False
     pids = info.get("pids", [])
+    if info.get("dashboard_pid"):
+        # the dashboard before the cluster: it stops its jobs' drivers while they can still
+        # leave the cluster cleanly
+        _terminate([info["dashboard_pid"]], timeout)
     # the control store first (pids[0]): it must not record the actors dying with the node
     # manager as deaths, or a restarted head would forget its detached actors
     _terminate(pids[:1], timeout)

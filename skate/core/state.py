@@ -18,15 +18,19 @@ as a job.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
 
-DEFAULT_LIMIT = 100  # as Ray's state API
-DEFAULT_TIMEOUT_S = 30.0
-PREDICATES = ("=", "!=")
+from skate.core.state_query import (  # noqa: F401 - DEFAULT_* are part of the API
+    DEFAULT_LIMIT,
+    DEFAULT_TIMEOUT_S,
+    _check_limit,
+    _checks,
+    _one,
+    _select,
+    _store,
+)
 
 
 @dataclass(frozen=True)
@@ -293,70 +297,22 @@ def _jobs(store, timeout: float) -> list[JobState]:
     return out
 
 
-def _select(records: list, kind: type, filters: Iterable | None, limit: int) -> list:
-    checks = _checks(kind, filters)
-    _check_limit(limit)
-    out = []
-    for r in records:
-        if all((str(getattr(r, k)) == v) is eq for k, eq, v in checks):
-            out.append(r)
-            if len(out) >= limit:
-                break
-    return out
+# what the nodes know (workers, objects, logs, demand): skate.state names them too
+from skate.core.node_state import (  # noqa: E402 - it uses the helpers above
+    ObjectState,
+    WorkerState,
+    cluster_status,
+    get_log,
+    list_logs,
+    list_objects,
+    list_workers,
+    summarize_objects,
+)
 
-
-def _checks(kind: type, filters: Iterable | None) -> list:
-    """``[(field, equal, value as str)]`` of valid filters, or ValueError naming the fault."""
-    names = [f.name for f in dataclasses.fields(kind)]
-    checks = []
-    for item in filters or ():
-        if not (isinstance(item, (tuple, list)) and len(item) == 3):
-            raise ValueError(f"A filter is (field, predicate, value), e.g. ('state', '=', "
-                             f"'ALIVE'); got {item!r}.")
-        key, predicate, value = item
-        if key not in names:
-            raise ValueError(f"{kind.__name__} has no field {key!r}; filter on one of "
-                             f"{', '.join(names)}.")
-        if predicate not in PREDICATES:
-            raise ValueError(f"Unsupported filter predicate {predicate!r}: use '=' or '!='.")
-        checks.append((key, predicate == "=", str(value)))
-    return checks
-
-
-def _check_limit(limit) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValueError(f"limit must be a positive int, got {limit!r}.")
-
-
-def _one(records: list):
-    return records[0] if records else None
-
-
-@contextlib.contextmanager
-def _store(address: str | None):
-    """The control store to ask: this process's own connection, or (not joined, or another
-    cluster's ``address``) a connection of its own for the call, closed after it."""
-    from skate.core import rpc
-    from skate.core.config import token_from_env
-    from skate.core.control_store.client import ControlStoreClient
-    from skate.core.node import read_current, read_token
-    from skate.core.object_ref import current_worker
-
-    core = current_worker()
-    if core is not None and address in (None, "auto"):
-        yield core.gcs
-        return
-    info = read_current()
-    if address in (None, "auto"):
-        if info is None:
-            raise ConnectionError(
-                "No Skate cluster is running on this machine: start one with `skate start "
-                "--head`, or call skate.init() in this process first.")
-        address = info["gcs_address"]
-    assert address is not None  # "auto" was resolved above
-    token = token_from_env() or (read_token(info["session_dir"]) if info is not None else None)
-    client = ControlStoreClient(rpc.connect(address, name="state", timeout=5, token=token))
-    try:
-        yield client
-    finally:
-        client.close()
+__all__ = [
+    "ActorState", "NodeState", "PlacementGroupState", "JobState", "TaskState", "WorkerState",
+    "ObjectState", "list_tasks", "list_actors", "list_nodes", "list_placement_groups",
+    "list_jobs", "list_workers", "list_objects", "get_task", "get_actor", "get_node",
+    "get_placement_group", "get_job", "summarize_tasks", "summarize_actors",
+    "summarize_objects", "timeline", "list_logs", "get_log", "cluster_status",
+]

@@ -18,7 +18,10 @@ import dataclasses
 import json
 import sys
 
-#: kind -> (list function name, get function name, the columns of the table)
+from skate.scripts import cluster_cli
+
+#: kind -> (list function name, get function name or the id field to filter on, the columns
+#: of the table)
 KINDS = {
     "tasks": ("list_tasks", "get_task",
               ("task_id", "attempt_number", "name", "state", "type", "node_id", "worker_pid",
@@ -30,10 +33,16 @@ KINDS = {
     "placement-groups": ("list_placement_groups", "get_placement_group",
                          ("placement_group_id", "name", "state", "strategy")),
     "jobs": ("list_jobs", "get_job", ("job_id", "status", "ray_namespace", "start_time")),
+    "workers": ("list_workers", "worker_id",
+                ("worker_id", "worker_type", "state", "pid", "node_id", "actor_class_name",
+                 "exit_code")),
+    "objects": ("list_objects", "object_id",
+                ("object_id", "object_size", "reference_type", "call_site", "type", "pid",
+                 "store_state")),
 }
 FORMATS = ("table", "json", "yaml")
 #: the ``skate`` subcommands this module carries out
-COMMANDS = ("status", "list", "get", "summary", "timeline")
+COMMANDS = ("list", "get", "summary", "timeline", *cluster_cli.COMMANDS)
 
 
 class UsageError(Exception):
@@ -42,20 +51,23 @@ class UsageError(Exception):
 
 def add_parsers(sub) -> None:
     """Add the commands of ``COMMANDS`` to the ``skate`` command's subparsers."""
-    sub.add_parser("status", help="nodes, resources and pending demand of the running cluster")
-    ls = sub.add_parser("list", help="list actors, nodes, placement groups or jobs")
+    cluster_cli.add_parsers(sub)
+    ls = sub.add_parser("list", help="list tasks, actors, objects, workers, nodes, placement "
+                                     "groups or jobs")
     ls.add_argument("kind", choices=sorted(KINDS))
     ls.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                     help='keep records where KEY=VALUE (or KEY!=VALUE); repeatable')
     ls.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     ls.add_argument("--detail", action="store_true", help="every field, not the main ones")
     ls.add_argument("--format", choices=FORMATS, default="table")
-    get = sub.add_parser("get", help="one actor, node, placement group or job by id")
+    get = sub.add_parser("get", help="one task, actor, object, worker, node, placement group "
+                                     "or job by id")
     get.add_argument("kind", choices=sorted(KINDS))
     get.add_argument("id")
     get.add_argument("--format", choices=FORMATS, default="yaml")
-    summary = sub.add_parser("summary", help="tasks or actors counted by name and state")
-    summary.add_argument("kind", choices=["tasks", "actors"])
+    summary = sub.add_parser("summary", help="tasks, actors or objects counted by name and "
+                                             "state")
+    summary.add_argument("kind", choices=["tasks", "actors", "objects"])
     summary.add_argument("--format", choices=FORMATS, default="table")
     tl = sub.add_parser("timeline", help="the tasks' runs as a Chrome trace (Perfetto)")
     tl.add_argument("--output", default=None,
@@ -66,9 +78,9 @@ def run(args) -> int:
     """Carry out a parsed ``list`` / ``get`` / ``summary`` command; the exit status."""
     from skate.util import state
 
+    if args.command in cluster_cli.COMMANDS:
+        return cluster_cli.run(args)
     try:
-        if args.command == "status":
-            return _status()
         if args.command == "list":
             name, _, columns = KINDS[args.kind]
             records = getattr(state, name)(filters=[parse_filter(f) for f in args.filter],
@@ -76,13 +88,17 @@ def run(args) -> int:
             rows = [dataclasses.asdict(r) for r in records]
             print(render(rows, args.format, None if args.detail else columns))
         elif args.command == "get":
-            _, name, _ = KINDS[args.kind]
-            record = getattr(state, name)(args.id)
-            if record is None:
+            list_name, get, _ = KINDS[args.kind]
+            if get.startswith("get_"):
+                found = [r for r in [getattr(state, get)(args.id)] if r is not None]
+            else:  # every row of that id (an object has one per process referring to it)
+                found = getattr(state, list_name)(filters=[(get, "=", args.id)], limit=10_000)
+            if not found:
                 print(f"No {args.kind[:-1].replace('-', ' ')} with id {args.id}.",
                       file=sys.stderr)
                 return 1
-            print(render(dataclasses.asdict(record), args.format, None))
+            rows = [dataclasses.asdict(r) for r in found]
+            print(render(rows[0] if len(rows) == 1 else rows, args.format, None))
         elif args.command == "timeline":
             import time
 
@@ -90,6 +106,19 @@ def run(args) -> int:
             state.timeline(path)
             print(f"Wrote the timeline to {path}: open it in https://ui.perfetto.dev or "
                   f"chrome://tracing.")
+        elif args.kind == "objects":
+            summary = state.summarize_objects()
+            if args.format == "table":
+                rows = [{"call_site": site, "objects": s["total_objects"],
+                         "size_mb": round(s["total_size_mb"], 2),
+                         "workers": s["total_num_workers"], "nodes": s["total_num_nodes"],
+                         **s["ref_type_counts"]}
+                        for site, s in summary["cluster"]["summary"].items()]
+                print(render(rows, "table", None))
+                c = summary["cluster"]
+                print(f"total objects: {c['total_objects']} ({c['total_size_mb']:.2f} MiB)")
+            else:
+                print(render(summary, args.format, None))
         else:
             tasks = args.kind == "tasks"
             summary = state.summarize_tasks() if tasks else state.summarize_actors()
@@ -111,39 +140,6 @@ def run(args) -> int:
     except OSError as e:  # no cluster, or a file the timeline cannot be written to
         print(f"skate {args.command}: {e}", file=sys.stderr)
         return 1
-    return 0
-
-
-def _status() -> int:
-    from skate.core import rpc
-    from skate.core.control_store.client import ControlStoreClient
-    from skate.core.node import read_current, read_token
-
-    info = read_current()
-    if info is None:
-        print("No Skate cluster is running on this machine (start one with `skate start --head`).")
-        return 1
-    rpc.set_token(read_token(info["session_dir"]))
-    gcs = ControlStoreClient(rpc.connect(info["gcs_address"], name="status"))
-    try:
-        nodes = gcs.get_nodes(timeout=5)
-        total, avail = gcs.cluster_resources(timeout=5)
-    finally:
-        gcs.close()
-    print(f"Nodes: {sum(1 for n in nodes if n['Alive'])} alive, "
-          f"{sum(1 for n in nodes if not n['Alive'])} dead")
-    for n in nodes:
-        print(f"  {n['NodeID'][:12]}  {'alive' if n['Alive'] else 'dead'}  "
-              f"{n['NodeManagerAddress']}{'  (head)' if n.get('is_head') else ''}")
-    print("Resources (used / total):")
-    for k in sorted(total):
-        if k.startswith("node:") or "_group_" in k:
-            continue
-        used = total[k] - avail.get(k, 0)
-        if "memory" in k:
-            print(f"  {k}: {used / 2**30:.2f} / {total[k] / 2**30:.2f} GiB")
-        else:
-            print(f"  {k}: {used:g} / {total[k]:g}")
     return 0
 
 

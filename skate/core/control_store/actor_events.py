@@ -155,6 +155,14 @@ class RequestLease(NamedTuple):
     strategy: Any
 
 
+class CancelLease(NamedTuple):
+    """Withdraw the actor's unanswered lease request of ``attempt`` at ``node_id``."""
+
+    node_id: str
+    actor_id: bytes
+    attempt: int
+
+
 class ReturnLease(NamedTuple):
     node_id: str
     lease_id: int

@@ -15,6 +15,8 @@ in order:
   ``LeaseSpilled``, ``LeaseLost`` (the node manager went away first) or
   ``LeaseFailed``;
 * ``ReturnLease(node_id, lease_id, kill)``: give a worker back (and stop it);
+* ``CancelLease(node_id, actor_id, attempt)``: withdraw a lease request still
+  unanswered (the actor died waiting for it: its demand must not linger);
 * ``StartActor(actor_id, attempt, worker_id, address, start)``: construct the
   actor in its worker; the reply becomes ``StartSucceeded``, ``StartFailed``
   (the constructor raised) or ``StartLost`` (the worker died meanwhile), and a
@@ -74,7 +76,8 @@ Invariants (``validate`` checks them):
   ``named``, ``by_worker``, ``owned_by`` nor ``awaiting_node``;
 * an actor has an address iff it is ALIVE; an ALIVE actor has a worker;
 * ``worker_id``, ``worker_address``, ``lease_id`` and ``lease_node`` are set
-  together;
+  together; ``asked_node`` (an unanswered lease request) only without them, and
+  never on a DEAD actor;
 * ``by_worker`` maps exactly the worker of every actor that holds one to it;
 * a live actor with a name holds ``named[(namespace, name)]``, and only live
   actors are there (so names are unique among live actors);
@@ -97,6 +100,7 @@ from skate.core.control_store.actor_events import (
     ActorCreated,
     ActorExited,
     ActorRestored,
+    CancelLease,
     DropPersisted,
     JobFinished,
     KillRequested,
@@ -156,6 +160,7 @@ class Actor:
     worker_address: str | None = None  # set with worker_id: where it listens
     lease_id: int | None = None  # set with worker_id
     lease_node: str | None = None  # the node manager that granted lease_id
+    asked_node: str | None = None  # where its last lease request went (None once answered)
     num_restarts: int = 0  # also the current attempt, see the module docstring
     death_cause: str | None = None
     version: int = 0  # incremented at every NotifyWatchers
@@ -277,6 +282,7 @@ class Actors:
             # nobody will use this worker: give it back, stopped (it may hold a half-made actor)
             return [ReturnLease(ev.node_id, ev.grant.lease_id, True)]
         g = ev.grant
+        a.asked_node = None
         a.worker_id, a.worker_address, a.node_id = g.worker_id, g.address, g.node_id
         a.lease_id, a.lease_node = g.lease_id, ev.node_id
         self.by_worker[g.worker_id] = a.actor_id
@@ -289,6 +295,7 @@ class Actors:
         a = self._current(ev.actor_id, ev.attempt)
         if a is None:
             return []
+        a.asked_node = None
         if ev.node_id in self.nodes and ev.hops < MAX_SPILL_HOPS:
             return [self._request(a, ev.node_id, ev.hops + 1)]
         # sent to a node that just died, or views disagree: ask home again shortly
@@ -298,12 +305,14 @@ class Actors:
         a = self._current(ev.actor_id, ev.attempt)
         if a is None:
             return []
+        a.asked_node = None
         return [RetryLater(a.actor_id, a.num_restarts, RETRY_DELAY_S)]
 
     def _lease_failed(self, ev: LeaseFailed) -> list:
         a = self._current(ev.actor_id, ev.attempt)
         if a is None:
             return []
+        a.asked_node = None
         return self._set_dead(a, f"could not get a worker for the actor: {ev.error}")
 
     def _retry_due(self, ev: RetryDue) -> list:
@@ -393,6 +402,7 @@ class Actors:
 
     def _request(self, a: Actor, node_id: str, hops: int) -> RequestLease:
         spec = a.spec
+        a.asked_node = node_id
         return RequestLease(a.actor_id, a.num_restarts, node_id, hops, spec["resources"],
                             spec.get("env_vars"), spec.get("strategy"))
 
@@ -413,11 +423,14 @@ class Actors:
         return [self._bump(a)] + self._schedule(a)
 
     def _kill(self, a: Actor, cause: str) -> list:
-        """DEAD now, and its worker (if it has one) stopped."""
-        worker_id, node_id = a.worker_id, a.node_id
+        """DEAD now, and its worker (if it has one) stopped, or its request withdrawn."""
+        worker_id, node_id, asked, attempt = a.worker_id, a.node_id, a.asked_node, \
+            a.num_restarts
         commands = self._set_dead(a, cause)
         if worker_id is not None:
             commands.append(self._kill_worker(node_id, worker_id))
+        elif asked is not None and asked in self.nodes:
+            commands.append(CancelLease(asked, a.actor_id, attempt))
         return commands
 
     def _kill_worker(self, node_id: str | None, worker_id: str) -> KillWorker:
@@ -425,6 +438,7 @@ class Actors:
 
     def _set_dead(self, a: Actor, cause: str) -> list:
         a.state = DEAD
+        a.asked_node = None
         owned = self.owned_by.get(a.spec.get("owner_worker") or "")
         if owned is not None:
             owned.discard(a.actor_id)
@@ -461,8 +475,11 @@ class Actors:
             assert len(unset) == 1, f"{where}: worker, its address and lease go together"
             if a.state == ALIVE:
                 assert a.worker_id is not None, f"{where}: ALIVE without a worker"
+            assert a.asked_node is None or a.worker_id is None, \
+                f"{where}: holds a worker and waits for a lease"
             if a.state == DEAD:
                 assert a.worker_id is None, f"{where}: DEAD with a worker"
+                assert a.asked_node is None, f"{where}: DEAD with a lease request out"
                 assert a.death_cause, f"{where}: DEAD without a cause"
                 assert actor_id not in self.awaiting_node, f"{where}: awaits a node"
             if a.worker_id is not None:

@@ -69,6 +69,7 @@ class ControlStore:
         self.stopping = threading.Event()
         self._commands: dict[type, Callable[[Any], None]] = {
             ev.RequestLease: self._request_lease, ev.ReturnLease: self._return_lease,
+            ev.CancelLease: self._cancel_lease,
             ev.StartActor: self._start_actor, ev.KillWorker: self._kill_worker,
             ev.NotifyWatchers: self._notify_watchers, ev.Persist: self._persist,
             ev.DropPersisted: self._drop_persisted, ev.RetryLater: self._retry_later,
@@ -288,7 +289,12 @@ class ControlStore:
             reply(False, rpc.ConnectionClosed(f"node {c.node_id} is not connected"))
             return
         raylet.request_lease(c.resources, c.env_vars, True, c.strategy, None, c.hops > 0,
-                             callback=reply)
+                             callback=reply, tag=(c.actor_id, c.attempt))
+
+    def _cancel_lease(self, c: ev.CancelLease) -> None:
+        raylet = self.nodes.raylets.get(c.node_id)
+        if raylet is not None:  # gone: its requests went with it
+            raylet.cancel_tagged_lease((c.actor_id, c.attempt))
 
     def _lease_replied(self, actor_id, attempt, node_id, hops, ok, value) -> None:
         if ok and is_spill(value):

@@ -23,8 +23,9 @@ class NodeManagerClient(Client):
     def register_worker(self, worker_id: str, pid: int, address: str) -> dict:
         return self.conn.call(m.REGISTER_WORKER, worker_id, pid, address)
 
-    def register_driver(self, address: str, log_to_driver: bool) -> dict:
-        return self.conn.call(m.REGISTER_DRIVER, address, log_to_driver)
+    def register_driver(self, address: str, log_to_driver: bool, worker_id: str,
+                        pid: int) -> dict:
+        return self.conn.call(m.REGISTER_DRIVER, address, log_to_driver, worker_id, pid)
 
     def set_worker_name(self, name: str) -> bool:
         """One-way: the worker now runs an actor of this class (its log prefix)."""
@@ -33,11 +34,20 @@ class NodeManagerClient(Client):
     # -- leases ------------------------------------------------------------------------
     def request_lease(self, request: dict, env_vars: dict | None, dedicated: bool,
                       strategy: Any, preferred_node: str | None, spilled: bool,
-                      callback: Callback) -> None:
+                      callback: Callback, tag: Any = None) -> None:
         """Ask for a worker; the reply is a protocol.LeaseGrant, a protocol.Spill, None
-        (the request was cancelled) or an error (unschedulable, workers cannot start)."""
-        self.conn.call_async(m.REQUEST_LEASE, request, env_vars, dedicated, strategy,
-                             preferred_node, spilled, callback=callback)
+        (the request was cancelled) or an error (unschedulable, workers cannot start).
+        ``tag`` names the request for ``cancel_tagged_lease``."""
+        if tag is None:
+            self.conn.call_async(m.REQUEST_LEASE, request, env_vars, dedicated, strategy,
+                                 preferred_node, spilled, callback=callback)
+        else:
+            self.conn.call_async(m.REQUEST_LEASE, request, env_vars, dedicated, strategy,
+                                 preferred_node, spilled, tag, callback=callback)
+
+    def cancel_tagged_lease(self, tag: Any) -> bool:
+        """One-way: drop this connection's unanswered request of ``tag``."""
+        return self.conn.notify(m.CANCEL_TAGGED_LEASE, tag)
 
     def cancel_lease_request(self, count: int) -> int:
         return self.conn.call(m.CANCEL_LEASE_REQUEST, count)
@@ -70,6 +80,27 @@ class NodeManagerClient(Client):
 
     def scheduler_state(self, timeout: float | None = None) -> dict:
         return self.conn.call(m.SCHEDULER_STATE, timeout=timeout)
+
+    # -- what the state API asks (introspection.py) --------------------------------------
+    def list_workers(self, timeout: float | None = None) -> list:
+        return self.conn.call(m.LIST_WORKERS, timeout=timeout)
+
+    def list_logs(self, timeout: float | None = None) -> list:
+        """[(file name, size)] of this node's log folder."""
+        return self.conn.call(m.LIST_LOGS, timeout=timeout)
+
+    def read_log(self, name: str, offset: int, length: int,
+                 timeout: float | None = None) -> tuple:
+        """(data, next offset, file size); a negative offset counts from the end."""
+        return self.conn.call(m.READ_LOG, name, offset, length, timeout=timeout)
+
+    def demand(self, timeout: float | None = None) -> list:
+        """Lease requests waiting on this node: [(resource shape, count, infeasible)]."""
+        return self.conn.call(m.DEMAND, timeout=timeout)
+
+    def list_objects(self, timeout: float | None = None) -> dict:
+        """The references this node's processes hold and its store's entries."""
+        return self.conn.call(m.LIST_OBJECTS, timeout=timeout)
 
     def flush_logs(self, timeout: float | None = None) -> bool:
         return self.conn.call(m.FLUSH_LOGS, timeout=timeout)

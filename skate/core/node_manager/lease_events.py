@@ -25,6 +25,14 @@ class RequestLease(NamedTuple):
     preferred_node: str | None  # where its largest arguments are (locality)
     spilled: bool  # another node manager sent it here
     now: float
+    tag: Any = None  # the requester's name for it, to cancel this one (CancelTagged)
+
+
+class CancelTagged(NamedTuple):
+    """Drop the requester's unanswered request of this tag (answered with None)."""
+
+    requester: Any
+    tag: Any
 
 
 class CancelRequests(NamedTuple):

@@ -11,7 +11,8 @@ executes the commands that come back, in order:
 * ``Grant(requester, rid, grant)``: answer a request with a ``LeaseGrant``;
 * ``SpillTo(requester, rid, spill)``: answer it with another node to ask;
 * ``Fail(requester, rid, error)`` / ``Answer(requester, rid, value)``: answer
-  with an error or a value (a cancelled request is answered with None);
+  with an error or a value (a cancelled request is answered with None: by
+  count with ``CancelRequests``, or the one of a tag with ``CancelTagged``);
 * ``Warn(requester, message)``: tell the user (an infeasible request);
 * ``StartWorker(worker_id, env_key, env_vars)`` / ``KillWorker(worker_id)``;
 * ``NotifyWorkerDied(worker_id, owner_died)``: tell the control store.
@@ -95,6 +96,7 @@ from skate.core.node_manager.lease_events import (  # noqa: F401 - re-exported: 
     Answer,
     Blocked,
     CancelRequests,
+    CancelTagged,
     ClusterView,
     Fail,
     Grant,
@@ -150,6 +152,7 @@ class Lease:
     worker: Worker | None = None  # set once granted
     gpu_ids: list = field(default_factory=list)
     blocked: bool = False  # its worker waits in get: its CPUs are lent to the node
+    tag: Any = None  # the requester's name for the request (CancelTagged)
 
 
 @dataclass(slots=True, eq=False)
@@ -225,7 +228,7 @@ class Leases:
         lease = Lease(self._next_lease, units, env_key(ev.env_vars), ev.env_vars, ev.dedicated,
                       ev.requester, ev.rid, ev.now,
                       strategy=None if stay else ev.strategy,  # the spread was decided: final
-                      preferred_node=ev.preferred_node, stay=stay)
+                      preferred_node=ev.preferred_node, stay=stay, tag=ev.tag)
         self._next_lease += 1
         out: list = []
         if self._route(lease, ev.now, out, fresh=True):
@@ -245,6 +248,11 @@ class Leases:
         self.pending = keep
         out.append(Answer(ev.requester, ev.rid, len(out)))
         return out
+
+    def _cancel_tagged(self, ev: CancelTagged) -> list:
+        gone = [p for p in self.pending if p.requester == ev.requester and p.tag == ev.tag]
+        self.pending = [p for p in self.pending if p not in gone]
+        return [Answer(p.requester, p.rid, None) for p in gone]
 
     def _returned(self, ev: LeaseReturned) -> list:
         out: list = []
@@ -676,6 +684,7 @@ class Leases:
 _HANDLERS: dict[type, Callable[[Leases, Any], list]] = {
     RequestLease: Leases._request,
     CancelRequests: Leases._cancel,
+    CancelTagged: Leases._cancel_tagged,
     LeaseReturned: Leases._returned,
     Blocked: Leases._blocked,
     WorkerRegistered: Leases._registered,

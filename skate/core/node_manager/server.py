@@ -26,12 +26,19 @@ from typing import Any, Callable
 
 from skate.core import kill_points, rpc
 from skate.core import resources as res
-from skate.core.config import IDLE_WORKER_TIMEOUT_S, NodeConfig, token_from_env
+from skate.core.config import (
+    IDLE_WORKER_TIMEOUT_S,
+    NodeConfig,
+    log_rotation_max_bytes,
+    token_from_env,
+)
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import random_id
 from skate.core.node_manager import leases as ls
 from skate.core.node_manager import placement
+from skate.core.node_manager.introspection import NodeIntrospection
 from skate.core.node_manager.object_handlers import ObjectStoreHandlers
+from skate.core.node_manager.worker_logs import WorkerLogs
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
 from skate.core.object_store.store import ObjectStore
 from skate.core.object_store.stream import StreamServer
@@ -45,7 +52,7 @@ log = logging.getLogger("skate.node_manager")
 HEARTBEAT_S = 0.1
 
 
-class NodeManager(ObjectStoreHandlers):
+class NodeManager(ObjectStoreHandlers, NodeIntrospection):
     """A node's I/O shell: leases through ``sched`` (the pure ``leases.Leases``), the worker
     pool's processes, the object store's books (``ObjectStoreHandlers``), heartbeats.
 
@@ -70,6 +77,9 @@ class NodeManager(ObjectStoreHandlers):
                                  os.path.join(cfg.session_dir, "spill"))
         self.store_waiters: dict[bytes, list] = {}  # oid -> [(conn, rid)] waiting for seal
         self.log_subscribers: set[rpc.Connection] = set()
+        self.worker_logs = WorkerLogs(os.path.join(cfg.session_dir, "logs"),
+                                      log_rotation_max_bytes())
+        self._init_introspection()
         argv = worker_argv(self.address, cfg.gcs_address, cfg.session_dir, cfg.node_id,
                            cfg.arena_path, self.store.capacity, cfg.node_ip)
         self.pool = WorkerPool(argv, cfg.session_dir, self._on_worker_lines,
@@ -83,6 +93,7 @@ class NodeManager(ObjectStoreHandlers):
             m.SET_WORKER_NAME: self.h_set_worker_name,
             m.REQUEST_LEASE: self.h_request_lease,
             m.CANCEL_LEASE_REQUEST: self.h_cancel_lease_request,
+            m.CANCEL_TAGGED_LEASE: self.h_cancel_tagged_lease,
             m.RETURN_LEASE: self.h_return_lease,
             m.BLOCKED: self.h_blocked,
             m.PREPARE_BUNDLE: self.h_prepare_bundle,
@@ -92,6 +103,11 @@ class NodeManager(ObjectStoreHandlers):
             m.NODE_INFO: self.h_node_info,
             m.SCHEDULER_STATE: self.h_scheduler_state,
             m.FLUSH_LOGS: self.h_flush_logs,
+            m.LIST_WORKERS: self.h_list_workers,
+            m.LIST_LOGS: self.h_list_logs,
+            m.READ_LOG: self.h_read_log,
+            m.DEMAND: self.h_demand,
+            m.LIST_OBJECTS: self.h_list_objects,
             m.PING: self.h_ping,
             m.SHUTDOWN: self.h_shutdown,
             m.STORE_CREATE: self.h_store_create,
@@ -222,9 +238,11 @@ class NodeManager(ObjectStoreHandlers):
         """A worker process exited (seen by the pool, which reaped it): whatever it held is
         returned and waiting work gets a replacement; one that died starting counts as a
         failed start."""
+        self.worker_logs.close(w.worker_id)
         with self.lock:
             if self.stopping.is_set():
                 return
+            self._record_exit(w)
             self._feed(ls.WorkerGone(w.worker_id, time.monotonic(), w.returncode,
                                      tuple(w.stderr_tail), w.pid))
 
@@ -233,7 +251,7 @@ class NodeManager(ObjectStoreHandlers):
         w = self.pool.workers.get(worker_id)
         if w is None:
             raise ValueError(f"unknown worker {worker_id}")
-        conn.peer_info.update(role="worker", worker_id=worker_id, address=address)
+        conn.peer_info.update(role="worker", worker_id=worker_id, address=address, pid=pid)
         w.conn = conn
         w.address = address
         w.registered = True
@@ -243,8 +261,8 @@ class NodeManager(ObjectStoreHandlers):
         self._execute(commands)
         return rpc.DEFER
 
-    def h_register_driver(self, conn, rid, address, log_to_driver):
-        conn.peer_info.update(role="driver", address=address)
+    def h_register_driver(self, conn, rid, address, log_to_driver, worker_id="", pid=None):
+        conn.peer_info.update(role="driver", address=address, worker_id=worker_id, pid=pid)
         if log_to_driver:
             self.log_subscribers.add(conn)
         return {
@@ -259,10 +277,14 @@ class NodeManager(ObjectStoreHandlers):
 
     # -- leases ----------------------------------------------------------
     def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None,
-                        preferred_node=None, spilled=False):
+                        preferred_node=None, spilled=False, tag=None):
         self._feed(ls.RequestLease(conn, rid, res.to_units(request), env_vars, dedicated,
-                                   strategy, preferred_node, spilled, time.monotonic()))
+                                   strategy, preferred_node, spilled, time.monotonic(), tag))
         return rpc.DEFER
+
+    def h_cancel_tagged_lease(self, conn, rid, tag):
+        """Drop this requester's unanswered request of ``tag`` (answered with None)."""
+        self._feed(ls.CancelTagged(conn, tag))
 
     def h_cancel_lease_request(self, conn, rid, count):
         """Drop up to ``count`` of this requester's unanswered lease requests; the answer is
@@ -351,6 +373,10 @@ class NodeManager(ObjectStoreHandlers):
 
     # -- logs --------------------------------------------------------------
     def _on_worker_lines(self, w: WorkerProc, stream: str, lines: list) -> None:
+        try:
+            self.worker_logs.write(w.worker_id, w.pid, stream, lines)
+        except OSError as e:  # a full disk must not stop the output reaching drivers
+            log.warning("writing worker %s's output failed: %s", w.worker_id, e)
         subs = list(self.log_subscribers)
         if not subs:
             return
@@ -397,6 +423,7 @@ class NodeManager(ObjectStoreHandlers):
             for conn in list(self._peer_nodes.values()):
                 conn.close()
         self.store.close()
+        self.worker_logs.close_all()
         owner = self.cfg.owner_pid
         if owner and not _alive(owner):
             # a private node whose driver was killed: nobody else will clean its session up

@@ -47,6 +47,10 @@ class WorkerClient(Client):
         """One-way: lines a worker printed (to a driver that asked for them)."""
         return self.conn.notify(m.WORKER_OUTPUT, pid, name, ip, stream, lines)
 
+    def object_refs(self, callback: Callback) -> None:
+        """The references this process holds: rows of ``ObjectTable.references()``."""
+        self.conn.call_async(m.OBJECT_REFS, callback=callback)
+
     def warning(self, message: str) -> bool:
         """One-way: a message the user should see (printed by a driver)."""
         return self.conn.notify(m.WARNING, message)

@@ -78,6 +78,7 @@ class CoreWorker(ObjectReads):
             m.WORKER_OUTPUT: self.h_worker_output, m.WARNING: self.h_warning,
             m.GENERATOR_ITEM: self.h_generator_item,
             m.CANCEL_OWNED_TASK: self.h_cancel_owned_task, m.PING: self.h_ping,
+            m.OBJECT_REFS: self.h_object_refs,
             **(handlers or {}),
         }
         self._peers: dict[str, rpc.Connection] = {}
@@ -105,7 +106,8 @@ class CoreWorker(ObjectReads):
         self.gcs = ControlStoreClient(rpc.connect(gcs_address, handler=self._handle,
                                                   name=f"{mode}->gcs"))
         if mode == "driver":
-            info = self.raylet.register_driver(self.address, log_to_driver)
+            info = self.raylet.register_driver(self.address, log_to_driver, worker_id,
+                                               os.getpid())
             self.job_id = self.gcs.register_job(self.address, namespace, job_config)
         else:
             self.raylet.register_worker(worker_id, os.getpid(), self.address)
@@ -204,6 +206,9 @@ class CoreWorker(ObjectReads):
 
     def h_ping(self, conn, rid):
         return "pong"
+
+    def h_object_refs(self, conn, rid):
+        return self.objects.references()
 
     # -- borrowing -----------------------------------------------------------------
     def borrow(self, ref: ObjectRef) -> None:

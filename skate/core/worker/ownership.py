@@ -223,6 +223,39 @@ class ObjectTable:
                 assert obj.in_store == (obj.value[0] == STORED), f"{name}: in_store mismatch"
                 assert self._counts.get(oid) or obj.borrowers, f"{name}: done, unreferenced, kept"
 
+    def references(self) -> list[tuple]:
+        """What this process refers to, for ``skate memory``: one row per object,
+        ``(oid hex, owned, local refs, borrowers, state, in store, size or None, call site)``
+        -- state "PENDING"/"READY"/"FAILED" for owned objects, "BORROWED" otherwise; the
+        size is known here for inline values and store entries this process made."""
+        names = {PENDING: "PENDING", READY: "READY", FAILED: "FAILED"}
+        rows = []
+        with self.lock:
+            for oid, obj in self._owned.items():
+                size = None
+                value = obj.value
+                if value is not None:
+                    size = value[3] if obj.in_store else \
+                        len(value[2]) + sum(len(b) for b in value[3])
+                rows.append((oid.hex(), True, self._counts.get(oid, 0), len(obj.borrowers),
+                             names.get(obj.state, "?"), obj.in_store, size,
+                             _call_site(oid, obj)))
+            for oid in self._borrowed:
+                rows.append((oid.hex(), False, self._counts.get(oid, 0), 0, "BORROWED", False,
+                             None, ""))
+        return rows
+
     def stats(self) -> dict:
         return {"owned": len(self._owned), "local_refs": len(self._counts),
                 "borrowed": len(self._borrowed)}
+
+
+def _call_site(oid: bytes, obj: OwnedObject) -> str:
+    """What made an owned object: its task's function, a put, or an actor call (an actor
+    handle's token frees its actor: it alone has ``on_free``)."""
+    name = getattr(obj.task, "fn_name", None)
+    if name:
+        return f"{name}.remote()"
+    if obj.on_free is not None:
+        return "actor handle"
+    return "skate.put()" if oid[-4:] == bytes(4) else "actor call"

@@ -6,6 +6,7 @@ from skate.core.control_store.actor_events import (
     ActorCreated,
     ActorExited,
     ActorRestored,
+    CancelLease,
     DropPersisted,
     JobFinished,
     KillRequested,
@@ -36,6 +37,8 @@ from skate.exceptions import ActorAlreadyExistsError
 pytestmark = pytest.mark.skate_only
 
 A = b"a" * 16
+B = b"b" * 16
+C = b"c" * 16
 
 
 class Machine:
@@ -348,7 +351,24 @@ def test_detached_actors_are_persisted_and_dropped():
     assert kinds(commands) == [Persist, RequestLease]
     assert commands[0].fields["num_restarts"] == 0 and commands[0].fields["detached"]
     commands = m.feed(KillRequested(A, True))
-    assert kinds(commands) == [DropPersisted, NotifyWatchers]
+    assert kinds(commands) == [DropPersisted, NotifyWatchers, CancelLease]
+
+
+def test_killed_while_waiting_withdraws_its_lease_request():
+    m = Machine()
+    m.create()
+    (spill,) = m.feed(LeaseSpilled(A, 0, 0, "n2"))  # now asked at n2
+    assert isinstance(spill, RequestLease) and spill.node_id == "n2"
+    commands = m.feed(KillRequested(A, True))
+    assert commands[-1] == CancelLease("n2", A, 0) and m.state() == ActorState.DEAD
+    assert m.grant(node="n2") == [ReturnLease("n2", 1, True)]  # a grant already on its way
+
+    m.create(actor_id=B)
+    m.feed(LeaseLost(B, 0, "gone"))  # nothing outstanding: nothing to withdraw
+    assert CancelLease not in kinds(m.feed(KillRequested(B, True)))
+    m.create(actor_id=C)
+    m.start(actor_id=C)  # a granted actor is killed through its worker
+    assert kinds(m.feed(KillRequested(C, True))) == [NotifyWatchers, KillWorker]
 
 
 def test_restored_actors_wait_for_a_node():

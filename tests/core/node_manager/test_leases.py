@@ -251,6 +251,17 @@ def test_cancel_drops_the_newest_requests_of_that_requester():
     assert [p.rid for p in books.pending] == [1, 4]
 
 
+def test_cancel_tagged_drops_only_that_request():
+    books = make(cpu=0)
+    for rid, tag in ((1, "a"), (2, "b")):
+        feed(books, ls.RequestLease("gcs", rid, U(CPU=1), None, True, None, None, False, 0.0,
+                                    tag))
+    request(books, requester="other", rid=3, CPU=1)
+    assert feed(books, ls.CancelTagged("gcs", "a")) == [ls.Answer("gcs", 1, None)]
+    assert feed(books, ls.CancelTagged("other", "b")) == []  # not its request
+    assert [p.rid for p in books.pending] == [2, 3]
+
+
 def test_the_watchdog_starts_a_worker_for_a_stalled_request():
     books = make(cpu=4)
     (start,) = request(books, CPU=1)
