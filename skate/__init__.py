@@ -57,8 +57,8 @@ _CORE_API = {
     "RefPromise": "skate.core.promise",
     "state": "skate.core.state",  # the module itself: skate.state.list_actors(...), ...
 }
-_SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "exceptions", "experimental",
-               "job_config", "serve", "train", "tune", "util"}
+_SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "dashboard", "exceptions",
+               "experimental", "job_config", "job_submission", "serve", "train", "tune", "util"}
 
 __all__ = sorted(_LAZY) + sorted(_CORE_API) + sorted(_SUBMODULES) + ["__version__"]
 

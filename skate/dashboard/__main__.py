@@ -1,0 +1,5 @@
+import sys
+
+from skate.dashboard.server import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""The dashboard's JSON API, one module per page: nodes, tasks, actors, placement groups,
+jobs (Ray's REST paths), the timeline and the resource history. Each module has its
+``routes``; ``app.create_app`` mounts them all."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from skate.dashboard.errors import ApiError
+
+
+async def ask(fn, *args):
+    """Run a blocking cluster call off the event loop; an unreachable cluster is a 503 and
+    a filter the state API refuses a 400, each with the cluster's own message."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except ConnectionError as e:
+        raise ApiError(503, f"The cluster is unreachable: {e}") from None
+    except ValueError as e:
+        raise ApiError(400, str(e)) from None
+
+
+def context(request: Request):
+    """The running dashboard's ``app.Context``."""
+    return request.app.state.ctx
+
+
+def record(obj, fields=None) -> dict:
+    """A state record as a JSON-ready dict (shallow: its values are JSON already), keeping
+    only ``fields`` if given."""
+    names = fields or [f.name for f in dataclasses.fields(obj)]
+    return {name: getattr(obj, name) for name in names}
+
+
+async def json_body(request: Request, default=None):
+    """The request's JSON body (``default`` when empty); malformed JSON is a 400."""
+    raw = await request.body()
+    if not raw.strip():
+        return default
+    import json
+
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise ApiError(400, f"The request body is not valid JSON: {e}.") from None

@@ -1,0 +1,111 @@
+"""The dashboard process: joins the cluster, serves the app, supervises the jobs.
+
+Run by ``launch.start_dashboard`` as ``python -m skate.dashboard --fd N ...``
+(the socket already bound), or by hand with ``--host/--port``. It lives until
+SIGTERM (``skate stop``), until its owner process exits (``--owner-pid``: a
+private cluster's driver), or until the cluster has been unreachable for five
+samples in a row; then it stops its jobs (TERM, KILL after the grace period),
+leaves the cluster and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+log = logging.getLogger("skate.dashboard")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m skate.dashboard",
+                                description="Skate's dashboard and jobs API.")
+    p.add_argument("--session-dir", required=True, help="the head's session directory")
+    p.add_argument("--address", required=True, help="the control store's address")
+    p.add_argument("--fd", type=int, default=None, help="an inherited listening socket")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8265)
+    p.add_argument("--url", default=None, help="how clients reach it (for the job records)")
+    p.add_argument("--read-token", action="store_true", help="reads need the token too")
+    p.add_argument("--owner-pid", type=int, default=0, help="exit when this process exits")
+    return p
+
+
+def _token(session_dir: str) -> str:
+    token = os.environ.get("SKATE_TOKEN")
+    if token:
+        return token
+    with open(os.path.join(session_dir, "token")) as f:
+        return f.read().strip()
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    import skate
+    from skate.dashboard.app import Context, create_app
+    from skate.dashboard.cluster import LiveCluster
+    from skate.dashboard.config import DashboardConfig
+    from skate.dashboard.history import ResourceHistory, Sampler
+    from skate.dashboard.jobs.lifecycle import Settings
+    from skate.dashboard.jobs.runner import JobRunner
+
+    config = DashboardConfig(session_dir=args.session_dir, cluster_address=args.address,
+                             host=args.host, port=args.port, read_token=args.read_token,
+                             owner_pid=args.owner_pid)
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+    else:
+        sock = socket.create_server((config.host, config.port), backlog=128)
+    url = args.url or f"http://{config.host}:{sock.getsockname()[1]}"
+    token = _token(config.session_dir)
+    cluster = LiveCluster(config.cluster_address)
+    cluster.connect()
+    history = ResourceHistory(config.history_s, config.sample_interval_s)
+    runner = JobRunner(config.session_dir, config.cluster_address, token,
+                       Settings(config.stop_grace_s, url, cluster.head_node_id()))
+    runner.start()
+    app = create_app(Context(cluster, history, runner, token, config.read_token,
+                             skate.__version__))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
+                                           lifespan="off", timeout_graceful_shutdown=2))
+
+    def leave(why: str) -> None:
+        log.info("exiting: %s", why)
+        server.should_exit = True
+
+    sampler = Sampler(cluster, history, on_lost=lambda: leave("the cluster is unreachable"))
+    sampler.start()
+    if config.owner_pid:
+        threading.Thread(target=_watch_owner, args=(config.owner_pid, leave), daemon=True,
+                         name="skate-dashboard-owner").start()
+    # uvicorn re-raises the signal it caught once it has shut down; with the default
+    # handler that would end the process before the jobs are stopped below
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    log.info("dashboard at %s for the cluster at %s", url, config.cluster_address)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sampler.stop()
+        runner.close()
+        cluster.close()
+    return 0
+
+
+def _watch_owner(pid: int, leave) -> None:
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            leave(f"its owner (pid {pid}) exited")
+            return
+        except PermissionError:
+            pass
+        time.sleep(0.5)
