@@ -2,7 +2,10 @@
 
     skate start --head [--port 6380] [--num-cpus N] [--num-gpus N] [--resources JSON]
                        [--object-store-memory BYTES] [--session-dir DIR]
+                       [--include-dashboard true|false] [--dashboard-host H] [--dashboard-port P]
+                       [--dashboard-read-token]
     skate stop
+    skate job submit|status|logs|stop|delete|list ...   # the jobs API (docs/jobs.md)
     skate status
     skate list actors|nodes|placement-groups|jobs [--filter K=V] [--limit N] [--format F]
     skate get actors|nodes|placement-groups|jobs ID
@@ -18,7 +21,7 @@ import argparse
 import json
 import sys
 
-from skate.scripts import state_cli
+from skate.scripts import job_cli, state_cli
 
 
 def _start(args) -> int:
@@ -47,15 +50,42 @@ def _start(args) -> int:
     node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
                       gcs_port=args.port, session_dir=args.session_dir, reachable=True)
     tcp = f"grpc:{args.node_ip_address}:{args.port}"
-    write_current(node, {"tcp_address": tcp})
+    dashboard = _start_dashboard(args, node) if args.include_dashboard else None
+    write_current(node, {"tcp_address": tcp, **({"dashboard_url": dashboard.url,
+                                                 "dashboard_pid": dashboard.pid}
+                                                if dashboard else {})})
     print(f"Started a Skate head (session {node.session_dir}).\n"
           f"  Restart it later with its state:   skate start --head --session-dir "
           f"{node.session_dir}\n"
           f"  Connect a driver on this machine:  skate.init(address='auto')\n"
           f"  Control store:                     {args.node_ip_address}:{args.port}\n"
           f"  Cluster token (mode 0600):         {os.path.join(node.session_dir, 'token')}\n"
-          f"  Stop it:                           skate stop")
+          + (f"  Dashboard and jobs API:            {dashboard.url}\n" if dashboard else "")
+          + "  Stop it:                           skate stop")
     return 0
+
+
+def _start_dashboard(args, node):
+    """Spawn the head's dashboard (it never delays the head: the socket is bound here and
+    the process is not waited for); None, with a warning, if it cannot start."""
+    from skate.dashboard.launch import DashboardUnavailable, start_dashboard
+
+    try:
+        return start_dashboard(node.session_dir, node.gcs_address, host=args.dashboard_host,
+                               port=args.dashboard_port, read_token=args.dashboard_read_token,
+                               token=node.token)
+    except DashboardUnavailable as e:
+        print(f"Warning: the dashboard was not started: {e}", file=sys.stderr)
+        return None
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def _resources_from(args) -> dict | None:
@@ -134,10 +164,19 @@ def main(argv=None) -> int:
     st.add_argument("--token", default=None, help="the cluster token, to join a head")
     st.add_argument("--session-dir", default=None,
                     help="reuse this session directory (restarts keep detached actors and KV)")
+    st.add_argument("--include-dashboard", type=_bool, default=True, metavar="true|false",
+                    help="start the dashboard and jobs API with the head (default true)")
+    st.add_argument("--dashboard-host", default="127.0.0.1",
+                    help="interface the dashboard listens on (default 127.0.0.1)")
+    st.add_argument("--dashboard-port", type=int, default=8265,
+                    help="the dashboard's port (default 8265; 0 picks a free one)")
+    st.add_argument("--dashboard-read-token", action="store_true",
+                    help="the dashboard's reads need the cluster token too (writes always do)")
     sub.add_parser("stop", help="stop the head this machine started")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",
                    add_help=False)
     state_cli.add_parsers(sub)
+    job_cli.add_parser(sub)
     args, rest = p.parse_known_args(argv)
     if args.version:
         from skate import __version__
@@ -153,7 +192,7 @@ def main(argv=None) -> int:
     if rest:
         p.error(f"unrecognized arguments: {' '.join(rest)}")
     handlers = {"start": _start, "stop": _stop,
-                **dict.fromkeys(state_cli.COMMANDS, state_cli.run)}
+                **dict.fromkeys(state_cli.COMMANDS, state_cli.run), "job": job_cli.run}
     if args.command in handlers:
         return handlers[args.command](args)
     p.print_help()
