@@ -1,6 +1,7 @@
 """The dependency rules of ARCHITECTURE.md, checked on the source (no processes).
 
-* A library (tune, util, rllib, serve, sgd) uses the public API only: ``skate``
+* A library (tune, util, rllib, serve, sgd, and the dashboard and job_submission,
+  which are built the same way) uses the public API only: ``skate``
   (whose root also carries the core's public API for libraries: placement groups,
   scheduling strategies, the state API, RefPromise), its own package and other
   libraries -- never a ``skate.core`` module.
@@ -19,7 +20,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent / "skate"
-LIBRARIES = ("tune", "util", "rllib", "serve", "sgd")
+LIBRARIES = ("tune", "util", "rllib", "serve", "sgd", "dashboard", "job_submission")
 #: what a library may import from skate.core: nothing (the public API is at the root)
 PUBLIC_CORE: set = set()
 ROLES = ("control_store", "node_manager", "worker")

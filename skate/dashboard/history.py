@@ -93,13 +93,16 @@ def sample_now(cluster, clock=time.time) -> Sample:
 
 class Sampler:
     """A daemon thread that adds a sample every ``interval_s`` until ``stop()``; after
-    ``give_up`` failures in a row (the cluster is gone) it calls ``on_lost`` once."""
+    ``give_up`` failures in a row (the cluster is gone) it calls ``on_lost`` once. It also
+    calls ``after_sample`` each round: the dashboard's housekeeping rides on it."""
 
-    def __init__(self, cluster, history: ResourceHistory, on_lost=None, give_up: int = 5):
+    def __init__(self, cluster, history: ResourceHistory, on_lost=None, give_up: int = 5,
+                 after_sample=None):
         self.cluster = cluster
         self.history = history
         self.on_lost = on_lost
         self.give_up = give_up
+        self.after_sample = after_sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="skate-dashboard-sampler",
                                         daemon=True)
@@ -121,4 +124,6 @@ class Sampler:
                 log.warning("resource sample failed (%d in a row): %s", failures, e)
                 if failures == self.give_up and self.on_lost is not None:
                     self.on_lost()
+            if self.after_sample is not None:
+                self.after_sample()
             self._stop.wait(self.history.interval_s)

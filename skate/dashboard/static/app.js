@@ -128,8 +128,8 @@ function plot(id, t, series, fmt, labels) {
   const box = $(id);
   if (!series || !t.length) {
     if (!box.querySelector(".nodata")) {
-      box.append(el("div", { class: "nodata" }, t.length ? "not reported by this cluster"
-        : "no samples yet"));
+      box.append(el("div", { class: "nodata" }, t.length
+        ? "this cluster's nodes advertise no such resource" : "no samples yet"));
     }
     return;
   }
@@ -226,7 +226,7 @@ async function loadJobs() {
       ["PENDING", "RUNNING"].includes(j.status)
         ? el("button", { class: "small", "data-testid": "stop-" + j.submission_id,
           onclick: () => act(`/api/jobs/${j.submission_id}/stop`, "POST") }, "Stop") : ""))],
-  ], jobs, "No jobs yet: submit one with `skate job submit -- python script.py`.");
+  ], jobs, "No jobs yet.");
 }
 
 async function showLogs(id) {
