@@ -25,6 +25,7 @@ import skate
 from skate.rllib.config import AlgorithmConfig
 from skate.rllib.env_runner import EnvRunner, spaces_of
 from skate.tune.trainable import Trainable
+from skate.util import metrics
 
 CHECKPOINT_FORMAT = 2
 READABLE_FORMATS = (1, 2)  # 1: separate policy/value nets, optimizer with the algorithm
@@ -243,12 +244,32 @@ class Algorithm(Trainable):
             "timers": {"training_iteration": took},
             "env_steps_per_s": env_runners["num_env_steps_sampled"] / took if took else 0.0,
         })
+        self._report_metrics(result, env_runners)
         interval = self.algo_config.evaluation_interval
         if interval and (self.iteration + 1) % interval == 0:  # iteration: before this one
             result["evaluation"] = self.evaluate()
         # Tune names nested metrics with "/" ("env_runners/episode_return_mean"): both forms
         result.update(_flat(result))
         return result
+
+    def _report_metrics(self, result: dict, env_runners: dict) -> None:
+        """The iteration's env steps/s and returns as metrics, tagged with the algorithm."""
+        m = getattr(self, "_metrics", None)
+        if m is None:
+            tags = {"algorithm": type(self).__name__}
+            m = self._metrics = (
+                metrics.Counter("rllib_env_steps_sampled", "Env steps sampled.",
+                                ("algorithm",)).set_default_tags(tags),
+                metrics.Gauge("rllib_env_steps_per_s", "Env steps per second, last iteration.",
+                              ("algorithm",)).set_default_tags(tags),
+                metrics.Gauge("rllib_episode_return_mean", "Mean return of recent episodes.",
+                              ("algorithm",)).set_default_tags(tags))
+        steps, speed, returns = m
+        if env_runners["num_env_steps_sampled"]:
+            steps.inc(env_runners["num_env_steps_sampled"])
+        speed.set(result["env_steps_per_s"])
+        if env_runners["episode_return_mean"] == env_runners["episode_return_mean"]:  # not NaN
+            returns.set(env_runners["episode_return_mean"])
 
     # -- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self, checkpoint_dir: str) -> None:

@@ -39,6 +39,7 @@ from skate.serve.reconciler import (
 )
 from skate.serve.replica import Replica
 from skate.serve.routing_client import NAMESPACE
+from skate.util import metrics
 
 TICK_S = 0.05
 POLL_TIMEOUT_S = 30.0
@@ -293,6 +294,7 @@ class ServeController:
             await asyncio.sleep(TICK_S)
 
     def _tick(self, now: float) -> None:
+        self._gauge_replicas()
         loads = self._fresh_loads(now)
         for key, d in list(self.deployments.items()):
             if d.policy is not None and not d.deleting:
@@ -451,6 +453,29 @@ class ServeController:
         finally:
             rs.checking = False
         rs.next_health_at = time.monotonic() + cfg.health_check_period_s
+
+    def _gauge_replicas(self) -> None:
+        """Replicas by state per deployment, and the target, as metrics (each tick; a gauge
+        set to the same value costs a dict write)."""
+        gauge = getattr(self, "_replica_gauge", None)
+        if gauge is None:
+            gauge = self._replica_gauge = metrics.Gauge(
+                "serve_deployment_replicas", "Replicas per deployment, by state.",
+                ("application", "deployment", "state"))
+            self._target_gauge = metrics.Gauge(
+                "serve_deployment_target_replicas", "Replicas a deployment should have.",
+                ("application", "deployment"))
+        now = {}
+        for (app, name), d in self.deployments.items():
+            for state, n in d.reconciler.counts().items():
+                now[(app, name, state)] = n
+            self._target_gauge.set(d.count, tags={"application": app, "deployment": name})
+        seen = getattr(self, "_replica_states_seen", set())
+        for key in seen | set(now):  # a state no replica is in any more reads 0
+            app, name, state = key
+            gauge.set(now.get(key, 0), tags={"application": app, "deployment": name,
+                                             "state": state})
+        self._replica_states_seen = seen | set(now)
 
     # -- status ------------------------------------------------------------------------------
     def status(self) -> dict:

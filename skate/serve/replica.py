@@ -25,6 +25,7 @@ import skate
 from skate import cloudpickle
 from skate.serve import http_util
 from skate.serve.deployment import HandleMarker
+from skate.util import metrics
 
 
 class Rejected:
@@ -56,6 +57,8 @@ class ReplicaContext:
     def replica_tag(self) -> str:
         return self.replica_id
 
+
+LATENCY_BUCKETS_MS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000]
 
 _context: ReplicaContext | None = None
 _current: "Replica | None" = None
@@ -93,6 +96,18 @@ class Replica:
         self._stopped: asyncio.Future | None = None
         self._log_lines: list = []
         self._log = None
+        tags = {"deployment": deployment, "application": app_name, "replica": replica_id}
+        keys = tuple(tags)
+        # Ray Serve's metric names, so its Grafana panels read ours
+        self._requests = metrics.Counter(
+            "serve_deployment_request_counter", "Requests this replica finished.",
+            keys).set_default_tags(tags)
+        self._errors = metrics.Counter(
+            "serve_deployment_error_counter", "Requests this replica failed.",
+            keys).set_default_tags(tags)
+        self._latency = metrics.Histogram(
+            "serve_deployment_processing_latency_ms", "Time to handle a request, ms.",
+            LATENCY_BUCKETS_MS, keys).set_default_tags(tags)
 
     # -- life ------------------------------------------------------------------------------
     async def initialize(self, user_config) -> dict:
@@ -178,8 +193,9 @@ class Replica:
             raise
         finally:
             self.ongoing -= 1
-            self._log_lines.append(f"CALL {method} {status} "
-                                   f"{(time.perf_counter() - t0) * 1000:.2f}ms")
+            ms = (time.perf_counter() - t0) * 1000
+            self._count(ms, status == "OK")
+            self._log_lines.append(f"CALL {method} {status} {ms:.2f}ms")
 
     @skate.method(num_returns="streaming")
     async def handle_request_stream(self, method: str, args: tuple, kwargs: dict,
@@ -220,8 +236,16 @@ class Replica:
             return tuple(head)
         finally:
             self.ongoing -= 1
-            self._log_lines.append(f"{env.method} {env.path} {head.status if head else 500} "
-                                   f"{(time.perf_counter() - t0) * 1000:.2f}ms")
+            ms = (time.perf_counter() - t0) * 1000
+            status = head.status if head else 500
+            self._count(ms, status < 500)
+            self._log_lines.append(f"{env.method} {env.path} {status} {ms:.2f}ms")
+
+    def _count(self, ms: float, ok: bool) -> None:
+        self._requests.inc()
+        self._latency.observe(ms)
+        if not ok:
+            self._errors.inc()
 
     async def handle_http_batch(self, envelopes: list) -> tuple:
         """Several requests in one call (see coalesce.py): (answers, seconds taken)."""

@@ -23,6 +23,7 @@ from skate.tune.controller import Controller, DeleteCheckpoint, Restart, Save, S
 from skate.tune.logger import EXPR_ERROR_FILE
 from skate.tune.trial import Trial
 from skate.tune.trial_actor import TrialActor
+from skate.util import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ class Runner:
                     break
                 self._process_ready()
                 self.callbacks.on_step_end(iteration=self._iteration, trials=trials)
+                self._gauge_trials(trials)
                 self._write_state(force=False)
                 if self.reporter is not None and self.reporter.should_report(trials):
                     self.reporter.report(trials, done=False)
@@ -83,11 +85,39 @@ class Runner:
                            self.experiment_dir)
         finally:
             self._release_everything()
+            self._gauge_trials(trials)
             self._write_state(force=True)
             self._journal.close()
             self.callbacks.on_experiment_end(trials=trials)
         if self.reporter is not None:
             self.reporter.report(trials, done=True)
+
+    def _gauge_trials(self, trials) -> None:
+        """Trials by status as a metric (``tune_trials{experiment, status}``)."""
+        gauge = getattr(self, "_trials_gauge", None)
+        if gauge is None:
+            gauge = self._trials_gauge = metrics.Gauge(
+                "tune_trials", "Trials of the experiment by status.", ("experiment", "status"))
+        counts = dict.fromkeys((Trial.PENDING, Trial.RUNNING, Trial.PAUSED, Trial.TERMINATED,
+                                Trial.ERROR), 0)
+        for t in trials:
+            counts[t.status] = counts.get(t.status, 0) + 1
+        name = os.path.basename(self.experiment_dir)
+        for status, n in counts.items():
+            gauge.set(n, tags={"experiment": name, "status": status})
+
+    def _count_result(self, trial) -> None:
+        """``tune_trial_iterations{experiment, trial}``: results (training iterations) per
+        trial -- an sgd trainer's iterations too, as its runs are trials. Counted here, in
+        the driver, so no iteration is lost with a trial's process."""
+        counter = getattr(self, "_results_counter", None)
+        if counter is None:
+            counter = self._results_counter = metrics.Counter(
+                "tune_trial_iterations", "Training iterations reported, per trial.",
+                ("experiment", "trial"))
+        counter.inc(tags={"experiment": os.path.basename(self.experiment_dir),
+                          "trial": os.path.basename(trial.path) if trial.path else
+                          trial.trial_id})
 
     def _process_ready(self) -> None:
         if not self._futures:
@@ -110,6 +140,7 @@ class Runner:
             done = bool(result.get("__done__"))
             commands = self.controller.on_result(trial, result)
             if not done:
+                self._count_result(trial)
                 self.callbacks.on_trial_result(iteration=self._iteration,
                                                trials=self.controller.trials, trial=trial,
                                                result=result)

@@ -77,13 +77,27 @@ def test_checkpoint_round_trip_keeps_the_policy(cluster, tmp_path):
 
 
 def test_same_seed_same_returns(cluster):
+    steps = []
+
     def run():
         algo = fast_config(runners=2, seed=7).build()
         try:
-            return [algo.train()["env_runners"]["episode_return_mean"] for _ in range(2)]
+            results = [algo.train() for _ in range(2)]
+            steps.extend(r["env_runners"]["num_env_steps_sampled"] for r in results)
+            return [r["env_runners"]["episode_return_mean"] for r in results]
         finally:
             algo.stop()
     assert run() == run()
+
+    from skate.util import metrics
+    from tests.core.utils import wait_for_condition
+
+    def sampled():  # this test's steps, and those of earlier tests of the module
+        fam = next((f for f in metrics.snapshot() if f["name"] == "rllib_env_steps_sampled"))
+        (s,) = [s for s in fam["samples"] if s["tags"]["algorithm"] == "PPO"]
+        return s["value"] >= sum(steps) > 0
+
+    wait_for_condition(sampled, timeout=15)
 
 
 def test_killed_runner_is_replaced_and_training_goes_on(cluster):

@@ -212,3 +212,38 @@ def test_concurrent_requests_each_get_their_own_answer(serve_url):
             return [r.text for r in rs]
         # requests coalesced into one replica call still get exactly their own answers
         assert asyncio.run(burst()) == [str(i) for i in range(300)]
+
+
+@serve.deployment(ray_actor_options=LIGHT)
+async def sometimes_fails(request):
+    if request.query_params.get("fail"):
+        raise RuntimeError("asked to fail")
+    return "ok"
+
+
+def test_requests_errors_latency_and_replicas_as_metrics(serve_url):
+    from skate.util import metrics
+
+    def series(name):
+        fam = next((f for f in metrics.snapshot() if f["name"] == name), None)
+        return [] if fam is None else [s for s in fam["samples"]
+                                       if s["tags"].get("application") == "metered"]
+
+    with deployed(sometimes_fails.bind(), "metered", route_prefix="/metered"):
+        for _ in range(3):
+            assert httpx.get(f"{serve_url}/metered").text == "ok"
+        assert httpx.get(f"{serve_url}/metered?fail=1").status_code == 500
+
+        def counted():
+            (done,) = series("serve_deployment_request_counter")
+            (errors,) = series("serve_deployment_error_counter")
+            (latency,) = series("serve_deployment_processing_latency_ms")
+            return done["value"] == 4 and errors["value"] == 1 and \
+                latency["value"]["count"] == 4
+
+        wait_for_condition(counted, timeout=15)
+        (done,) = series("serve_deployment_request_counter")
+        assert done["tags"]["deployment"] == "sometimes_fails"
+        running = [s for s in series("serve_deployment_replicas")
+                   if s["tags"]["state"] == "RUNNING"]
+        assert [s["value"] for s in running] == [1.0]

@@ -59,6 +59,16 @@ def test_every_worker_knows_its_rank_and_the_run(start_regular, tmp_path):
     assert seen[0]["experiment"] == "run"
     assert len(result.metrics_dataframe) == 3
 
+    from skate.util import metrics
+    from tests.core.utils import wait_for_condition
+
+    def reported():  # the run's 3 iterations (each trial has its own series)
+        fam = next(f for f in metrics.snapshot() if f["name"] == "tune_trial_iterations")
+        return [s["value"] for s in fam["samples"]
+                if s["tags"]["trial"] == os.path.basename(result.path)] == [3.0]
+
+    wait_for_condition(reported, timeout=15)
+
 
 def _global_batches(data, world, batch):
     """The batches one process sees when ``world`` workers each take ``batch`` rows of

@@ -582,3 +582,22 @@ def test_trial_name_and_dirname_creators(start_regular, tmp_path):
     assert sorted(os.path.basename(t.path) for t in analysis.trials) == ["dir-1", "dir-2"]
     with pytest.raises(TypeError, match="sync_config"):
         tune.run(trainable, sync_config=object(), storage_path=str(tmp_path), verbose=0)
+
+
+def test_trials_by_status_as_a_metric(start_regular, tmp_path):
+    from skate.util import metrics
+    from tests.core.utils import wait_for_condition
+
+    def trainable(config):
+        tune.report({"loss": config["x"]})
+
+    tune.run(trainable, config={"x": tune.grid_search([1, 2])}, storage_path=str(tmp_path),
+             name="metered", verbose=0)
+
+    def by_status():
+        fam = next((f for f in metrics.snapshot() if f["name"] == "tune_trials"), None)
+        return {} if fam is None else {s["tags"]["status"]: s["value"] for s in fam["samples"]
+                                       if s["tags"]["experiment"] == "metered"}
+
+    wait_for_condition(lambda: by_status().get("TERMINATED") == 2, timeout=15)
+    assert by_status()["RUNNING"] == 0 and by_status()["ERROR"] == 0

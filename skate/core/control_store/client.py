@@ -54,6 +54,14 @@ class ControlStoreClient(Client):
         """Task attempts matching ``[(field, equal, value)]``, newest first."""
         return self.conn.call(m.LIST_TASKS, filters, limit, timeout=timeout)
 
+    def report_metrics(self, node_id: str, batch: tuple) -> bool:
+        """One-way: a process's metric updates (``skate/core/metrics.py``'s batch)."""
+        return self.conn.notify(m.REPORT_METRICS, node_id, batch)
+
+    def metrics(self, timeout: float | None = None) -> list[dict]:
+        """Every metric family of the cluster (``metrics.snapshot()``'s shape)."""
+        return self.conn.call(m.METRICS, timeout=timeout)
+
     def summarize_tasks(self, timeout: float | None = None) -> dict:
         return self.conn.call(m.SUMMARIZE_TASKS, timeout=timeout)
 

@@ -25,6 +25,7 @@ from skate.core import rpc
 from skate.core.config import node_timeout_s, task_events_max_per_job, token_from_env
 from skate.core.control_store import actor_events as ev
 from skate.core.control_store.actors import DEAD, Actors
+from skate.core.control_store.metrics import MetricsTable, core_families
 from skate.core.control_store.nodes import Nodes
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
@@ -64,6 +65,7 @@ class ControlStore:
         self.kv: dict[tuple, bytes] = {}
         self.jobs: dict[str, dict] = {}
         self.tasks = TaskTable(task_events_max_per_job())  # bounded history, per job
+        self.metrics = MetricsTable()  # what processes report, summed per node
         self._next_job = 1
         self.placement_groups = PlacementGroups(self)
         self.stopping = threading.Event()
@@ -84,6 +86,8 @@ class ControlStore:
             m.LIST_JOBS: self.h_list_jobs, m.TASK_EVENTS: self.h_task_events,
             m.LIST_TASKS: self.h_list_tasks, m.SUMMARIZE_TASKS: self.h_summarize_tasks,
             m.TASK_TIMELINE: self.h_task_timeline,
+            m.REPORT_METRICS: self.h_report_metrics,
+            m.METRICS: self.h_metrics,
             m.KV_PUT: self.h_kv_put, m.KV_GET: self.h_kv_get, m.KV_DEL: self.h_kv_del,
             m.KV_KEYS: self.h_kv_keys,
             m.CREATE_ACTOR: self.h_create_actor, m.WORKER_DIED: self.h_worker_died,
@@ -132,6 +136,7 @@ class ControlStore:
         if not self.nodes.mark_dead(node, why):
             return
         log.warning("node %s is dead: %s", node, why)
+        self.metrics.forget_node(node)
         self._feed(ev.NodeDied(node, why))
         self.placement_groups.node_died(node)
 
@@ -195,6 +200,13 @@ class ControlStore:
 
     def h_list_tasks(self, conn, rid, filters, limit):
         return self.tasks.select(filters, limit)
+
+    def h_report_metrics(self, conn, rid, node_id, batch):
+        self.metrics.apply(node_id, batch)
+
+    def h_metrics(self, conn, rid):
+        """Every metric: the core's (from the tables here) and what processes reported."""
+        return core_families(self.nodes, self.actors, self.tasks) + self.metrics.families()
 
     def h_summarize_tasks(self, conn, rid):
         return self.tasks.summary()

@@ -16,9 +16,10 @@ import threading
 import time
 from typing import Any
 
+from skate.core import metrics, rpc
 from skate.core import resources as res
-from skate.core import rpc
 from skate.core.config import NodeConfig
+from skate.core.control_store.client import ControlStoreClient
 from skate.core.node_manager.leases import Leases
 from skate.core.node_manager.worker_logs import WorkerLogs
 from skate.core.node_manager.worker_pool import WorkerPool
@@ -41,8 +42,27 @@ class NodeIntrospection:
     store: ObjectStore
     listener: Any
     worker_logs: WorkerLogs
+    gcs: ControlStoreClient
 
     def _init_introspection(self) -> None:
+        tags = ("State",)
+        self._gauges = {
+            "used": metrics.Gauge("skate_object_store_used_bytes",
+                                  "Bytes of the node's object store in use."),
+            "capacity": metrics.Gauge("skate_object_store_capacity_bytes",
+                                      "The node's object store size."),
+            "spilled_bytes_total": metrics.Gauge("skate_object_store_spilled_bytes",
+                                                 "Bytes spilled to disk since the start."),
+            "restored_bytes_total": metrics.Gauge("skate_object_store_restored_bytes",
+                                                  "Bytes restored from disk since the start."),
+            "num_objects": metrics.Gauge("skate_object_store_objects",
+                                         "Objects in the node's store (memory and disk)."),
+            "num_spilled": metrics.Gauge("skate_object_store_spilled_objects",
+                                         "Objects of the node's store on disk now."),
+        }
+        self._workers_gauge = metrics.Gauge("skate_workers", "Worker processes by state.",
+                                            tag_keys=tags)
+
         # (worker id, pid, launch time, exit time, exit code, actor class) of exited workers
         self.exited_workers: collections.deque = collections.deque(maxlen=EXITED_KEPT)
 
@@ -51,19 +71,29 @@ class NodeIntrospection:
         self.exited_workers.append((w.worker_id, w.pid, now - (time.monotonic() - w.started),
                                     now, w.returncode, w.name))
 
+    def _report_metrics(self) -> None:
+        """The node's own gauges (object store, workers), sent like any process's."""
+        stats = self.store.stats()
+        for key, gauge in self._gauges.items():
+            gauge.set(stats[key])
+        states = collections.Counter(self._worker_state(w.worker_id)
+                                     for w in self.pool.workers.values())
+        for state in ("STARTING", "IDLE", "LEASED"):
+            self._workers_gauge.set(states[state], tags={"State": state})
+        batch = metrics.PENDING.batch()
+        if batch is not None:
+            self.gcs.report_metrics(self.cfg.node_id, batch)
+
     # -- workers ------------------------------------------------------------------------
     def h_list_workers(self, conn, rid):
         """Workers and drivers of this node, exited workers too: dicts with Ray's
         ``WorkerState`` field names."""
         now, mono = time.time(), time.monotonic()
-        books = self.sched.workers
         out = []
         for w in self.pool.workers.values():
-            rec = books.get(w.worker_id)
-            state = "STARTING" if rec is None or not rec.registered else (
-                "LEASED" if rec.lease is not None else "IDLE")
             out.append({"worker_id": w.worker_id, "is_alive": True, "worker_type": "WORKER",
-                        "state": state, "pid": w.pid, "node_id": self.cfg.node_id,
+                        "state": self._worker_state(w.worker_id), "pid": w.pid,
+                        "node_id": self.cfg.node_id,
                         "ip": self.cfg.node_ip, "actor_class_name": w.name or None,
                         "worker_launch_time_ms": int((now - (mono - w.started)) * 1000),
                         "end_time_ms": None, "exit_code": None})
@@ -82,6 +112,12 @@ class NodeIntrospection:
                         "worker_launch_time_ms": int(started * 1000),
                         "end_time_ms": int(ended * 1000), "exit_code": code})
         return out
+
+    def _worker_state(self, worker_id: str) -> str:
+        rec = self.sched.workers.get(worker_id)
+        if rec is None or not rec.registered:
+            return "STARTING"
+        return "LEASED" if rec.lease is not None else "IDLE"
 
     # -- logs ---------------------------------------------------------------------------
     def h_list_logs(self, conn, rid):

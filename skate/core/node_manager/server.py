@@ -397,6 +397,8 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
             ticks += 1
             try:
                 self._heartbeat()
+                if ticks % 10 == 0:
+                    self._report_metrics()
                 if ticks % 5 == 0:
                     if owner and not _alive(owner):
                         log.info("process %d that owns this node is gone; stopping", owner)

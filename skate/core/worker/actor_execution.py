@@ -239,7 +239,7 @@ class ActorExecution:
             atexit._run_exitfuncs()
         except BaseException:  # noqa: BLE001 - a failing handler must not keep us alive
             log.exception("an atexit handler failed")
-        self.core.flush_background()
+        self.core.flush_background(force=True)  # task events and metrics not sent yet
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -18,7 +18,7 @@ import threading
 import time
 import warnings
 
-from skate.core import ids, rpc, serialization
+from skate.core import ids, metrics, rpc, serialization
 from skate.core.config import INLINE_THRESHOLD, actor_task_events_enabled, task_events_enabled
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.node_manager.client import NodeManagerClient
@@ -314,6 +314,11 @@ class CoreWorker(ObjectReads):
             except Exception:  # events are best effort: the task itself is unaffected
                 log.debug("could not send task events", exc_info=True)
 
+    def _send_metrics(self) -> None:
+        batch = metrics.PENDING.batch()
+        if batch is not None and not self.gcs.report_metrics(self.node_id, batch):
+            metrics.PENDING.requeue(batch)  # the control store is away: keep them
+
     def _describe_task(self, task, attempt: int, state: str, t: float, extra, memo: dict
                        ) -> tuple:
         """A recorded event as it goes on the wire: ids as bytes, info as a plain dict (the
@@ -360,8 +365,11 @@ class CoreWorker(ObjectReads):
             except Exception:
                 log.debug("deferred call failed", exc_info=True)
         self.store.flush()
-        if self.task_events.due(time.monotonic()) or (force and self.task_events.enabled):
+        now = time.monotonic()
+        if self.task_events.due(now) or (force and self.task_events.enabled):
             self._send_task_events()
+        if metrics.PENDING.due(now) or force:
+            self._send_metrics()
         if not self._borrow_removals:
             return
         by_owner = collections.defaultdict(list)
