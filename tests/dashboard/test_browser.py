@@ -1,6 +1,10 @@
 """The page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright): tabs
 show what a driver made, pagination and filters work, the plots draw, and stopping a job
-needs the token. Screenshots go to docs/images/dashboard-*.png."""
+needs the token.
+
+Screenshots are taken on every run; with SKATE_DOC_SCREENSHOTS=1 they replace the docs'
+pictures (docs/images/dashboard-*.png, after waiting for a few resource samples so the plots
+show lines), otherwise they go to a temporary folder and the tree stays clean."""
 
 import json
 import os
@@ -20,6 +24,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS = os.environ.get("SKATE_DOC_SCREENSHOTS") == "1"
 IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "images")
 
 
@@ -83,12 +88,21 @@ def page(browser, cluster):
     assert not errors, errors  # no JavaScript error on the way
 
 
-def _shot(page, name):
-    os.makedirs(IMAGES, exist_ok=True)
-    page.screenshot(path=os.path.join(IMAGES, f"dashboard-{name}.png"))
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    return IMAGES if DOCS else str(tmp_path_factory.mktemp("screenshots"))
 
 
-def test_overview_lists_the_node_and_draws_the_plots(page, cluster):
+@pytest.fixture
+def shot(page, images):
+    def take(name):
+        path = os.path.join(images, f"dashboard-{name}.png")
+        page.screenshot(path=path)
+        assert os.path.getsize(path) > 10_000  # a picture, not a blank page
+    return take
+
+
+def test_overview_lists_the_node_and_draws_the_plots(page, cluster, shot):
     page.wait_for_selector("#nodes-table tbody tr td:has-text('ALIVE')")
     rows = page.locator("#nodes-table tbody tr")
     assert rows.count() == 1 and "yes" in rows.first.inner_text()
@@ -97,13 +111,13 @@ def test_overview_lists_the_node_and_draws_the_plots(page, cluster):
         canvas.wait_for()
         box = canvas.bounding_box()
         assert box["width"] > 100 and box["height"] > 50, (chart, box)
-    # a few samples, so the screenshot shows lines
-    wait_until(lambda: len(cluster.get("/api/cluster/history")["t"]) >= 3, timeout=15)
-    page.wait_for_timeout(2500)  # one more refresh of the page
-    _shot(page, "overview")
+    if DOCS:  # a few samples, so the picture shows lines, and one more refresh of the page
+        wait_until(lambda: len(cluster.get("/api/cluster/history")["t"]) >= 4, timeout=15)
+        page.wait_for_timeout(2500)
+    shot("overview")
 
 
-def test_tasks_paginate_and_filter(page):
+def test_tasks_paginate_and_filter(page, shot):
     page.click("#tabs button[data-tab=tasks]")
     info = page.locator("[data-testid=tasks-pager-info]")
     info.wait_for()
@@ -114,7 +128,7 @@ def test_tasks_paginate_and_filter(page):
     assert page.locator("#tasks-table tbody tr").count() == 20
     page.click("[data-testid=tasks-pager-next]")
     page.wait_for_selector(f"text=page 2 of {pages}")
-    _shot(page, "tasks")
+    shot("tasks")
     page.select_option("#task-state", "FAILED")
     page.click("#task-filters button")
     page.wait_for_selector("text=page 1 of 1 (2 in all)")
@@ -127,18 +141,18 @@ def test_tasks_paginate_and_filter(page):
     page.wait_for_selector("text=page 1 of 3 (45 in all)")
 
 
-def test_actors_and_placement_groups_tabs(page):
+def test_actors_and_placement_groups_tabs(page, shot):
     page.click("#tabs button[data-tab=actors]")
     page.wait_for_selector("#actors-table tbody tr td:has-text('Counter')")
     names = page.locator("#actors-table tbody tr td:nth-child(3)").all_inner_texts()
     assert {"counter-0", "counter-1", "counter-2"} <= set(names)
-    _shot(page, "actors")
+    shot("actors")
     page.click("#tabs button[data-tab=pgs]")
     page.wait_for_selector("#pgs-table tbody tr td:has-text('browser-pg')")
     assert "CREATED" in page.locator("#pgs-table tbody").inner_text()
 
 
-def test_stopping_a_job_needs_the_token(page, cluster):
+def test_stopping_a_job_needs_the_token(page, cluster, shot):
     client = JobSubmissionClient(cluster.url, token=cluster.token)
     sid = client.submit_job(entrypoint="echo waiting; exec sleep 60",
                             submission_id="browser-sleeper")
@@ -149,7 +163,7 @@ def test_stopping_a_job_needs_the_token(page, cluster):
     page.wait_for_selector("#error:not([hidden])")
     assert "needs the cluster token" in page.locator("#error-text").inner_text()
     assert client.get_job_status(sid) is JobStatus.RUNNING
-    _shot(page, "jobs-no-token")
+    shot("jobs-no-token")
     page.fill("#token", cluster.token)
     page.click("#save-token")
     assert page.locator("#token-state").inner_text() == "token set for this tab"
@@ -159,7 +173,7 @@ def test_stopping_a_job_needs_the_token(page, cluster):
     assert page.locator("#error").is_hidden()
     page.click(f"#jobs-table tr:has-text('{sid}') button:has-text('Logs')")
     page.wait_for_selector("#job-logs:has-text('waiting')")
-    _shot(page, "jobs")
+    shot("jobs")
     # the token lives in this tab's sessionStorage only
     assert page.evaluate("sessionStorage.getItem('skate-dashboard-token')") == cluster.token
     assert page.evaluate("localStorage.length") == 0
