@@ -7,6 +7,7 @@
     skate logs FILE [--node-id ID]               # one file (of the head by default)
     skate logs --actor-id ID | --task-id ID | --pid PID [--node-id ID]
                [--err] [--tail N] [--follow]
+    skate metrics [--format prometheus|json]     # every metric of the cluster
 
 Each asks the cluster this machine runs through ``skate.state`` (which asks
 every node's manager); user mistakes print one line and exit 2, a missing
@@ -18,7 +19,7 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
-COMMANDS = ("status", "memory", "logs")
+COMMANDS = ("status", "memory", "logs", "metrics")
 UNITS = {"B": 1, "KB": 2**10, "MB": 2**20, "GB": 2**30}
 
 
@@ -41,13 +42,16 @@ def add_parsers(sub) -> None:
     logs.add_argument("--err", action="store_true", help="stderr instead of stdout")
     logs.add_argument("--tail", type=int, default=1000, help="last N lines (-1: all)")
     logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    met = sub.add_parser("metrics", help="the cluster's metrics (Prometheus' text format)")
+    met.add_argument("--format", choices=("prometheus", "json"), default="prometheus")
 
 
 def run(args) -> int:
     from skate.scripts.state_cli import UsageError
 
     try:
-        return {"status": _status, "memory": _memory, "logs": _logs}[args.command](args)
+        return {"status": _status, "memory": _memory, "logs": _logs,
+                "metrics": _metrics}[args.command](args)
     except (UsageError, ValueError) as e:
         print(f"skate {args.command}: {e}", file=sys.stderr)
         return 2
@@ -56,6 +60,21 @@ def run(args) -> int:
         return 1
     except KeyboardInterrupt:  # --follow ends with ^C
         return 0
+    except ImportError as e:  # prometheus_client missing
+        print(f"skate {args.command}: {e}", file=sys.stderr)
+        return 1
+
+
+def _metrics(args) -> int:
+    from skate.util import metrics
+
+    if args.format == "json":
+        import json
+
+        print(json.dumps(metrics.snapshot(), indent=2))
+    else:
+        print(metrics.prometheus_text(), end="")
+    return 0
 
 
 # -- status ----------------------------------------------------------------------------------

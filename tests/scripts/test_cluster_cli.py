@@ -60,6 +60,10 @@ def test_status_memory_logs_of_a_detached_actor(head):  # noqa: F811 - the fixtu
     assert "skate.put()" in skate_cli("summary", "objects").stdout
     workers = json.loads(skate_cli("list", "workers", "--format", "json").stdout)
     assert "Keeper" in {w["actor_class_name"] for w in workers}
+    text = skate_cli("metrics").stdout
+    assert "# TYPE skate_node_resources gauge" in text and 'skate_actors{State="ALIVE"}' in text
+    families = json.loads(skate_cli("metrics", "--format", "json").stdout)
+    assert "skate_nodes" in {f["name"] for f in families}
 
     cleanup = run_driver("""
         import skate
