@@ -37,9 +37,15 @@ JOB = textwrap.dedent("""
 
 
 def run(client: JobSubmissionClient) -> None:
-    workdir = tempfile.mkdtemp(prefix="skate-job-")
-    with open(os.path.join(workdir, "job.py"), "w") as f:
-        f.write(JOB)
+    with tempfile.TemporaryDirectory(prefix="skate-job-") as workdir:
+        with open(os.path.join(workdir, "job.py"), "w") as f:
+            f.write(JOB)
+        follow_one(client, workdir)
+    stop_one(client)
+    print("jobs:", [(j.submission_id or j.job_id, j.status.value) for j in client.list_jobs()])
+
+
+def follow_one(client: JobSubmissionClient, workdir: str) -> None:
     sid = client.submit_job(entrypoint="python job.py",
                             runtime_env={"working_dir": workdir,
                                          "env_vars": {"LEARNING_RATE": "0.01"}},
@@ -54,6 +60,8 @@ def run(client: JobSubmissionClient) -> None:
     info = client.get_job_info(sid)
     print(f"{sid}: {info.status.value} (exit code {info.driver_exit_code})")
 
+
+def stop_one(client: JobSubmissionClient) -> None:
     sleeper = client.submit_job(entrypoint="python -c 'import time; time.sleep(600)'")
     while client.get_job_status(sleeper) is not JobStatus.RUNNING:
         time.sleep(0.05)
@@ -61,7 +69,6 @@ def run(client: JobSubmissionClient) -> None:
     while not client.get_job_status(sleeper).is_terminal():
         time.sleep(0.05)
     print(f"{sleeper}: {client.get_job_status(sleeper).value}")
-    print("jobs:", [(j.submission_id or j.job_id, j.status.value) for j in client.list_jobs()])
 
 
 def main() -> None:
