@@ -56,6 +56,7 @@ _CORE_API = {
     "list_named_actors": "skate.core.api",
     "RefPromise": "skate.core.promise",
     "state": "skate.core.state",  # the module itself: skate.state.list_actors(...), ...
+    "metrics": "skate.core.metrics",  # the module itself: skate.metrics.Counter(...), ...
 }
 _SUBMODULES = {"actor", "cloudpickle", "cluster_utils", "dashboard", "exceptions",
                "experimental", "job_config", "job_submission", "serve", "train", "tune", "util"}
@@ -66,8 +67,8 @@ __all__ = sorted(_LAZY) + sorted(_CORE_API) + sorted(_SUBMODULES) + ["__version_
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
-    elif name == "state":
-        value = importlib.import_module("skate.core.state")
+    elif name in ("state", "metrics"):
+        value = importlib.import_module(_CORE_API[name])
     elif name in _CORE_API:
         value = getattr(importlib.import_module(_CORE_API[name]), name)
     elif name in _SUBMODULES:
