@@ -86,6 +86,18 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
         if namespace is None:
             namespace = job_config.ray_namespace
     runtime_env = kwargs.get("runtime_env")
+    from skate.core.config import submitted_job_from_env
+
+    submission_id, submitted_env = submitted_job_from_env()
+    if submission_id is not None:  # a submitted job's driver: its record names the submission
+        from dataclasses import replace
+
+        base = job_config or JobConfig()
+        job_config = replace(base, metadata={**base.metadata,
+                                             "job_submission_id": submission_id})
+    if runtime_env is None and submitted_env is not None and (
+            job_config is None or job_config.runtime_env is None):
+        runtime_env = submitted_env  # the submission's runtime_env, unless the script has one
     if runtime_env is not None:
         from dataclasses import replace
 

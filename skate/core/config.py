@@ -54,6 +54,22 @@ def task_events_max_per_job() -> int:
     return int(os.environ.get("SKATE_TASK_EVENTS_MAX_PER_JOB", 100_000))
 
 
+def submitted_job_from_env() -> tuple[str | None, dict | None]:
+    """(submission id, runtime_env) of a job the dashboard started this driver for:
+    SKATE_JOB_SUBMISSION_ID, and Ray's RAY_JOB_CONFIG_JSON_ENV_VAR (``{"runtime_env": ...}``)."""
+    import json
+
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    runtime_env = None
+    if raw:
+        try:
+            runtime_env = json.loads(raw).get("runtime_env") or None
+        except (ValueError, AttributeError):
+            raise ValueError(f"RAY_JOB_CONFIG_JSON_ENV_VAR must be a JSON object like "
+                             f'{{"runtime_env": {{...}}}}, got {raw[:100]!r}.') from None
+    return os.environ.get("SKATE_JOB_SUBMISSION_ID") or None, runtime_env
+
+
 def log_rotation_max_bytes() -> int:
     """A worker's log file is rotated past this size (SKATE_LOG_ROTATION_MAX_BYTES)."""
     return int(os.environ.get("SKATE_LOG_ROTATION_MAX_BYTES", 256 * 2**20))

@@ -117,16 +117,20 @@ class TaskState:
 
 # -- listing ------------------------------------------------------------------------------
 def list_tasks(filters: list | None = None, limit: int = DEFAULT_LIMIT, detail: bool = False,
-               timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None
-               ) -> list[TaskState]:
+               timeout: float = DEFAULT_TIMEOUT_S, address: str | None = None, *,
+               offset: int = 0) -> list[TaskState]:
     """Task attempts, newest first: every process records its tasks' state changes and
     sends them to the control store in batches (every 0.2 s), which keeps the last
     100,000 attempts per job (``SKATE_TASK_EVENTS_MAX_PER_JOB``), dropping the oldest
-    finished first. ``summarize_tasks()["dropped"]`` says how many went."""
+    finished first. ``summarize_tasks()["dropped"]`` says how many went. ``offset`` (not in
+    Ray's API) skips that many matches: a page deep in the history costs no more to send."""
     checks = _checks(TaskState, filters)
     _check_limit(limit)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ValueError(f"offset must be an int >= 0, got {offset!r}.")
     with _store(address) as store:
-        rows = store.list_tasks([(k, eq, v) for k, eq, v in checks], limit, timeout=timeout)
+        rows = store.list_tasks([(k, eq, v) for k, eq, v in checks], limit, offset,
+                                timeout=timeout)
     names = {f.name for f in dataclasses.fields(TaskState)}
     return [TaskState(**{k: v for k, v in r.items() if k in names}) for r in rows]
 
@@ -248,6 +252,26 @@ def summarize_actors(timeout: float = DEFAULT_TIMEOUT_S, address: str | None = N
     return {"cluster": {"summary": summary, "total_actors": len(actors), "summary_by": "class"}}
 
 
+# -- the one action --------------------------------------------------------------------------
+def kill_actor(id: str, no_restart: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
+               address: str | None = None) -> bool:
+    """Kill the actor with this hex id, as ``skate.kill`` does, without a handle and without
+    joining the cluster (the dashboard's and the CLI's way). True if it was alive, False if
+    already dead; ValueError for an id no actor has. Not in Ray's state API, which reads
+    only.
+
+    >>> from skate.util.state import kill_actor
+    >>> kill_actor("5e1f...")  # doctest: +SKIP
+    True
+    """
+    try:
+        actor_id = bytes.fromhex(id)
+    except (TypeError, ValueError):
+        raise ValueError(f"An actor id is hex, got {id!r}.") from None
+    with _store(address) as store:
+        return store.kill_actor(actor_id, no_restart)
+
+
 # -- the records, from the control store's tables --------------------------------------------
 def _actors(store, timeout: float) -> list[ActorState]:
     out = []
@@ -314,5 +338,5 @@ __all__ = [
     "ObjectState", "list_tasks", "list_actors", "list_nodes", "list_placement_groups",
     "list_jobs", "list_workers", "list_objects", "get_task", "get_actor", "get_node",
     "get_placement_group", "get_job", "summarize_tasks", "summarize_actors",
-    "summarize_objects", "timeline", "list_logs", "get_log", "cluster_status",
+    "summarize_objects", "timeline", "list_logs", "get_log", "cluster_status", "kill_actor",
 ]

@@ -107,6 +107,11 @@ def _status(args) -> int:
             print(f"  {k}: {used[k] / 2**30:.2f} / {total[k] / 2**30:.2f} GiB")
         else:
             print(f"  {k}: {used[k]:g} / {total[k]:g}")
+    from skate.core.node import read_current
+
+    current = read_current() or {}
+    if current.get("dashboard_url"):
+        print(f"Dashboard: {current['dashboard_url']}")
     print("Demand:")
     if not (s["demand"] or s["infeasible"] or s["pending_placement_groups"]):
         print("  (no resource demand)")

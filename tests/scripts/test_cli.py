@@ -33,7 +33,7 @@ def head():
     if read_current() is not None:
         pytest.skip("a Skate head is already running on this machine")
     out = skate_cli("start", "--head", "--num-cpus", "2", "--port", "6391",
-                    "--resources", '{"special": 2}').stdout
+                    "--resources", '{"special": 2}', "--dashboard-port", "0").stdout
     info = read_current()
     try:
         yield out, info

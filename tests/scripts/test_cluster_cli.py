@@ -37,6 +37,7 @@ def test_status_memory_logs_of_a_detached_actor(head):  # noqa: F811 - the fixtu
         return "{special: 3}: 1 infeasible request(s)" in out
 
     wait_for_condition(infeasible_shown, timeout=20)
+    assert f"Dashboard: {head[1]['dashboard_url']}" in skate_cli("status").stdout
     status = json.loads(skate_cli("status", "--format", "json").stdout)
     assert status["nodes"][0]["resources_total"]["special"] == 2
 

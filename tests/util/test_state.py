@@ -208,3 +208,16 @@ def test_history_is_bounded_and_can_be_turned_off(shutdown_only, monkeypatch):
     skate.get([square.remote(i) for i in range(3)])
     skate.get(square.remote(1))
     assert state.list_tasks() == []
+
+
+def test_kill_actor_by_id(cluster):
+    c = Counter.remote()
+    skate.get(c.pid.remote())
+    aid = c._actor_id_bytes.hex()
+    assert state.kill_actor(aid) is True
+    wait_for_condition(lambda: state.get_actor(aid).state == "DEAD")
+    assert state.kill_actor(aid) is False  # already dead
+    with pytest.raises(ValueError, match="no actor with id"):
+        state.kill_actor("ab" * 16)
+    with pytest.raises(ValueError, match="hex"):
+        state.kill_actor("not-hex")

@@ -50,9 +50,10 @@ class ControlStoreClient(Client):
         """One-way: a batch of task events (``worker/task_events.py``)."""
         return self.conn.notify(m.TASK_EVENTS, entries)
 
-    def list_tasks(self, filters: list, limit: int, timeout: float | None = None) -> list[dict]:
-        """Task attempts matching ``[(field, equal, value)]``, newest first."""
-        return self.conn.call(m.LIST_TASKS, filters, limit, timeout=timeout)
+    def list_tasks(self, filters: list, limit: int, offset: int = 0,
+                   timeout: float | None = None) -> list[dict]:
+        """Task attempts matching ``[(field, equal, value)]``, newest first, from ``offset``."""
+        return self.conn.call(m.LIST_TASKS, filters, limit, offset, timeout=timeout)
 
     def report_metrics(self, node_id: str, batch: tuple) -> bool:
         """One-way: a process's metric updates (``skate/core/metrics.py``'s batch)."""

@@ -198,8 +198,8 @@ class ControlStore:
     def h_task_events(self, conn, rid, entries):
         self.tasks.add(entries)
 
-    def h_list_tasks(self, conn, rid, filters, limit):
-        return self.tasks.select(filters, limit)
+    def h_list_tasks(self, conn, rid, filters, limit, offset=0):
+        return self.tasks.select(filters, limit, offset)
 
     def h_report_metrics(self, conn, rid, node_id, batch):
         self.metrics.apply(node_id, batch)

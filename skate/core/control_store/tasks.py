@@ -178,11 +178,13 @@ class TaskTable:
             del self.records[victim]
             self.dropped[job] += 1
 
-    def select(self, filters=(), limit: int = 100) -> list[dict]:
+    def select(self, filters=(), limit: int = 100, offset: int = 0) -> list[dict]:
         """Records matching every ``(field, equal, value)`` (values compared as strings),
-        newest first, at most ``limit``; the filtering is here so only what is asked
-        for crosses the wire."""
+        newest first, at most ``limit`` after skipping ``offset`` matches; the filtering is
+        here so only what is asked for crosses the wire (a page deep in the history builds
+        no dict for the records before it)."""
         out = []
+        skip = offset
         for key in reversed(self.records):
             d = None
             rec = self.records[key]
@@ -196,6 +198,9 @@ class TaskTable:
                     ok = False
                     break
             if ok:
+                if skip:
+                    skip -= 1
+                    continue
                 out.append(d or rec.as_dict())
                 if len(out) >= limit:
                     break

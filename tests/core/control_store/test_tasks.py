@@ -89,6 +89,11 @@ def test_filters_limit_and_summary():
     assert [r["task_id"] for r in table.select([("state", False, p.RUNNING)], limit=1)] == \
         [b"t3".hex()]
     assert [r["name"] for r in table.select([("task_id", True, b"t1".hex())])] == ["g"]
+    assert [r["task_id"] for r in table.select([("state", True, p.RUNNING)], limit=1,
+                                               offset=1)] == [b"t2".hex()]
+    assert [r["task_id"] for r in table.select(limit=2, offset=3)] == \
+        [b"t1".hex(), b"t0".hex()]
+    assert table.select(offset=5) == []
     assert table.summary()["summary"] == {"f": {p.RUNNING: 2, p.FINISHED: 1},
                                           "g": {p.RUNNING: 1, p.FINISHED: 1}}
 
