@@ -272,6 +272,22 @@ def kill_actor(id: str, no_restart: bool = True, timeout: float = DEFAULT_TIMEOU
         return store.kill_actor(actor_id, no_restart)
 
 
+# -- what libraries publish ------------------------------------------------------------------
+def get_kv(key: str, namespace: str = "", timeout: float = DEFAULT_TIMEOUT_S,
+           address: str | None = None) -> bytes | None:
+    """A value of the control store's key-value store (``skate.experimental.internal_kv``,
+    where libraries publish their state), read without joining the cluster."""
+    with _store(address) as store:
+        return store.kv_get(namespace, key)
+
+
+def list_kv(prefix: str = "", namespace: str = "", timeout: float = DEFAULT_TIMEOUT_S,
+            address: str | None = None) -> list[str]:
+    """The keys of that store under ``prefix`` in ``namespace``."""
+    with _store(address) as store:
+        return sorted(store.kv_keys(namespace, prefix))
+
+
 # -- the records, from the control store's tables --------------------------------------------
 def _actors(store, timeout: float) -> list[ActorState]:
     out = []
@@ -339,4 +355,5 @@ __all__ = [
     "list_jobs", "list_workers", "list_objects", "get_task", "get_actor", "get_node",
     "get_placement_group", "get_job", "summarize_tasks", "summarize_actors",
     "summarize_objects", "timeline", "list_logs", "get_log", "cluster_status", "kill_actor",
+    "get_kv", "list_kv",
 ]

@@ -221,3 +221,14 @@ def test_kill_actor_by_id(cluster):
         state.kill_actor("ab" * 16)
     with pytest.raises(ValueError, match="hex"):
         state.kill_actor("not-hex")
+
+
+def test_published_values_read_back(cluster):
+    from skate.experimental import internal_kv
+
+    internal_kv._internal_kv_put("lib/one", b"1", namespace="dash-test")
+    internal_kv._internal_kv_put("lib/two", b"2", namespace="dash-test")
+    internal_kv._internal_kv_put("other", b"3", namespace="dash-test")
+    assert state.get_kv("lib/one", namespace="dash-test") == b"1"
+    assert state.get_kv("lib/none", namespace="dash-test") is None
+    assert state.list_kv("lib/", namespace="dash-test") == ["lib/one", "lib/two"]
