@@ -36,6 +36,11 @@ def object_id(task: bytes, index: int) -> bytes:
     return task + index.to_bytes(4, "little")
 
 
+def short_name(qualname: str) -> str:
+    """A function's name as Ray's state API shows it: ``work`` for ``child.<locals>.work``."""
+    return qualname.rsplit(".", 1)[-1]
+
+
 def random_id(n: int = 16) -> bytes:
     return os.urandom(n)
 

@@ -232,3 +232,18 @@ def test_published_values_read_back(cluster):
     assert state.get_kv("lib/one", namespace="dash-test") == b"1"
     assert state.get_kv("lib/none", namespace="dash-test") is None
     assert state.list_kv("lib/", namespace="dash-test") == ["lib/one", "lib/two"]
+
+
+def test_a_nested_function_is_named_as_in_ray(cluster):
+    def make():
+        @skate.remote
+        def inner():
+            return 1
+        return inner
+
+    ref = make().remote()
+    assert skate.get(ref) == 1
+    wait_for_condition(lambda: [t.func_or_class_name for t in state.list_tasks(
+        filters=[("name", "=", "inner")])] == ["inner"])
+    assert [o.call_site for o in state.list_objects(filters=[("object_id", "=", ref.hex())])] \
+        == ["inner.remote()"]

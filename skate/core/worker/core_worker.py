@@ -21,6 +21,7 @@ import warnings
 from skate.core import ids, metrics, rpc, serialization
 from skate.core.config import INLINE_THRESHOLD, actor_task_events_enabled, task_events_enabled
 from skate.core.control_store.client import ControlStoreClient
+from skate.core.ids import short_name
 from skate.core.node_manager.client import NodeManagerClient
 from skate.core.object_ref import ObjectRef, set_worker
 from skate.core.object_store.client import StoreClient
@@ -327,8 +328,9 @@ class CoreWorker(ObjectReads):
         if isinstance(task, TaskRecord):  # the owner's record of a normal task
             if (id(task), attempt) not in memo:  # each attempt is a record of its own
                 memo[(id(task), attempt)] = None
-                info = {"job_id": self.job_id, "name": task.fn_name,
-                        "func_or_class_name": task.fn_name, "type": "NORMAL_TASK",
+                name = short_name(task.fn_name)
+                info = {"job_id": self.job_id, "name": name,
+                        "func_or_class_name": name, "type": "NORMAL_TASK",
                         "required_resources": plain_request(task.resources)}
             task_id = task.task_id
         else:

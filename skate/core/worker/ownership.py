@@ -49,6 +49,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from skate.core.ids import short_name
 from skate.core.ownership_codes import FAILED, PENDING, READY  # noqa: F401
 from skate.core.protocol import STORED
 
@@ -255,7 +256,7 @@ def _call_site(oid: bytes, obj: OwnedObject) -> str:
     handle's token frees its actor: it alone has ``on_free``)."""
     name = getattr(obj.task, "fn_name", None)
     if name:
-        return f"{name}.remote()"
+        return f"{short_name(name)}.remote()"
     if obj.on_free is not None:
         return "actor handle"
     return "skate.put()" if oid[-4:] == bytes(4) else "actor call"
