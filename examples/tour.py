@@ -90,7 +90,24 @@ def main():
 
     # sgd: 2 workers train a model together with DistributedDataParallel
     tour_sgd()
+
+    # seeing inside: the state API and the metrics every library records
+    tour_observability()
     skate.shutdown()
+
+
+def tour_observability():
+    from skate.util import metrics, state
+
+    tasks = state.summarize_tasks()["cluster"]
+    print(f"state: {tasks['total_tasks']} task attempts recorded, "
+          f"{len(state.list_actors(filters=[('state', '=', 'DEAD')], limit=1000))} actors "
+          f"finished, {len(state.list_workers(limit=1000))} worker records")
+    names = sorted(f["name"] for f in metrics.snapshot())
+    by_library = {lib: sum(n.startswith(lib + "_") for n in names)
+                  for lib in ("skate", "tune", "serve", "rllib")}
+    print(f"metrics: {len(names)} families ({by_library}), e.g. tune_trials, "
+          f"serve_deployment_request_counter")
 
 
 def tour_tune():
