@@ -26,6 +26,8 @@ from skate.serve.http_util import ResponseHead
 from skate.serve.replica import MODEL_ID_HEADER
 from skate.serve.router import BackPressureError, RequestTimeoutError
 
+MAX_BODY_BYTES = 100 * 2**20  # a request body past this gets 413 (it travels in one RPC)
+MAX_HEADER_BYTES = 64 * 2**10  # headers past this get 431 (nginx and Node allow less)
 log = logging.getLogger("skate.serve.proxy")
 
 
@@ -162,14 +164,30 @@ class Proxy:
                                              f"http://.../-/routes for routes."))
             return
         prefix, app, ingress = found
-        body = b""
+        header_bytes = 0
+        for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value) + 4
+            if name == b"content-length" and value.isdigit() and int(value) > MAX_BODY_BYTES:
+                await _answer(send, *_too_large())
+                return
+        if header_bytes > MAX_HEADER_BYTES:
+            await _answer(send, *_plain(431, f"Request headers larger than "
+                                             f"{MAX_HEADER_BYTES // 1024} KiB."))
+            return
+        chunks, size = [], 0
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:  # chunked, or more than its Content-Length said
+                await _answer(send, *_too_large())
+                return
+            chunks.append(chunk)
             more = message.get("more_body", False)
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         env = (scope["method"], path, scope.get("query_string", b""), scope["headers"], body,
                "" if prefix == "/" else prefix, scope.get("client"), scope.get("server"))
         router = self._client.router(app, ingress)
@@ -229,6 +247,12 @@ class Proxy:
                                       (b"content-length", str(len(body)).encode())], body)
         else:
             await _answer(send, *_plain(404, f"Path '{path}' not found."))
+
+
+def _too_large() -> tuple:
+    return _plain(413, f"Request body larger than {MAX_BODY_BYTES // 2**20} MiB: send large "
+                       f"inputs through the object store (a handle call with an ObjectRef) "
+                       f"or in pieces.")
 
 
 async def _answer(send, status: int, headers: list, body: bytes) -> None:
