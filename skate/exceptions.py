@@ -176,6 +176,11 @@ class ObjectStoreFullError(RayError):
     """The object store and its spill directory are both full."""
 
 
+class OutOfDiskError(ObjectStoreFullError):
+    """The object store is full and its spill folder's disk has no room left (Ray's
+    ``OutOfDiskError``): nothing stored before is harmed; free objects or disk space."""
+
+
 class OutOfMemoryError(RayError):
     """The object could not be stored: memory and spill space are exhausted."""
 

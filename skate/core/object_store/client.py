@@ -10,6 +10,7 @@ last of them is garbage collected (a finalizer on the mapping unpins it).
 from __future__ import annotations
 
 import collections
+import errno
 import mmap
 import os
 import sys
@@ -18,6 +19,7 @@ import weakref
 
 from skate.core import kill_points
 from skate.core.object_store import layout
+from skate.exceptions import OutOfDiskError
 
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)
 
@@ -57,6 +59,16 @@ class StoreClient:
                 layout.write(self._writable()[off:off + size], kind, meta, buffers)
             else:
                 _write_file(where[1], size, kind, meta, buffers)
+        except OSError as e:
+            self.conn.store_abort(oid)  # drops the entry and removes the partial file
+            if e.errno == errno.ENOSPC:
+                raise OutOfDiskError(
+                    f"Could not store an object of {size} bytes: the object store is full and "
+                    f"the disk of its spill folder ({os.path.dirname(where[1])}) has no space "
+                    f"left. Objects stored before are intact. Free some (drop their "
+                    f"ObjectRefs), start Skate with more object_store_memory, or free disk "
+                    f"space.") from None
+            raise
         except BaseException:
             self.conn.store_abort(oid)
             raise
@@ -134,7 +146,9 @@ class StoreClient:
 def _write_file(path: str, size: int, kind: int, meta: bytes, buffers: list) -> None:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        os.ftruncate(fd, size)
+        # the blocks first: writing into a mapping of a sparse file on a full disk would
+        # kill this process with SIGBUS; this fails with ENOSPC instead
+        os.posix_fallocate(fd, 0, size)
         with mmap.mmap(fd, size) as mm:
             view = memoryview(mm)
             try:

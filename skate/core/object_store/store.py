@@ -58,6 +58,7 @@ class ObjectStore:
         self.objects: dict[bytes, _Entry] = {}
         self.spilled_bytes_total = 0
         self.restored_bytes_total = 0
+        self.spill_failures = 0  # spills that failed (a full disk): those objects stayed
 
     # -- writer side -----------------------------------------------------
     def create(self, oid: bytes, size: int, owner, secondary: bool = False,
@@ -256,8 +257,17 @@ class ObjectStore:
             return True
         path = self._spill_path(oid)
         assert e.offset is not None  # victims are all in the arena
-        with open(path, "wb") as f:
-            f.write(self._mm[e.offset:e.offset + e.size])
+        try:
+            with open(path, "wb") as f:
+                f.write(self._mm[e.offset:e.offset + e.size])
+        except OSError as err:  # a full disk: the object stays in memory, untouched
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            self.spill_failures += 1
+            log.warning("spilling %s failed (%s): the object stays in memory", oid.hex(), err)
+            return False
         self.alloc.free(e.offset)
         e.offset = None
         e.path = path
@@ -266,6 +276,7 @@ class ObjectStore:
         return True
 
     def _restore(self, oid: bytes, e: _Entry) -> None:
+        """Back into the arena if room can be made; else readers read the file."""
         off = self._reserve(e.size)
         if off is None:
             return  # stays in its file; readers read it from there
@@ -305,6 +316,7 @@ class ObjectStore:
             "num_spilled": len(self.objects) - in_arena,
             "spilled_bytes_total": self.spilled_bytes_total,
             "restored_bytes_total": self.restored_bytes_total,
+            "spill_failures": self.spill_failures,
         }
 
     def close(self) -> None:
