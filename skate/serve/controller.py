@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import skate
 from skate.serve.autoscaling import AutoscalingPolicy
+from skate.serve.controller_report import ReplicaGauges, StatusBoard
 from skate.serve.deployment import DeploymentSpec
 from skate.serve.reconciler import (
     HEALTHY,
@@ -39,7 +40,6 @@ from skate.serve.reconciler import (
 )
 from skate.serve.replica import Replica
 from skate.serve.routing_client import NAMESPACE
-from skate.util import metrics
 
 TICK_S = 0.05
 POLL_TIMEOUT_S = 30.0
@@ -107,12 +107,16 @@ class ServeController:
         self._proxy_node = ""
         self._stopping = False
         self._tasks: set = set()
+        self._gauges: ReplicaGauges | None = None  # made in start(): metrics need the actor
+        self._board = StatusBoard(self.status)  # status() in the KV, for the dashboard
 
     # -- set-up ------------------------------------------------------------------------------
     async def start(self) -> dict:
         if self._loop_task is None:
             self._changed = asyncio.Event()
+            self._gauges = ReplicaGauges()
             self._loop_task = asyncio.get_running_loop().create_task(self._run())
+            self._spawn(self._board.run())
         return self.http_options
 
     async def ensure_proxy(self, node_id: str) -> tuple:
@@ -238,6 +242,7 @@ class ServeController:
                 pass
             skate.kill(self.proxy)
             self.proxy = self.proxy_address = None
+        await self._board.publish()  # no applications now
 
     # -- reports from routers and replicas ------------------------------------------------------
     def record_load(self, router_id: str, loads: dict) -> None:
@@ -294,7 +299,8 @@ class ServeController:
             await asyncio.sleep(TICK_S)
 
     def _tick(self, now: float) -> None:
-        self._gauge_replicas()
+        if self._gauges is not None:
+            self._gauges.set(self.deployments)
         loads = self._fresh_loads(now)
         for key, d in list(self.deployments.items()):
             if d.policy is not None and not d.deleting:
@@ -453,29 +459,6 @@ class ServeController:
         finally:
             rs.checking = False
         rs.next_health_at = time.monotonic() + cfg.health_check_period_s
-
-    def _gauge_replicas(self) -> None:
-        """Replicas by state per deployment, and the target, as metrics (each tick; a gauge
-        set to the same value costs a dict write)."""
-        gauge = getattr(self, "_replica_gauge", None)
-        if gauge is None:
-            gauge = self._replica_gauge = metrics.Gauge(
-                "serve_deployment_replicas", "Replicas per deployment, by state.",
-                ("application", "deployment", "state"))
-            self._target_gauge = metrics.Gauge(
-                "serve_deployment_target_replicas", "Replicas a deployment should have.",
-                ("application", "deployment"))
-        now = {}
-        for (app, name), d in self.deployments.items():
-            for state, n in d.reconciler.counts().items():
-                now[(app, name, state)] = n
-            self._target_gauge.set(d.count, tags={"application": app, "deployment": name})
-        seen = getattr(self, "_replica_states_seen", set())
-        for key in seen | set(now):  # a state no replica is in any more reads 0
-            app, name, state = key
-            gauge.set(now.get(key, 0), tags={"application": app, "deployment": name,
-                                             "state": state})
-        self._replica_states_seen = seen | set(now)
 
     # -- status ------------------------------------------------------------------------------
     def status(self) -> dict:

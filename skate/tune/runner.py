@@ -20,6 +20,7 @@ import skate
 from skate.tune import experiment_state
 from skate.tune.callback import CallbackList
 from skate.tune.controller import Controller, DeleteCheckpoint, Restart, Save, Start, Stop, Train
+from skate.tune.experiment_summary import ExperimentSummary, SummaryPublisher, kind_of
 from skate.tune.logger import EXPR_ERROR_FILE
 from skate.tune.trial import Trial
 from skate.tune.trial_actor import TrialActor
@@ -59,6 +60,10 @@ class Runner:
         self._total_read = -1e9
         self._state_written = -1e9
         self._state_dirty = True
+        # what the dashboard shows of the run, published into the KV every ~2 s (docs/dashboard.md)
+        self._summary = SummaryPublisher(ExperimentSummary(
+            os.path.basename(experiment_dir), kind_of(trainable_cls),
+            self._state_extra.get("metric"), self._state_extra.get("mode")))
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -74,7 +79,9 @@ class Runner:
                 self._process_ready()
                 self.callbacks.on_step_end(iteration=self._iteration, trials=trials)
                 self._gauge_trials(trials)
+                self._summary.dirty |= self._state_dirty
                 self._write_state(force=False)
+                self._summary.maybe_publish(trials)
                 if self.reporter is not None and self.reporter.should_report(trials):
                     self.reporter.report(trials, done=False)
         except KeyboardInterrupt:
@@ -87,6 +94,7 @@ class Runner:
             self._release_everything()
             self._gauge_trials(trials)
             self._write_state(force=True)
+            self._summary.maybe_publish(trials, finished=True)
             self._journal.close()
             self.callbacks.on_experiment_end(trials=trials)
         if self.reporter is not None:
@@ -141,6 +149,8 @@ class Runner:
             commands = self.controller.on_result(trial, result)
             if not done:
                 self._count_result(trial)
+                self._summary.summary.on_result(trial, result)
+                self._summary.dirty = True
                 self.callbacks.on_trial_result(iteration=self._iteration,
                                                trials=self.controller.trials, trial=trial,
                                                result=result)
