@@ -42,6 +42,11 @@ ENDPOINTS = [
     ("actors", "/api/actors"),
     ("jobs", "/api/jobs/"),
     ("resource history", "/api/cluster/history"),
+    ("log files", "/api/logs"),
+    ("objects, page 1", "/api/objects"),
+    ("objects by call site, stores", "/api/objects/summary"),
+    ("libraries in use", "/api/libraries"),
+    ("metrics, Prometheus text", "/metrics"),
     ("timeline", "/api/timeline"),
 ]
 

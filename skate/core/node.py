@@ -187,6 +187,42 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
     return node
 
 
+def start_metrics_exporter(session_dir: str, gcs_address: str, token: str,
+                           host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:
+    """Start the head's Prometheus endpoint (``python -m skate.core.metrics_export``: read-only,
+    so it needs no token from its clients; it has the cluster token to read the control
+    store) and return (its URL, its pid) once it listens. Its log is
+    ``<session_dir>/logs/metrics_export.log``. RaySystemError, saying why, if it cannot
+    start (prometheus_client missing, the port taken)."""
+    import importlib.util
+
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise RaySystemError("The metrics exporter needs the prometheus_client package: "
+                             "pip install prometheus-client.")
+    log = os.path.join(session_dir, "logs", "metrics_export.log")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "skate.core.metrics_export", "--port", str(port),
+             "--host", host, "--address", gcs_address],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
+            start_new_session=True)
+    assert proc.stdout is not None  # started with stdout=PIPE
+    line = proc.stdout.readline().decode(errors="replace").strip()  # "ready URL", or EOF
+    proc.stdout.close()  # it prints nothing else
+    if not line.startswith("ready "):
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        with open(log, errors="replace") as f:
+            why = ([ln.strip() for ln in f if ln.strip()] or ["no output"])[-1]
+        raise RaySystemError(f"The metrics exporter did not start: {why} (see {log}).")
+    return line.split(" ", 1)[1], proc.pid
+
+
 CURRENT = os.path.join(TEMP_DIR, "current.json")
 
 
@@ -286,10 +322,11 @@ def stop_current(timeout: float = 5.0) -> bool:
     except (OSError, ValueError):
         return False
     pids = info.get("pids", [])
-    if info.get("dashboard_pid"):
-        # the dashboard before the cluster: it stops its jobs' drivers while they can still
-        # leave the cluster cleanly
-        _terminate([info["dashboard_pid"]], timeout)
+    helpers = [info[k] for k in ("dashboard_pid", "metrics_export_pid") if info.get(k)]
+    if helpers:
+        # the dashboard (and the metrics exporter) before the cluster: the dashboard stops
+        # its jobs' drivers while they can still leave the cluster cleanly
+        _terminate(helpers, timeout)
     # the control store first (pids[0]): it must not record the actors dying with the node
     # manager as deaths, or a restarted head would forget its detached actors
     _terminate(pids[:1], timeout)

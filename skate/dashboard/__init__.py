@@ -1,8 +1,9 @@
 """Skate's dashboard: a web page and a JSON API over the state API, and the jobs API.
 
 One dashboard process per cluster, started by ``skate start --head`` (or by
-``start_dashboard`` for any cluster): it joins the cluster, samples its
-resources, serves http://127.0.0.1:8265 and runs submitted jobs on the head.
+``start_dashboard`` for any cluster): it reads the cluster through the state
+API (without joining it), samples its resources, serves http://127.0.0.1:8265
+and runs submitted jobs on the head.
 See docs/dashboard.md and docs/jobs.md.
 
 >>> import skate.dashboard

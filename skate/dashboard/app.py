@@ -1,9 +1,9 @@
 """The dashboard's web application: the page, its static files and the JSON API.
 
 ``create_app(context)`` builds a Starlette app from a ``Context`` -- the
-cluster to read (``cluster.Cluster``), the resource history, the job runner
-and the token -- so the tests build one over fakes and the dashboard process
-over the live cluster. The page is three static files (vanilla JavaScript,
+cluster to read (``cluster.Cluster``), the resource and metric histories, the
+job runner and the token -- so the tests build one over fakes and the
+dashboard process over the live cluster. The page is three static files (vanilla JavaScript,
 no build step) and uPlot, vendored: nothing is fetched from elsewhere.
 
 >>> from skate.dashboard.app import Context, create_app
@@ -25,7 +25,22 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from skate.dashboard import errors
-from skate.dashboard.api import actors, history, jobs, nodes, placement_groups, tasks, timeline
+from skate.dashboard.api import (
+    actors,
+    history,
+    jobs,
+    libraries,
+    logs,
+    metrics,
+    nodes,
+    objects,
+    placement_groups,
+    rllib,
+    serve,
+    tasks,
+    timeline,
+    tune,
+)
 from skate.dashboard.auth import ReadGate
 
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
@@ -41,6 +56,7 @@ class Context:
     token: str  #: the cluster token every write must carry
     read_token: bool = False  #: reads need the token too
     version: str = ""
+    metric_history: object = None  #: a metric_history.MetricHistory (the library pages' plots)
 
 
 async def index(request: Request) -> FileResponse:
@@ -60,7 +76,8 @@ def create_app(context: Context) -> Starlette:
     routes = [Route("/", index, methods=["GET"]),
               Route("/api/version", version, methods=["GET"]),
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    for module in (nodes, tasks, actors, placement_groups, jobs, timeline, history):
+    for module in (nodes, tasks, actors, placement_groups, jobs, timeline, history, logs,
+                   objects, metrics, libraries, tune, serve, rllib):
         routes += module.routes
     app = Starlette(routes=routes, exception_handlers=errors.HANDLERS,
                     middleware=[Middleware(ReadGate, token=context.token,

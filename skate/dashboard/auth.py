@@ -43,8 +43,9 @@ def writes(endpoint):
 
 
 class ReadGate:
-    """ASGI middleware: with ``read_token``, GETs under /api/ need the token as well (the
-    page's own files stay readable, so a person can open it and type the token in)."""
+    """ASGI middleware: with ``read_token``, GETs under /api/ and of /metrics need the token
+    as well (the page's own files stay readable, so a person can open it and type the token
+    in)."""
 
     def __init__(self, app, token: str, enabled: bool, open_paths: tuple = ()):
         self.app = app
@@ -53,8 +54,9 @@ class ReadGate:
         self.open_paths = open_paths  # readable without the token all the same
 
     async def __call__(self, scope, receive, send):
-        if self.enabled and scope["type"] == "http" and scope["path"].startswith("/api/") \
-                and scope["path"] not in self.open_paths:
+        path = scope.get("path", "")
+        if self.enabled and scope["type"] == "http" and path not in self.open_paths and (
+                path.startswith("/api/") or path == "/metrics"):
             try:
                 check(Request(scope), self.token)
             except ApiError as e:

@@ -1,20 +1,20 @@
 """What the dashboard reads from (and does to) the cluster, behind one small interface.
 
 ``Cluster`` is the contract, ``LiveCluster`` its implementation over Skate's
-public API (``skate.state`` and the root API); the tests use a fake. The
-dashboard process joins the cluster as a driver of its own namespace
-(``_skate_dashboard``): that gives it one connection for every read, and the
-calls the state API does not offer to a process that has not joined
-(``skate.available_resources()``, ``skate.kill``). Its own job is left out of
-the jobs it lists.
+public state API (``skate.state``, ``skate.util.metrics``); the tests use a
+fake. The dashboard does not join the cluster: every call names the control
+store's ``address`` and connects for that call only (the state API's way for
+a process that is not a driver), so the dashboard loads no driver runtime and
+shows no job of its own.
 """
 
 from __future__ import annotations
 
+from typing import Iterator
+
 #: "every record": the state API's limit bounds each listing, and the cluster's tables are
 #: bounded themselves (the task history keeps 100,000 attempts per job)
 ALL = 10_000_000
-NAMESPACE = "_skate_dashboard"
 
 
 class Cluster:
@@ -25,8 +25,14 @@ class Cluster:
         """``skate.state.NodeState`` records, dead nodes included."""
         raise NotImplementedError
 
-    def tasks(self, filters: list, limit: int) -> list:
-        """``TaskState`` records matching ``filters`` (state API filters), newest first."""
+    def status(self) -> dict:
+        """``skate.state.cluster_status()``: per node its resources, total and available,
+        and its object store's use; the demand."""
+        raise NotImplementedError
+
+    def tasks(self, filters: list, limit: int, offset: int = 0) -> list:
+        """``TaskState`` records matching ``filters`` (state API filters), newest first,
+        skipping the first ``offset`` matches."""
         raise NotImplementedError
 
     def task_summary(self) -> dict:
@@ -41,15 +47,11 @@ class Cluster:
         raise NotImplementedError
 
     def driver_jobs(self) -> list:
-        """``JobState`` records of the drivers that joined (not the dashboard's own)."""
+        """``JobState`` records of the drivers that joined."""
         raise NotImplementedError
 
     def timeline(self) -> list:
         """Chrome trace events of the tasks' runs."""
-        raise NotImplementedError
-
-    def resources(self) -> tuple[dict, dict]:
-        """(total, available) logical resources of the live nodes, summed."""
         raise NotImplementedError
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> bool:
@@ -59,80 +61,153 @@ class Cluster:
     def head_node_id(self) -> str | None:
         raise NotImplementedError
 
+    def log_files(self, node_id: str | None) -> dict:
+        """``list_logs()``: ``{node_id: {kind: [file name, ...]}}``."""
+        raise NotImplementedError
+
+    def log_lines(self, follow: bool, tail: int, **which) -> Iterator[str]:
+        """``get_log(**which)``'s lines (``which``: filename and node_id, actor_id, task_id or
+        pid, suffix); the caller closes the generator when done. ValueError: no such log."""
+        raise NotImplementedError
+
+    def objects(self) -> list:
+        """``ObjectState`` records: every reference every process holds."""
+        raise NotImplementedError
+
+    def object_summary(self) -> dict:
+        """``summarize_objects()["cluster"]``: objects by call site."""
+        raise NotImplementedError
+
+    def metrics(self) -> list:
+        """``skate.util.metrics.snapshot()``: every metric family with its samples."""
+        raise NotImplementedError
+
+    def prometheus(self) -> str:
+        """The metrics in Prometheus' text format."""
+        raise NotImplementedError
+
+    def kv_keys(self, prefix: str, namespace: str) -> list:
+        """Keys of the control store's KV (what libraries publish) under ``prefix``."""
+        raise NotImplementedError
+
+    def kv_get(self, key: str, namespace: str) -> bytes | None:
+        raise NotImplementedError
+
 
 class LiveCluster(Cluster):
-    """The cluster at ``address``, through the public API (``connect()`` first)."""
+    """The cluster whose control store is at ``address``, through the public API. The
+    cluster token comes from ``SKATE_TOKEN``, as for any state API call."""
 
     def __init__(self, address: str):
         self.address = address
-        self._own_job: str | None = None
-
-    def connect(self) -> None:
-        import skate
-
-        skate.init(address=self.address, namespace=NAMESPACE, log_to_driver=False)
-        self._own_job = skate.get_runtime_context().get_job_id()
-
-    def close(self) -> None:
-        import skate
-
-        skate.shutdown()
 
     def nodes(self) -> list:
         from skate import state
 
-        return state.list_nodes(limit=ALL)
+        return state.list_nodes(limit=ALL, address=self.address)
 
-    def tasks(self, filters: list, limit: int) -> list:
+    def status(self) -> dict:
         from skate import state
 
-        return state.list_tasks(filters=filters, limit=limit)
+        return state.cluster_status(address=self.address)
+
+    def tasks(self, filters: list, limit: int, offset: int = 0) -> list:
+        from skate import state
+
+        return state.list_tasks(filters=filters, limit=limit, offset=offset,
+                                address=self.address)
 
     def task_summary(self) -> dict:
         from skate import state
 
-        return state.summarize_tasks()["cluster"]
+        return state.summarize_tasks(address=self.address)["cluster"]
 
     def actors(self) -> list:
         from skate import state
 
-        return state.list_actors(limit=ALL)
+        return state.list_actors(limit=ALL, address=self.address)
 
     def placement_groups(self) -> list:
         from skate import state
 
-        return state.list_placement_groups(limit=ALL)
+        return state.list_placement_groups(limit=ALL, address=self.address)
 
     def driver_jobs(self) -> list:
         from skate import state
 
-        return [j for j in state.list_jobs(limit=ALL) if j.job_id != self._own_job]
+        return state.list_jobs(limit=ALL, address=self.address)
 
     def timeline(self) -> list:
         from skate import state
 
-        return state.timeline() or []
-
-    def resources(self) -> tuple[dict, dict]:
-        import skate
-
-        return skate.cluster_resources(), skate.available_resources()
+        return state.timeline(address=self.address) or []
 
     def kill_actor(self, actor_id: str, no_restart: bool) -> bool:
-        import skate
         from skate import state
-        from skate.actor import ActorHandle
 
-        record = state.get_actor(actor_id)
-        if record is None:
-            raise LookupError(actor_id)
-        if record.state == "DEAD":
-            return False
-        # The public API kills through a handle; the state API gives ids, and a handle
-        # needs nothing else to be killed (no method table, no lifetime token).
-        skate.kill(ActorHandle(bytes.fromhex(actor_id), {"class_name": record.class_name}),
-                   no_restart=no_restart)
-        return True
+        try:
+            return state.kill_actor(actor_id, no_restart=no_restart, address=self.address)
+        except ValueError:  # the id is checked as hex before: here no actor has it
+            raise LookupError(actor_id) from None
 
     def head_node_id(self) -> str | None:
         return next((n.node_id for n in self.nodes() if n.is_head_node), None)
+
+    def log_files(self, node_id: str | None) -> dict:
+        from skate import state
+
+        return state.list_logs(node_id=node_id, address=self.address)
+
+    def log_lines(self, follow: bool, tail: int, **which) -> Iterator[str]:
+        from skate import state
+
+        return state.get_log(follow=follow, tail=tail, address=self.address,
+                             **self._by_process(which))
+
+    def _by_process(self, which: dict) -> dict:
+        """An actor's or a task's log named by its node and worker pid: ``get_log`` looks
+        actors and tasks up in this machine's head, not the one at ``address``."""
+        from skate import state
+
+        which = dict(which)
+        if "actor_id" in which:
+            actor = state.get_actor(which.pop("actor_id"), address=self.address)
+            if actor is None or actor.pid is None:
+                raise ValueError("No such actor with a process (it may not have started).")
+            which.update(node_id=actor.node_id, pid=actor.pid)
+        elif "task_id" in which:
+            task = state.get_task(which.pop("task_id"), address=self.address)
+            if task is None or task.worker_pid is None:
+                raise ValueError("No such task that ran on a worker.")
+            which.update(node_id=task.node_id, pid=task.worker_pid)
+        return which
+
+    def objects(self) -> list:
+        from skate import state
+
+        return state.list_objects(limit=ALL, address=self.address)
+
+    def object_summary(self) -> dict:
+        from skate import state
+
+        return state.summarize_objects(address=self.address)["cluster"]
+
+    def metrics(self) -> list:
+        from skate.util import metrics
+
+        return metrics.snapshot(address=self.address)
+
+    def prometheus(self) -> str:
+        from skate.util import metrics
+
+        return metrics.prometheus_text(address=self.address)
+
+    def kv_keys(self, prefix: str, namespace: str) -> list:
+        from skate import state
+
+        return state.list_kv(prefix, namespace, address=self.address)
+
+    def kv_get(self, key: str, namespace: str) -> bytes | None:
+        from skate import state
+
+        return state.get_kv(key, namespace, address=self.address)

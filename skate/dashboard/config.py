@@ -21,7 +21,7 @@ class DashboardConfig:
     session_dir: str
     """The head's session directory: its token, its logs (job logs go there too)."""
     cluster_address: str
-    """The control store's address, which the dashboard and the jobs' drivers join."""
+    """The control store's address: what the dashboard reads and the jobs' drivers join."""
     host: str = DEFAULT_HOST
     """Interface to listen on; 127.0.0.1 unless told otherwise (anyone who reaches the
     port can read the cluster's state, and with the token run code)."""

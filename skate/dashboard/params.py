@@ -26,12 +26,17 @@ class Page(NamedTuple):
     size: int
 
     @property
+    def offset(self) -> int:
+        """How many records come before this page."""
+        return (self.number - 1) * self.size
+
+    @property
     def end(self) -> int:
         """How many records, from the first, this page needs."""
         return self.number * self.size
 
     def slice(self, records: list) -> list:
-        return records[(self.number - 1) * self.size:self.end]
+        return records[self.offset:self.end]
 
     def info(self, total: int) -> dict:
         """The pagination fields of a listing's answer."""

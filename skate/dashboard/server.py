@@ -1,11 +1,13 @@
-"""The dashboard process: joins the cluster, serves the app, supervises the jobs.
+"""The dashboard process: serves the app over the cluster's state, supervises the jobs.
 
 Run by ``launch.start_dashboard`` as ``python -m skate.dashboard --fd N ...``
 (the socket already bound), or by hand with ``--host/--port``. It lives until
 SIGTERM (``skate stop``), until its owner process exits (``--owner-pid``: a
 private cluster's driver), or until the cluster has been unreachable for five
-samples in a row; then it stops its jobs (TERM, KILL after the grace period),
-leaves the cluster and exits.
+samples in a row; then it stops its jobs (TERM, KILL after the grace period)
+and exits. It does not join the cluster: it reads through the state API with
+the control store's address and the cluster token (``SKATE_TOKEN``), a
+connection per call, which keeps it light (no driver runtime, no job).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def main(argv=None) -> int:
     from skate.dashboard.history import ResourceHistory, Sampler
     from skate.dashboard.jobs.lifecycle import Settings
     from skate.dashboard.jobs.runner import JobRunner
+    from skate.dashboard.metric_history import MetricHistory
 
     config = DashboardConfig(session_dir=args.session_dir, cluster_address=args.address,
                              host=args.host, port=args.port, read_token=args.read_token,
@@ -88,14 +91,15 @@ def main(argv=None) -> int:
         sock = socket.create_server((config.host, config.port), backlog=128)
     url = args.url or f"http://{config.host}:{sock.getsockname()[1]}"
     token = _token(config.session_dir)
+    os.environ["SKATE_TOKEN"] = token  # what the state API connects with
     cluster = LiveCluster(config.cluster_address)
-    cluster.connect()
     history = ResourceHistory(config.history_s, config.sample_interval_s)
+    metric_history = MetricHistory(config.history_s, config.sample_interval_s)
     runner = JobRunner(config.session_dir, config.cluster_address, token,
                        Settings(config.stop_grace_s, url, cluster.head_node_id()))
     runner.start()
     app = create_app(Context(cluster, history, runner, token, config.read_token,
-                             skate.__version__))
+                             skate.__version__, metric_history))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                            lifespan="off", timeout_graceful_shutdown=2))
 
@@ -103,7 +107,8 @@ def main(argv=None) -> int:
         log.info("exiting: %s", why)
         server.should_exit = True
 
-    sampler = Sampler(cluster, history, on_lost=lambda: leave("the cluster is unreachable"),
+    sampler = Sampler(cluster, history, metric_history,
+                      on_lost=lambda: leave("the cluster is unreachable"),
                       after_sample=trim_memory)
     sampler.start()
     if config.owner_pid:
@@ -118,7 +123,6 @@ def main(argv=None) -> int:
     finally:
         sampler.stop()
         runner.close()
-        cluster.close()
     return 0
 
 

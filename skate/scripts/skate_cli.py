@@ -4,6 +4,7 @@
                        [--object-store-memory BYTES] [--session-dir DIR]
                        [--include-dashboard true|false] [--dashboard-host H] [--dashboard-port P]
                        [--dashboard-read-token]
+                       [--metrics-export-port P] [--metrics-export-host H]
     skate stop
     skate job submit|status|logs|stop|delete|list ...   # the jobs API (docs/jobs.md)
     skate status
@@ -51,9 +52,12 @@ def _start(args) -> int:
                       gcs_port=args.port, session_dir=args.session_dir, reachable=True)
     tcp = f"grpc:{args.node_ip_address}:{args.port}"
     dashboard = _start_dashboard(args, node) if args.include_dashboard else None
-    write_current(node, {"tcp_address": tcp, **({"dashboard_url": dashboard.url,
-                                                 "dashboard_pid": dashboard.pid}
-                                                if dashboard else {})})
+    exporter = _start_exporter(args, node) if args.metrics_export_port is not None else None
+    write_current(node, {"tcp_address": tcp,
+                         **({"dashboard_url": dashboard.url, "dashboard_pid": dashboard.pid}
+                            if dashboard else {}),
+                         **({"metrics_export_url": exporter[0],
+                             "metrics_export_pid": exporter[1]} if exporter else {})})
     print(f"Started a Skate head (session {node.session_dir}).\n"
           f"  Restart it later with its state:   skate start --head --session-dir "
           f"{node.session_dir}\n"
@@ -61,6 +65,7 @@ def _start(args) -> int:
           f"  Control store:                     {args.node_ip_address}:{args.port}\n"
           f"  Cluster token (mode 0600):         {os.path.join(node.session_dir, 'token')}\n"
           + (f"  Dashboard and jobs API:            {dashboard.url}\n" if dashboard else "")
+          + (f"  Prometheus metrics (no token):     {exporter[0]}\n" if exporter else "")
           + "  Stop it:                           skate stop")
     return 0
 
@@ -76,6 +81,21 @@ def _start_dashboard(args, node):
                                token=node.token)
     except DashboardUnavailable as e:
         print(f"Warning: the dashboard was not started: {e}", file=sys.stderr)
+        return None
+
+
+def _start_exporter(args, node):
+    """Start the head's token-free metrics endpoint and wait until it listens; (url, pid),
+    or None with a warning if it cannot start (the head runs without it)."""
+    from skate.core.node import start_metrics_exporter
+    from skate.exceptions import RaySystemError
+
+    try:
+        return start_metrics_exporter(node.session_dir, node.gcs_address, node.token,
+                                      host=args.metrics_export_host,
+                                      port=args.metrics_export_port)
+    except RaySystemError as e:
+        print(f"Warning: {e}", file=sys.stderr)
         return None
 
 
@@ -172,6 +192,11 @@ def main(argv=None) -> int:
                     help="the dashboard's port (default 8265; 0 picks a free one)")
     st.add_argument("--dashboard-read-token", action="store_true",
                     help="the dashboard's reads need the cluster token too (writes always do)")
+    st.add_argument("--metrics-export-port", type=int, default=None, metavar="PORT",
+                    help="serve the cluster's metrics to Prometheus at http://HOST:PORT/metrics, "
+                         "read-only and without the token (0 picks a free port)")
+    st.add_argument("--metrics-export-host", default="127.0.0.1", metavar="HOST",
+                    help="interface the metrics endpoint listens on (default 127.0.0.1)")
     sub.add_parser("stop", help="stop the head this machine started")
     sub.add_parser("microbenchmark", help="run the core microbenchmarks (Ray's definitions)",
                    add_help=False)

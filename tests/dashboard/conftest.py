@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -47,11 +48,81 @@ class Head:
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
 
+    @contextlib.contextmanager
+    def running(self, code, timeout=60):
+        """Run ``code`` as a driver that stays: once it prints READY, the block runs; then
+        its stdin closes (``sys.stdin.read()`` returns) and it must exit 0. Yields the
+        process and what it printed before READY."""
+        proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], text=True,
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=self.env)
+        try:
+            printed = []
+            deadline = time.monotonic() + timeout
+            for line in proc.stdout:
+                if line.strip() == "READY":
+                    break
+                printed.append(line)
+                assert time.monotonic() < deadline, "".join(printed)
+            else:
+                raise AssertionError("the driver exited before READY:\n" + "".join(printed))
+            yield proc, "".join(printed)
+            proc.stdin.close()
+            rest = proc.stdout.read()
+            assert proc.wait(timeout) == 0, rest
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
     def get(self, path, token=False):
         req = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer "
                                                                f"{self.token}"} if token else {})
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+#: driver code: a detached actor ``talker`` (namespace "pages") whose ``say(text)`` prints
+TALKER = textwrap.dedent("""
+    import skate
+    skate.init(address="auto", namespace="pages")
+    @skate.remote
+    class Talker:
+        def say(self, text):
+            print(text, flush=True)
+    talker = Talker.options(name="talker", lifetime="detached").remote()
+""")
+
+
+def serve_app(port, name, route, requests):
+    """Driver code: serve on ``port`` with an application ``name`` of one deployment that
+    answers "hello" at ``route``, then ``requests`` requests to it."""
+    return textwrap.dedent(f"""
+        import urllib.request
+        from skate import serve
+        serve.start(http_options={{"host": "127.0.0.1", "port": {port}}})
+        @serve.deployment(ray_actor_options={{"num_cpus": 0.5}})
+        class Greeter:
+            def __call__(self, request):
+                return "hello"
+        serve.run(Greeter.bind(), name={name!r}, route_prefix={route!r})
+        for _ in range({requests}):
+            assert urllib.request.urlopen("http://127.0.0.1:{port}{route}").read() == b"hello"
+    """)
+
+
+#: driver code that ends a driver started with ``Head.running``: READY, then wait for stdin
+UNTIL_STDIN_CLOSES = textwrap.dedent("""
+    import sys
+    print("READY", flush=True)
+    sys.stdin.read()
+""")
 
 
 def _alive(pid):
@@ -77,7 +148,8 @@ def started_head(*flags):
         assert start.returncode == 0, start.stdout + start.stderr
         with open(os.path.join(temp, "current.json")) as f:
             info = json.load(f)
-        pids = info["pids"] + ([info["dashboard_pid"]] if info.get("dashboard_pid") else [])
+        pids = info["pids"] + [info[k] for k in ("dashboard_pid", "metrics_export_pid")
+                               if info.get(k)]
         with open(os.path.join(info["session_dir"], "token")) as f:
             token = f.read().strip()
         head = Head(info.get("dashboard_url", ""), token, info["session_dir"], env, info)
@@ -109,3 +181,62 @@ def wait_until(fn, timeout=20, interval=0.05):
             return value
         assert time.monotonic() < deadline, f"{fn} not true within {timeout}s"
         time.sleep(interval)
+
+
+# -- the browser tests (test_browser*.py) -------------------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+DOCS = os.environ.get("SKATE_DOC_SCREENSHOTS") == "1"
+IMAGES = os.path.join(REPO_ROOT, "docs", "images")
+
+
+def need_browser():
+    """playwright's sync API, or the calling test module is skipped with the reason."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install "
+                    f"chromium)", allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with need_browser().sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Where screenshots go: the docs' pictures with SKATE_DOC_SCREENSHOTS=1, else a
+    temporary folder (a test run leaves the tree clean)."""
+    return IMAGES if DOCS else str(tmp_path_factory.mktemp("screenshots"))
+
+
+@contextlib.contextmanager
+def browser_page(browser, url, **options):
+    """A fresh browser context's page at ``url``; on exit, no JavaScript error happened."""
+    context = browser.new_context(viewport={"width": 1280, "height": 880}, **options)
+    pg = context.new_page()
+    errors = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.set_default_timeout(15000)
+    pg.goto(url)
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert not errors, errors
+
+
+@pytest.fixture
+def shot(page, images):
+    """``shot(name)``: a screenshot of the test module's ``page`` as dashboard-<name>.png."""
+    def take(name):
+        path = os.path.join(images, f"dashboard-{name}.png")
+        page.screenshot(path=path)
+        assert os.path.getsize(path) > 10_000  # a picture, not a blank page
+    return take

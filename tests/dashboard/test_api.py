@@ -85,7 +85,9 @@ def test_reads_are_open_unless_read_token(make_client):
     assert make_client().get("/api/nodes").status_code == 200
     gated = make_client(read_token=True)
     for path in ("/api/nodes", "/api/tasks", "/api/actors", "/api/jobs/", "/api/timeline",
-                 "/api/cluster/history", "/api/placement_groups"):
+                 "/api/cluster/history", "/api/placement_groups", "/api/logs", "/api/objects",
+                 "/api/objects/summary", "/metrics", "/api/metrics", "/api/libraries",
+                 "/api/tune", "/api/serve", "/api/rllib"):
         r = gated.get(path)
         assert r.status_code == 401 and "cluster token" in r.json()["error"], path
         assert gated.get(path, headers=AUTH).status_code == 200, path
@@ -252,18 +254,31 @@ def test_timeline_is_a_download(make_client):
     assert len(r.json()) == 120 and r.json()[0]["ph"] == "X"
 
 
-def test_history_answers_the_samples():
+def test_history_answers_the_samples_per_node():
     cluster = FakeCluster()
     history = ResourceHistory(window_s=10, interval_s=2)
     for t in range(10):
-        history.add(sample_now(cluster, clock=lambda t=t: 1000.0 + 2 * t))
+        history.add(sample_now(cluster.status(), clock=lambda t=t: 1000.0 + 2 * t))
     app = create_app(Context(cluster, history, None, TOKEN))
     cols = TestClient(app).get("/api/cluster/history").json()
     assert cols["t"] == [1008.0 + 2 * i for i in range(6)]  # 10 s window: 6 samples
     assert cols["resources"]["CPU"] == {"used": [1.5] * 6, "total": [2.0] * 6}
-    assert cols["resources"]["object_store_memory"]["used"] == [25.0] * 6
+    # the store's bytes, not the logical resource
+    assert cols["resources"]["object_store"] == {"used": [250] * 6, "total": [1000] * 6}
     assert "memory" not in cols["resources"]  # this cluster reports none
+    assert cols["nodes"] == {"n1": {"CPU": {"used": [1.5] * 6, "total": [2.0] * 6},
+                                    "object_store": {"used": [250] * 6, "total": [1000] * 6}}}
+    assert cols["node_labels"] == {"n1": {"node_ip": "127.0.0.1", "is_head_node": True}}
     assert len(cols["host"]["cpu_percent"]) == 6
+
+
+def test_nodes_have_their_available_resources_and_store(make_client):
+    r = make_client().get("/api/nodes").json()
+    node = r["nodes"][0]
+    assert node["resources_available"] == {"CPU": 0.5, "object_store_memory": 75.0}
+    assert node["object_store"]["used"] == 250 and node["object_store"]["capacity"] == 1000
+    assert r["resources"] == {"total": {"CPU": 2.0, "object_store_memory": 100.0},
+                              "available": {"CPU": 0.5, "object_store_memory": 75.0}}
 
 
 def test_an_unreachable_cluster_is_503_and_a_bug_is_500_without_traceback(make_client):
@@ -291,9 +306,11 @@ def test_the_page_and_its_files_are_served(make_client):
     client = make_client()
     page = client.get("/")
     assert page.status_code == 200 and "<title>Skate dashboard</title>" in page.text
-    for path in ("/static/app.js", "/static/style.css", "/static/vendor/uPlot.iife.min.js",
-                 "/static/vendor/uPlot.min.css"):
+    scripts = re.findall(r'<script src="(/static/[^"]+)"', page.text)
+    assert scripts[0] == "/static/vendor/uPlot.iife.min.js" and scripts[-1] == "/static/app.js"
+    for path in scripts + ["/static/style.css", "/static/vendor/uPlot.min.css"]:
         assert client.get(path).status_code == 200, path
     # nothing is fetched from elsewhere at run time
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page.text)
-    assert not re.search(r"""fetch\(["'`]https?:""", client.get("/static/app.js").text)
+    for path in scripts[1:]:
+        assert not re.search(r"""fetch\(["'`]https?:""", client.get(path).text), path

@@ -7,25 +7,14 @@ pictures (docs/images/dashboard-*.png, after waiting for a few resource samples 
 show lines), otherwise they go to a temporary folder and the tree stays clean."""
 
 import json
-import os
 
 import pytest
 
 from skate.job_submission import JobStatus, JobSubmissionClient
-from tests.dashboard.conftest import wait_until
+from tests.dashboard.conftest import DOCS, browser_page, need_browser, wait_until
 
 pytestmark = pytest.mark.skate_only
-
-CHROMIUM = "/usr/bin/chromium"
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api")
-
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DOCS = os.environ.get("SKATE_DOC_SCREENSHOTS") == "1"
-IMAGES = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "images")
+need_browser()
 
 
 @pytest.fixture(scope="module")
@@ -62,51 +51,18 @@ def cluster(head):
     return head
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture
 def page(browser, cluster):
-    context = browser.new_context(viewport={"width": 1280, "height": 860},
-                                  accept_downloads=True)
-    pg = context.new_page()
-    errors = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.set_default_timeout(15000)
-    pg.goto(cluster.url)
-    try:
+    with browser_page(browser, cluster.url, accept_downloads=True) as pg:
         yield pg
-    finally:
-        context.close()
-    assert not errors, errors  # no JavaScript error on the way
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return IMAGES if DOCS else str(tmp_path_factory.mktemp("screenshots"))
-
-
-@pytest.fixture
-def shot(page, images):
-    def take(name):
-        path = os.path.join(images, f"dashboard-{name}.png")
-        page.screenshot(path=path)
-        assert os.path.getsize(path) > 10_000  # a picture, not a blank page
-    return take
 
 
 def test_overview_lists_the_node_and_draws_the_plots(page, cluster, shot):
     page.wait_for_selector("#nodes-table tbody tr td:has-text('ALIVE')")
     rows = page.locator("#nodes-table tbody tr")
     assert rows.count() == 1 and "yes" in rows.first.inner_text()
-    for chart in ("chart-cpu", "chart-store", "chart-host"):
+    node = cluster.info["node_id"][:12]
+    for chart in (f"chart-{node}-CPU", f"chart-{node}-object_store", "chart-host"):
         canvas = page.locator(f"#{chart} canvas")
         canvas.wait_for()
         box = canvas.bounding_box()

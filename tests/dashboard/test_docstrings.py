@@ -9,6 +9,8 @@ pytestmark = pytest.mark.skate_only
 
 MODULES = ["skate.dashboard", "skate.dashboard.app", "skate.dashboard.config",
            "skate.dashboard.history", "skate.dashboard.params", "skate.dashboard.api.tasks",
+           "skate.dashboard.api.nodes", "skate.dashboard.api.logs",
+           "skate.dashboard.metric_history",
            "skate.dashboard.jobs.lifecycle", "skate.dashboard.jobs.request",
            "skate.dashboard.jobs.store", "skate.job_submission.models",
            # starts a private cluster and a dashboard, and stops them

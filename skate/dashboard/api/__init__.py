@@ -1,6 +1,7 @@
 """The dashboard's JSON API, one module per page: nodes, tasks, actors, placement groups,
-jobs (Ray's REST paths), the timeline and the resource history. Each module has its
-``routes``; ``app.create_app`` mounts them all."""
+jobs (Ray's REST paths), the timeline, the resource history, logs, objects, metrics
+(``/metrics`` too), and the library pages (tune -- Train's too --, serve, rllib, and which of
+them are in use). Each module has its ``routes``; ``app.create_app`` mounts them all."""
 
 from __future__ import annotations
 

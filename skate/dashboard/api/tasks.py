@@ -3,8 +3,8 @@
 Query: ``state`` (one of Ray's task states), ``name`` (the function or class
 name, as the summary counts them), ``page`` (from 1), ``per_page`` (1-500,
 default 50). The total comes from the summary, which the control store keeps
-by name and state, so counting never fetches the records; a page fetches the
-records up to its end (the state API has no offset yet). ``GET
+by name and state, so counting never fetches the records; a page is fetched
+with an offset, so a deep one costs no more than the first. ``GET
 /api/tasks/{task_id}`` is one attempt with its state changes.
 """
 
@@ -54,7 +54,7 @@ async def list_tasks(request: Request) -> JSONResponse:
         ([("func_or_class_name", "=", name)] if name else [])
     summary = await ask(cluster.task_summary)
     total = count(summary, state, name)
-    rows = page.slice(await ask(cluster.tasks, filters, page.end)) if total else []
+    rows = await ask(cluster.tasks, filters, page.size, page.offset) if total else []
     return JSONResponse({
         **page.info(total), "tasks": [record(t, ROW) for t in rows],
         "summary": {"total_tasks": summary["total_tasks"], "by_state": by_state(summary),

@@ -169,9 +169,11 @@ class JobRunner:
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
         if self.token:
             env["SKATE_TOKEN"] = self.token
-        if spec.runtime_env:
-            # Ray's variable for the job's runtime_env, for drivers that read it
-            env["RAY_JOB_CONFIG_JSON_ENV_VAR"] = json.dumps({"runtime_env": spec.runtime_env})
+        # Ray's variable for the job's runtime_env, which skate.init() in the driver applies;
+        # without working_dir, applied here already (the cwd), which init() would refuse
+        rest = {k: v for k, v in (spec.runtime_env or {}).items() if k != "working_dir"}
+        if rest:
+            env["RAY_JOB_CONFIG_JSON_ENV_VAR"] = json.dumps({"runtime_env": rest})
         try:
             with open(path, "ab") as out:
                 proc = subprocess.Popen(
