@@ -219,8 +219,10 @@ class Histogram(Metric):
             h[2] += 1
 
 
-def snapshot(timeout: float = 10.0, address: str | None = None) -> list[dict]:
-    """Every metric of the cluster, the core's included, as families::
+def snapshot(timeout: float = 10.0, address: str | None = None,
+             prefixes: Iterable[str] | None = None) -> list[dict]:
+    """Every metric of the cluster, the core's included (only those whose name starts with
+    one of ``prefixes``, if given: ``["serve_"]``), as families::
 
         [{"name": "app_requests", "kind": "counter", "description": "...",
           "tag_keys": ["route", "NodeId"], "boundaries": [],
@@ -230,8 +232,10 @@ def snapshot(timeout: float = 10.0, address: str | None = None) -> list[dict]:
     """
     from skate.core.state_query import _store
 
+    if isinstance(prefixes, str):
+        raise TypeError("prefixes is a list of name prefixes, e.g. ['serve_'].")
     with _store(address) as store:
-        return store.metrics(timeout=timeout)
+        return store.metrics(list(prefixes) if prefixes else None, timeout=timeout)
 
 
 def prometheus_text(timeout: float = 10.0, address: str | None = None) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -183,11 +184,14 @@ def get_log(filename: str | None = None, node_id: str | None = None,
             actor_id: str | None = None, task_id: str | None = None, pid: int | None = None,
             follow: bool = False, tail: int = 1000, suffix: str = "out",
             interval: float = 0.5, timeout: float = DEFAULT_TIMEOUT_S,
-            address: str | None = None) -> Iterator[str]:
+            address: str | None = None, stop: threading.Event | None = None
+            ) -> Iterator[str]:
     """The lines of one log file, as Ray's ``get_log``: name it (``filename``, on
     ``node_id`` or the head), or give the actor, task (the worker it ran on) or worker pid
     whose output to show (``suffix`` "out" or "err"). The last ``tail`` lines (-1: all);
-    with ``follow``, new lines as they are written, until the caller stops iterating.
+    with ``follow``, new lines as they are written, until the caller stops iterating or
+    sets ``stop`` (another thread's way to end it while the log is quiet: the generator
+    returns within ``interval``).
 
     >>> for line in get_log(actor_id=actor._actor_id.hex(), tail=20):  # doctest: +SKIP
     ...     print(line)
@@ -198,7 +202,7 @@ def get_log(filename: str | None = None, node_id: str | None = None,
         raise ValueError(f"tail is a positive number of lines or -1 (all), got {tail!r}.")
     with _nodes(address, timeout) as nodes:
         node, client, name = _resolve_log(nodes, filename, node_id, actor_id, task_id, pid,
-                                          suffix, timeout)
+                                          suffix, timeout, address)
         offset = _tail_offset(client, name, tail, timeout)
         partial = b""
         while True:
@@ -216,10 +220,13 @@ def get_log(filename: str | None = None, node_id: str | None = None,
                 if partial:
                     yield partial.decode("utf-8", "replace")
                 return
-            time.sleep(interval)
+            if stop is None:
+                time.sleep(interval)
+            elif stop.wait(interval):
+                return
 
 
-def _resolve_log(nodes, filename, node_id, actor_id, task_id, pid, suffix, timeout):
+def _resolve_log(nodes, filename, node_id, actor_id, task_id, pid, suffix, timeout, address):
     """(node info, its client, file name) of the log a ``get_log`` call names."""
     given = [k for k, v in (("filename", filename), ("actor_id", actor_id),
                             ("task_id", task_id), ("pid", pid)) if v is not None]
@@ -230,14 +237,14 @@ def _resolve_log(nodes, filename, node_id, actor_id, task_id, pid, suffix, timeo
     if actor_id is not None:
         from skate.core.state import get_actor
 
-        actor = get_actor(actor_id, timeout=timeout)
+        actor = get_actor(actor_id, timeout=timeout, address=address)
         if actor is None or actor.pid is None:
             raise ValueError(f"No actor {actor_id} with a process (it may not have started).")
         node_id, pid = actor.node_id, actor.pid
     elif task_id is not None:
         from skate.core.state import get_task
 
-        task = get_task(task_id, timeout=timeout)
+        task = get_task(task_id, timeout=timeout, address=address)
         if task is None or task.worker_id is None:
             raise ValueError(f"No task {task_id} that ran on a worker (is the history on?).")
         node_id, worker_id = task.node_id, task.worker_id

@@ -112,6 +112,8 @@ def _status(args) -> int:
     current = read_current() or {}
     if current.get("dashboard_url"):
         print(f"Dashboard: {current['dashboard_url']}")
+    if current.get("metrics_export_url"):
+        print(f"Metrics (Prometheus): {current['metrics_export_url']}")
     print("Demand:")
     if not (s["demand"] or s["infeasible"] or s["pending_placement_groups"]):
         print("  (no resource demand)")

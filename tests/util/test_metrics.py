@@ -78,6 +78,9 @@ def test_tasks_and_driver_metrics_summed_per_node(cluster):
     workers = values("skate_workers")
     assert set(workers) == {("STARTING",), ("IDLE",), ("LEASED",)}
 
+    assert {f["name"] for f in metrics.snapshot(prefixes=["app_"])} == \
+        {"app_requests", "app_latency_s", "app_temperature"}
+    assert [f["name"] for f in metrics.snapshot(prefixes=["skate_nodes"])] == ["skate_nodes"]
     text = metrics.prometheus_text()
     assert f'app_requests_total{{NodeId="{node}",route="/task"}} 5.0' in text
     assert f'app_latency_s_bucket{{NodeId="{node}",le="1.0"}} 4.0' in text

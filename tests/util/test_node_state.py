@@ -156,6 +156,14 @@ def test_follow_sees_new_lines(cluster):
     assert done.wait(15) and seen == ["first", "second", "third"]
     t.join(5)
 
+    stop = threading.Event()  # another thread ends a follow while the log is quiet
+    quiet = state.get_log(actor_id=aid, follow=True, tail=1, interval=0.05, stop=stop)
+    assert next(quiet) == "third"
+    stopper = threading.Timer(0.2, stop.set)
+    stopper.start()
+    assert list(quiet) == []  # returned once stop was set
+    stopper.join()
+
 
 def test_log_requests_with_mistakes(cluster):
     with pytest.raises(ValueError, match="Name one log"):

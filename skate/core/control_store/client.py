@@ -59,9 +59,11 @@ class ControlStoreClient(Client):
         """One-way: a process's metric updates (``skate/core/metrics.py``'s batch)."""
         return self.conn.notify(m.REPORT_METRICS, node_id, batch)
 
-    def metrics(self, timeout: float | None = None) -> list[dict]:
-        """Every metric family of the cluster (``metrics.snapshot()``'s shape)."""
-        return self.conn.call(m.METRICS, timeout=timeout)
+    def metrics(self, prefixes: list | None = None, timeout: float | None = None
+                ) -> list[dict]:
+        """The cluster's metric families (``metrics.snapshot()``'s shape), those whose name
+        starts with one of ``prefixes`` if given."""
+        return self.conn.call(m.METRICS, prefixes, timeout=timeout)
 
     def summarize_tasks(self, timeout: float | None = None) -> dict:
         return self.conn.call(m.SUMMARIZE_TASKS, timeout=timeout)

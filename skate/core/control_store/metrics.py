@@ -74,15 +74,20 @@ class MetricsTable:
             return None
         return key
 
-    def families(self) -> list[dict]:
-        """Every metric with its series, ``NodeId`` added to the tags (snapshot's shape)."""
+    def families(self, prefixes: tuple | None = None) -> list[dict]:
+        """Every metric (or those whose name starts with one of ``prefixes``) with its
+        series, ``NodeId`` added to the tags (snapshot's shape)."""
         out: dict[str, dict] = {}
         for name, (kind, description, tag_keys, boundaries) in self.defs.items():
+            if prefixes is not None and not name.startswith(prefixes):
+                continue
             out[name] = {"name": name, "kind": kind, "description": description,
                          "tag_keys": [*tag_keys, "NodeId"], "boundaries": list(boundaries),
                          "samples": []}
         for (name, node_id, tags), value in self.series.items():
-            fam = out[name]
+            fam = out.get(name)
+            if fam is None:  # filtered out
+                continue
             labels = dict(zip(fam["tag_keys"], (*tags, node_id)))
             if fam["kind"] == "histogram":
                 counts, total, n = value

@@ -204,9 +204,16 @@ class ControlStore:
     def h_report_metrics(self, conn, rid, node_id, batch):
         self.metrics.apply(node_id, batch)
 
-    def h_metrics(self, conn, rid):
-        """Every metric: the core's (from the tables here) and what processes reported."""
-        return core_families(self.nodes, self.actors, self.tasks) + self.metrics.families()
+    def h_metrics(self, conn, rid, prefixes=None):
+        """Every metric (or those whose name starts with one of ``prefixes``): the core's,
+        from the tables here, and what processes reported."""
+        want = tuple(prefixes) if prefixes else None
+        families = [] if want is not None and not any("skate_".startswith(p) or
+                                                      p.startswith("skate_") for p in want) \
+            else core_families(self.nodes, self.actors, self.tasks)
+        families += self.metrics.families(want)
+        return families if want is None else [f for f in families
+                                              if f["name"].startswith(want)]
 
     def h_summarize_tasks(self, conn, rid):
         return self.tasks.summary()

@@ -66,3 +66,11 @@ def test_a_dead_nodes_gauges_go_its_counters_stay():
     t.forget_node("n1")
     t.validate()
     assert samples(t, "temp") == {} and len(samples(t, "req")) == 1
+
+
+def test_families_filtered_by_prefix():
+    t = MetricsTable()
+    feed(t, "n1", {"req": C, "temp": G}, {("req", ("/",)): 1.0}, {("temp", ()): 3.0})
+    assert [f["name"] for f in t.families(("te",))] == ["temp"]
+    assert [f["name"] for f in t.families(("x", "req"))] == ["req"]
+    assert t.families(("nothing",)) == []
