@@ -76,7 +76,18 @@ def new_session_dir(path: str | None = None) -> str:
 
 def new_token(session_dir: str) -> str:
     """A fresh cluster token, saved as ``<session>/token`` readable by this user only."""
-    token = secrets.token_hex(16)
+    return save_token(session_dir, secrets.token_hex(16))
+
+
+def check_token(token: str) -> None:
+    if not token or len(token) > 1024 or any(c.isspace() for c in token):
+        raise ValueError("A cluster token is a non-empty string without spaces (at most 1024 "
+                         "characters), e.g. the output of `openssl rand -hex 16`.")
+
+
+def save_token(session_dir: str, token: str) -> str:
+    """Save ``token`` as ``<session>/token``, readable by this user only; returns it."""
+    check_token(token)
     path = os.path.join(session_dir, "token")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -95,16 +106,20 @@ def read_token(session_dir: str) -> str | None:
 def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                node_ip: str = "127.0.0.1", gcs_port: int | None = None,
                session_dir: str | None = None, reachable: bool = False,
-               worker_preload: list | None = None) -> LocalNode:
+               worker_preload: list | None = None, token: str | None = None) -> LocalNode:
     """Start a control store and a node manager; with ``owner_pid`` they die with that process.
     ``worker_preload``: modules the node's workers start with (a zygote forks them;
-    default: ``SKATE_WORKER_PRELOAD``).
+    default: ``SKATE_WORKER_PRELOAD``). ``token``: the cluster token to use (machines that
+    join were given it), saved in the session directory; else the session's, else new.
 
     Given an existing ``session_dir`` (a head restart), its token and the control
     store's database are reused.
     """
+    if token:
+        check_token(token)  # before anything is made
     session_dir = new_session_dir(session_dir)
-    token = read_token(session_dir) or new_token(session_dir)
+    token = (save_token(session_dir, token) if token else None) or read_token(session_dir) \
+        or new_token(session_dir)
     node_id = random_id(14).hex()
     gcs_address = f"unix:{os.path.join(session_dir, 'gcs.sock')}"
     arena = os.path.join(SHM_DIR, f"skate-{os.path.basename(session_dir)}-{node_id[:8]}")
@@ -272,6 +287,14 @@ def record_joined_node(node: LocalNode) -> None:
     with open(os.path.join(NODES_DIR, f"{node.node_id}.json"), "w") as f:
         json.dump({"pids": [p.pid for p in node.procs], "arena_path": node.arena_path,
                    "session_dir": node.session_dir}, f)
+
+
+def forget_joined_node(node: LocalNode) -> None:
+    """A joined node stopped by its own ``skate start --block``: no record left behind."""
+    try:
+        os.unlink(os.path.join(NODES_DIR, f"{node.node_id}.json"))
+    except OSError:
+        pass
 
 
 def stop_joined_nodes(timeout: float = 5.0) -> int:

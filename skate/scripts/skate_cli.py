@@ -48,8 +48,14 @@ def _start(args) -> int:
              "GPU": args.num_gpus or 0, **custom, "object_store_memory": store,
              f"node:{args.node_ip_address}": 1, "node:__internal_head__": 1}
     total = {k: v for k, v in total.items() if v}
-    node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
-                      gcs_port=args.port, session_dir=args.session_dir, reachable=True)
+    token = args.token or os.environ.get("SKATE_TOKEN") or None
+    try:
+        node = start_head(total, store, owner_pid=0, node_ip=args.node_ip_address,
+                          gcs_port=args.port, session_dir=args.session_dir, reachable=True,
+                          token=token)
+    except ValueError as e:  # a malformed token
+        print(f"skate start: {e}", file=sys.stderr)
+        return 2
     tcp = f"grpc:{args.node_ip_address}:{args.port}"
     dashboard = _start_dashboard(args, node) if args.include_dashboard else None
     exporter = _start_exporter(args, node) if args.metrics_export_port is not None else None
@@ -66,7 +72,35 @@ def _start(args) -> int:
           f"  Cluster token (mode 0600):         {os.path.join(node.session_dir, 'token')}\n"
           + (f"  Dashboard and jobs API:            {dashboard.url}\n" if dashboard else "")
           + (f"  Prometheus metrics (no token):     {exporter[0]}\n" if exporter else "")
-          + "  Stop it:                           skate stop")
+          + ("  Stop it:                           SIGTERM or ^C (--block)" if args.block
+             else "  Stop it:                           skate stop"), flush=True)
+    if args.block:
+        from skate.core.node import stop_current
+
+        return _block(node, stop_current)
+    return 0
+
+
+def _block(node, stop) -> int:
+    """``--block``: stay in the foreground until SIGTERM/SIGINT (then stop the node: 0) or
+    one of the node's processes exits on its own (then stop the rest: 1)."""
+    import signal
+    import threading
+
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    died = None
+    while not done.wait(0.5):
+        died = next((p for p in node.procs if p.poll() is not None), None)
+        if died is not None:
+            break
+    stop()
+    if died is not None:
+        print(f"skate start: a process of this node exited (pid {died.pid}, status "
+              f"{died.returncode}); stopped the rest. Its logs: "
+              f"{node.session_dir}/logs", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -150,7 +184,15 @@ def _join(args) -> int:
         print(f"Could not join {args.address}: {e}", file=sys.stderr)
         return 1
     record_joined_node(node)
-    print(f"Joined the cluster at {args.address} as node {node.node_id}.")
+    print(f"Joined the cluster at {args.address} as node {node.node_id}.", flush=True)
+    if args.block:
+        from skate.core.node import forget_joined_node
+
+        def stop():
+            node.stop()
+            forget_joined_node(node)
+
+        return _block(node, stop)
     return 0
 
 
@@ -167,8 +209,8 @@ def _stop(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``skate`` command's parser (deploy/kubernetes' commands are checked with it)."""
     p = argparse.ArgumentParser(prog="skate", description="Skate command line.")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="command")
@@ -181,7 +223,12 @@ def main(argv=None) -> int:
     st.add_argument("--resources", default=None, help='custom resources as JSON: \'{"x": 1}\'')
     st.add_argument("--object-store-memory", type=int, default=None)
     st.add_argument("--node-ip-address", default="127.0.0.1")
-    st.add_argument("--token", default=None, help="the cluster token, to join a head")
+    st.add_argument("--token", default=None,
+                    help="the cluster token: a head uses it instead of making one, a node "
+                         "presents it to join (default: SKATE_TOKEN)")
+    st.add_argument("--block", action="store_true",
+                    help="stay in the foreground until SIGTERM/^C, then stop the node (for "
+                         "systemd and containers)")
     st.add_argument("--session-dir", default=None,
                     help="reuse this session directory (restarts keep detached actors and KV)")
     st.add_argument("--include-dashboard", type=_bool, default=True, metavar="true|false",
@@ -202,6 +249,12 @@ def main(argv=None) -> int:
                    add_help=False)
     state_cli.add_parsers(sub)
     job_cli.add_parser(sub)
+    return p
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = build_parser()
     args, rest = p.parse_known_args(argv)
     if args.version:
         from skate import __version__
