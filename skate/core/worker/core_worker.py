@@ -18,6 +18,7 @@ import threading
 import time
 import warnings
 
+from skate import exceptions as exc
 from skate.core import ids, metrics, rpc, serialization
 from skate.core.config import INLINE_THRESHOLD, actor_task_events_enabled, task_events_enabled
 from skate.core.control_store.client import ControlStoreClient
@@ -102,10 +103,14 @@ class CoreWorker(ObjectReads):
         self.listener = rpc.listen(self.address, self._handle, on_close=self._on_peer_closed,
                                      name=f"{mode}-{worker_id[:6]}")
         self.address = self.listener.address  # with its TCP part, in a multi-machine cluster
+        # set when this process's node manager or the control store goes away for good (a
+        # driver's: a worker dies with its node): work that needs them fails with it
+        self.node_lost: BaseException | None = None
+        lost = self._on_cluster_lost if mode == "driver" else None
         self.raylet = NodeManagerClient(rpc.connect(raylet_address, handler=self._handle,
-                                                    name=f"{mode}->raylet"))
+                                                    name=f"{mode}->raylet", on_close=lost))
         self.gcs = ControlStoreClient(rpc.connect(gcs_address, handler=self._handle,
-                                                  name=f"{mode}->gcs"))
+                                                  name=f"{mode}->gcs", on_close=lost))
         if mode == "driver":
             info = self.raylet.register_driver(self.address, log_to_driver, worker_id,
                                                os.getpid())
@@ -150,6 +155,20 @@ class CoreWorker(ObjectReads):
     def node_manager_at(self, address: str) -> NodeManagerClient:
         """Calls to the node manager at ``address`` (another node's, for a spill or a free)."""
         return NodeManagerClient(self.peer(address))
+
+    def _on_cluster_lost(self, conn) -> None:
+        """A driver's connection to its node manager or the control store closed while it
+        was connected: that node (or the head) is gone, so waiting work fails, clearly."""
+        if not getattr(self, "connected", False) or self.node_lost is not None:
+            return
+        what = "control store" if conn is getattr(getattr(self, "gcs", None), "conn", None) \
+            else "node manager of this driver's node"
+        self.node_lost = exc.NodeDiedError(
+            f"The {what} is gone (killed, or its head stopped): tasks that need a worker "
+            f"cannot run. Restart this driver once the cluster is back (a head restarted with "
+            f"`skate start --head --session-dir` keeps its detached actors).")
+        log.warning("%s", self.node_lost)
+        self.submitter.fail_waiting(self.node_lost)
 
     def _on_peer_closed(self, conn) -> None:
         who = conn.peer_info.get("address")

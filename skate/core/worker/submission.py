@@ -267,10 +267,12 @@ class Submission:
         return DONE if ok and not value[2] else FAILED
 
     def answered(self, req: Request, ok: bool, value, conn, now: float, connected: bool,
-                 out: list) -> None:
+                 out: list, node_lost: BaseException | None = None) -> None:
         """A lease request was answered: ``ok`` with a LeaseGrant (``conn``: the shell's
         connection to that worker, None if it could not connect), a Spill or None
-        (cancelled); or not ``ok`` with the error. ``connected``: the shell still is."""
+        (cancelled); or not ``ok`` with the error. ``connected``: the shell still is.
+        ``node_lost``: this process's own node (or the control store) is gone for good --
+        asking again would wait forever, so the key's queued tasks fail with it."""
         self.remote_requests.pop(id(req), None)
         k = req.state
         k.pending.discard(req)
@@ -297,6 +299,9 @@ class Submission:
                     else exc.TaskUnschedulableError(str(value))
                 while k.queue:
                     out.append((FAIL, k.queue.popleft(), error))
+            elif node_lost is not None:
+                while k.queue:
+                    out.append((FAIL, k.queue.popleft(), node_lost))
             elif connected and k.queue:
                 # that node manager died (or was unreachable): ask again shortly, once the
                 # cluster view no longer lists it
@@ -324,9 +329,16 @@ class Submission:
         req.state.pending.discard(req)
         out.append((RETRY_LATER, req.key))
 
-    def retry_lease(self, key: tuple, now: float, connected: bool, out: list) -> None:
-        """A RETRY_LATER timer fired: ask our node manager again, if still wanted."""
+    def retry_lease(self, key: tuple, now: float, connected: bool, out: list,
+                    node_lost: BaseException | None = None) -> None:
+        """A RETRY_LATER timer fired: ask our node manager again, if still wanted (with
+        ``node_lost``, the queued tasks fail with it instead)."""
         k = self.keys[key]
+        if node_lost is not None:
+            k.requested -= 1
+            while k.queue:
+                out.append((FAIL, k.queue.popleft(), node_lost))
+            return
         if not connected or not k.queue:
             k.requested -= 1
             return
@@ -370,6 +382,13 @@ class Submission:
                     k.workers.remove(w)
                     out.append((RETURN_LEASE, w.raylet, w.lease_id, False))
         return held
+
+    def fail_queued(self, error: BaseException, out: list) -> None:
+        """This process's node is gone: every task still waiting for a worker fails (those
+        already pushed fail as their workers' connections close)."""
+        for k in self.keys.values():
+            while k.queue:
+                out.append((FAIL, k.queue.popleft(), error))
 
     def return_all(self, out: list) -> None:
         """Shutting down: give every lease back."""

@@ -190,14 +190,15 @@ class TaskSubmitter:
             if not ok and not isinstance(value, (ValueError, exc.WorkerStartupError)):
                 log.info("lease request failed (%s); asking again", value)
             self.state.answered(req, ok, value, conn, time.monotonic(), self.core.connected,
-                                out)
+                                out, self.core.node_lost)
             later = self._execute(out)
         self._fail(later)
 
     def _retry_lease(self, key: tuple) -> None:
         out: list = []
         with self.lock:
-            self.state.retry_lease(key, time.monotonic(), self.core.connected, out)
+            self.state.retry_lease(key, time.monotonic(), self.core.connected, out,
+                                   self.core.node_lost)
             later = self._execute(out)
         self._fail(later)
 
@@ -328,6 +329,14 @@ class TaskSubmitter:
             held = self.state.tick(now, out)
             self._execute(out)
         return held
+
+    def fail_waiting(self, error: BaseException) -> None:
+        """Fail every task still waiting for a worker (this process's node is gone)."""
+        out: list = []
+        with self.lock:
+            self.state.fail_queued(error, out)
+            later = self._execute(out)
+        self._fail(later)
 
     def return_all_leases(self) -> None:
         out: list = []

@@ -228,6 +228,36 @@ def test_lost_node_manager_asks_again_later():
     assert not out and d.s.keys[KEY].requested == 1
 
 
+def test_a_lost_own_node_fails_the_queue_instead_of_asking_forever():
+    d = Driver()
+    tasks = [d.task() for _ in range(3)]
+    d.enqueue(*tasks)
+    lost = exc.NodeDiedError("the node manager of this driver's node is gone")
+    req = d.requests.pop(0)
+    out: list = []
+    d.s.answered(req, False, ConnectionError("gone"), None, d.now, True, out, lost)
+    d.run(out)
+    assert [t for t, _ in d.failed] == tasks and all(e is lost for _, e in d.failed)
+    assert not d.retry_later and not d.s.keys[KEY].queue
+    d.s.validate()
+
+    late = Driver()  # a retry timer that fires after the node was lost
+    late.enqueue(late.task())
+    late.answer(late.requests[0], ConnectionError("gone"), ok=False)
+    out = []
+    late.s.retry_lease(KEY, late.now, True, out, lost)
+    late.run(out)
+    assert [e for _, e in late.failed] == [lost] and late.s.keys[KEY].requested == 0
+    late.s.validate()
+
+    everything = Driver()  # the shell fails what waits, all keys at once
+    everything.enqueue(everything.task(), everything.task())
+    out = []
+    everything.s.fail_queued(lost, out)
+    everything.run(out)
+    assert len(everything.failed) == 2
+
+
 def test_connection_lost_retries_then_crashes():
     d = Driver()
     t = d.task(max_retries=2)
