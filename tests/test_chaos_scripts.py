@@ -37,3 +37,9 @@ def test_ppo_solves_cartpole_while_runners_die():
     r = _run("rllib_runner_kills.py", "--kill-every", "3", "--target", "400", "--deadline",
              "150", "--skip-quiet")
     assert r["chaos"]["solved"] and r["chaos"]["kills"] >= 1
+
+
+def test_training_resumes_after_a_worker_kill_on_the_same_loss_curve():
+    pytest.importorskip("torch")
+    r = _run("sgd_worker_kill.py", "--epochs", "6", "--kill-epoch", "3")
+    assert r["killed"]["resumed_from"] == 3 and r["killed"]["losses"] == r["quiet"]["losses"]
