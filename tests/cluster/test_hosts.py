@@ -124,9 +124,14 @@ def _run_the_cluster(hosts, n_bytes: int):
     return res, nodes
 
 
-def test_tasks_actors_objects_and_groups_across_hosts_then_a_cut_link(hosts):
+def test_tasks_actors_objects_and_groups_across_hosts(hosts):
+    _run_the_cluster(hosts, 100 * 2**20)
+
+
+@pytest.mark.slow
+def test_a_cut_link_is_a_dead_node_and_work_goes_elsewhere(hosts):
     head, n1, n2 = hosts
-    _res, nodes = _run_the_cluster(hosts, 100 * 2**20)
+    _res, nodes = _run_the_cluster(hosts, 10 * 2**20)
 
     n2.cut()
     t0 = time.monotonic()
@@ -142,8 +147,12 @@ def test_tasks_actors_objects_and_groups_across_hosts_then_a_cut_link(hosts):
             return skate.get_runtime_context().get_node_id()
         print("STILL_RUNS", sorted(set(skate.get([where.remote() for _ in range(6)]))))
     """), timeout=60)
-    took = time.monotonic() - t0
-    assert took < NODE_TIMEOUT_S + 15, f"the cut host was declared dead only after {took:.0f} s"
+    # CLOCK_MONOTONIC is the machine's, the same in every namespace
+    dead_after = float(after.stdout.split("DEAD_AFTER ", 1)[1].split()[0]) - t0
+    assert dead_after < NODE_TIMEOUT_S + 15, \
+        f"the cut host was declared dead only after {dead_after:.0f} s"
+    print(f"declared dead {dead_after:.1f} s after the cut; the work after it done at "
+          f"{time.monotonic() - t0:.1f} s")
     ran_on = json.loads(after.stdout.split("STILL_RUNS ", 1)[1].splitlines()[0].replace("'", '"'))
     assert nodes[n2.ip] not in ran_on and set(ran_on) <= {nodes[head.ip], nodes[n1.ip]}
 

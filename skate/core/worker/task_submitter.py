@@ -144,8 +144,9 @@ class TaskSubmitter:
                         task.resolved, task.return_ids, core.address, w.gpu_ids,
                         task.resources, task.max_calls, task.attempt,
                         (core.job_id, core.namespace))
-                w.conn.push_task(spec, lambda ok, v, task=task, w=w: self._replied(task, w, ok, v))
+                # recorded before the push: the worker's RUNNING must not come first in time
                 self._event((task, task.attempt, SUBMITTED_TO_WORKER, _now(), w))
+                w.conn.push_task(spec, lambda ok, v, task=task, w=w: self._replied(task, w, ok, v))
             elif tag is RETURN_LEASE:
                 c[1].return_lease(c[2], c[3])
             elif tag is REQUEST_LEASE:
