@@ -13,14 +13,17 @@ An attempt is one record (a retried task has several, as in Ray). The table is
 bounded per job (``max_per_job``, default 100,000): when a job is over, its
 oldest *finished* attempts go first (then the oldest of any state), and
 ``dropped[job]`` counts them -- so memory never grows without bound, and a
-listing says how much history it lacks.
+listing says how much history it lacks. The last dropped keys are remembered
+(``forgotten``, bounded too), so a batch that comes late for one of them (a
+worker's RUNNING after its owner's FINISHED) cannot bring back an attempt that
+would never end.
 
 Pure and synchronous (no clock, no I/O): the control store calls it under its
 lock; tests feed it events.
 
 Invariants (``validate()``): ``order[job]`` lists exactly that job's keys, oldest
 first; ``len(order[job]) <= max_per_job``; each record's ``state`` is one of
-``STATES`` and its ``events`` are sorted by time.
+``STATES`` and its ``events`` are sorted by time; no kept key is forgotten.
 """
 
 from __future__ import annotations
@@ -120,6 +123,10 @@ class TaskTable:
         self.order: dict[str, collections.OrderedDict] = collections.defaultdict(
             collections.OrderedDict)
         self.dropped: collections.Counter = collections.Counter()  # job -> records dropped
+        # the keys dropped last (bounded): a late batch for one of them (a worker's RUNNING
+        # after the owner's FINISHED let it go) must not bring back a ghost that never ends
+        self.forgotten: collections.OrderedDict = collections.OrderedDict()
+        self.max_forgotten = max(10_000, max_per_job)
 
     def add(self, events) -> None:
         """Apply events ``(task_id, attempt, state, time_s, info | None)`` as senders batch
@@ -132,6 +139,8 @@ class TaskTable:
             key = (task_id, attempt)
             rec = records.get(key)
             if rec is None:
+                if key in self.forgotten:
+                    continue
                 job = info.get("job_id") or "" if info else ""
                 rec = records[key] = TaskRecord(task_id, attempt, PENDING_ARGS_AVAIL,
                                                 job_id=job, state_t=-1.0)
@@ -177,6 +186,9 @@ class TaskTable:
             del keys[victim]
             del self.records[victim]
             self.dropped[job] += 1
+            self.forgotten[victim] = None
+            if len(self.forgotten) > self.max_forgotten:
+                self.forgotten.popitem(last=False)
 
     def select(self, filters=(), limit: int = 100, offset: int = 0) -> list[dict]:
         """Records matching every ``(field, equal, value)`` (values compared as strings),
@@ -258,6 +270,8 @@ class TaskTable:
             assert rec.state in STATES, f"{k}: state {rec.state}"
             times = [t for _, t in rec.events]
             assert times == sorted(times), f"{k}: events out of order"
+            assert k not in self.forgotten, f"{k}: dropped, yet kept"
+        assert len(self.forgotten) <= self.max_forgotten, "the forgotten keys grew unbounded"
 
 
 def _hex(task_id) -> str:

@@ -216,10 +216,11 @@ class ActorSubmitter:
         self.inflight[call.task_id] = call
         spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
                 self.core.address)
-        WorkerClient(conn).actor_call(spec, callback=lambda ok, v: self._replied(call, conn, ok, v))
         if self._record and call.method[:2] != "__":  # not the runtime's own calls
+            # before the send: its reply (FINISHED) may be recorded before this line returns
             self._event((call.task_id, 0, SUBMITTED_TO_WORKER, time.time(),
                          self._event_info(call.method)))
+        WorkerClient(conn).actor_call(spec, callback=lambda ok, v: self._replied(call, conn, ok, v))
 
     def _event_info(self, method: str) -> dict:
         """An actor task's info for the task history (one dict per method)."""

@@ -104,3 +104,14 @@ def test_validate_catches_a_broken_table():
     table.order["01"].clear()
     with pytest.raises(AssertionError, match="disagree"):
         table.validate()
+
+
+def test_a_late_event_does_not_bring_back_a_dropped_attempt():
+    table = TaskTable(max_per_job=2)
+    for i in range(3):  # the owner's events: each finished; the first is dropped
+        table.add([(b"t%d" % i, 0, p.FINISHED, float(i), OWNER)])
+    assert sorted(r["task_id"] for r in table.select()) == [b"t1".hex(), b"t2".hex()]
+    table.add([(b"t0", 0, p.RUNNING, 0.5, {"node_id": "n", "worker_id": "w"})])  # the worker's
+    assert sorted(r["task_id"] for r in table.select()) == [b"t1".hex(), b"t2".hex()]
+    assert table.dropped["01"] == 1
+    table.validate()
