@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+import warnings
 
 from skate.core import runtime
 from skate.core.object_ref import ObjectRef
@@ -76,6 +77,11 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
             "skate.init(local_mode=True) is not supported (Ray removed it too): tasks always "
             "run in worker processes. To debug, call the function itself (f._function(...)), "
             "or run with skate.init(num_cpus=1) and breakpoint() in the task.")
+    if kwargs.get("include_dashboard"):
+        # said, not silently ignored: a Ray user asking for a dashboard expects one
+        warnings.warn("skate.init() starts no dashboard; `skate start --head` runs one for a "
+                      "long-running cluster (docs/dashboard.md), and skate.util.state reads "
+                      "this cluster from Python.", UserWarning, stacklevel=2)
     from skate.job_config import JobConfig
 
     job_config = kwargs.get("job_config")

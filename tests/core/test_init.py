@@ -326,3 +326,10 @@ def test_init_refuses_unsupported_runtime_env(shutdown_only):
     with pytest.raises(ValueError, match="working_dir are not supported"):
         f.options(runtime_env={"working_dir": "."})
     assert skate.get(f.remote()) == 1
+
+
+@pytest.mark.skate_only  # Ray starts a dashboard here; Skate says where to get one
+def test_include_dashboard_is_answered_not_ignored(shutdown_only):
+    with pytest.warns(UserWarning, match="skate start --head"):
+        skate.init(num_cpus=1, include_dashboard=True)
+    assert skate.get(skate.remote(lambda: 1).remote()) == 1
