@@ -10,6 +10,7 @@ shows no job of its own.
 
 from __future__ import annotations
 
+import abc
 from typing import Iterator
 
 #: "every record": the state API's limit bounds each listing, and the cluster's tables are
@@ -17,81 +18,99 @@ from typing import Iterator
 ALL = 10_000_000
 
 
-class Cluster:
+class Cluster(abc.ABC):
     """The reads and writes the dashboard needs. Each call may raise ConnectionError
     (the cluster is unreachable) and ValueError (a filter the state API refuses)."""
 
+    @abc.abstractmethod
     def nodes(self) -> list:
         """``skate.state.NodeState`` records, dead nodes included."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def status(self) -> dict:
         """``skate.state.cluster_status()``: per node its resources, total and available,
         and its object store's use; the demand."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def tasks(self, filters: list, limit: int, offset: int = 0) -> list:
         """``TaskState`` records matching ``filters`` (state API filters), newest first,
         skipping the first ``offset`` matches."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def task_summary(self) -> dict:
         """``summarize_tasks()["cluster"]``: counts by function name and state."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def actors(self) -> list:
         """``ActorState`` records, oldest first."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def placement_groups(self) -> list:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def driver_jobs(self) -> list:
         """``JobState`` records of the drivers that joined."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def timeline(self) -> list:
         """Chrome trace events of the tasks' runs."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def kill_actor(self, actor_id: str, no_restart: bool) -> bool:
         """Kill an actor by hex id; False if it was already dead, LookupError if unknown."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def head_node_id(self) -> str | None:
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def log_files(self, node_id: str | None) -> dict:
         """``list_logs()``: ``{node_id: {kind: [file name, ...]}}``."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def log_lines(self, follow: bool, tail: int, **which) -> Iterator[str]:
         """``get_log(**which)``'s lines (``which``: filename and node_id, actor_id, task_id or
         pid, suffix); the caller closes the generator when done. ValueError: no such log."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def objects(self) -> list:
         """``ObjectState`` records: every reference every process holds."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def object_summary(self) -> dict:
         """``summarize_objects()["cluster"]``: objects by call site."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def metrics(self) -> list:
         """``skate.util.metrics.snapshot()``: every metric family with its samples."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def prometheus(self) -> str:
         """The metrics in Prometheus' text format."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def kv_keys(self, prefix: str, namespace: str) -> list:
         """Keys of the control store's KV (what libraries publish) under ``prefix``."""
-        raise NotImplementedError
+        ...
 
+    @abc.abstractmethod
     def kv_get(self, key: str, namespace: str) -> bytes | None:
-        raise NotImplementedError
+        ...
 
 
 class LiveCluster(Cluster):

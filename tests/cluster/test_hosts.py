@@ -139,7 +139,9 @@ def test_a_cut_link_is_a_dead_node_and_work_goes_elsewhere(hosts):
         import time, skate
         from skate.util.state import list_nodes
         skate.init(address="auto")
+        deadline = time.monotonic() + 60
         while {{n.node_id: n.state for n in list_nodes()}}.get("{nodes[n2.ip]}") != "DEAD":
+            assert time.monotonic() < deadline, "the cut host was never declared dead"
             time.sleep(0.1)
         print("DEAD_AFTER", time.monotonic())
         @skate.remote

@@ -173,14 +173,16 @@ def head():
 
 
 def wait_until(fn, timeout=20, interval=0.05):
-    """``fn()``'s first truthy value, polling until ``timeout`` (AssertionError then)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{fn} not true within {timeout}s"
-        time.sleep(interval)
+    """``fn()``'s first truthy value, polling until ``timeout`` (AssertionError then):
+    ``wait_for_condition`` that hands back what it waited for."""
+    got: list = []
+
+    def ready():
+        got[:] = [fn()]
+        return got[0]
+
+    wait_for_condition(ready, timeout=timeout, retry_interval_ms=interval * 1000)
+    return got[0]
 
 
 # -- the browser tests (test_browser*.py) -------------------------------------------------------

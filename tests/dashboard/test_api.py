@@ -4,7 +4,6 @@ JobRunner in a temporary session directory."""
 
 import json
 import re
-import time
 
 import pytest
 
@@ -16,6 +15,7 @@ from skate.dashboard.app import Context, create_app
 from skate.dashboard.history import ResourceHistory, sample_now
 from skate.dashboard.jobs.lifecycle import Settings
 from skate.dashboard.jobs.runner import JobRunner
+from tests.dashboard.conftest import wait_until
 from tests.dashboard.fakes import FakeCluster, actor, driver, group, task
 
 pytestmark = pytest.mark.skate_only
@@ -53,13 +53,11 @@ def make_client(tmp_path):
 
 
 def _wait_status(client, sid, done=("SUCCEEDED", "FAILED", "STOPPED"), timeout=10):
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished():
         status = client.get(f"/api/jobs/{sid}").json()["status"]
-        if status in done:
-            return status
-        assert time.monotonic() < deadline, f"job {sid} still {status} after {timeout}s"
-        time.sleep(0.02)
+        return status if status in done else None
+
+    return wait_until(finished, timeout=timeout, interval=0.02)
 
 
 # -- auth ---------------------------------------------------------------------------------

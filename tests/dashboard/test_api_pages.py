@@ -4,7 +4,6 @@ whose generator is closed when its client goes."""
 
 import json
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -16,6 +15,7 @@ from starlette.testclient import TestClient
 from skate.dashboard.app import Context, create_app
 from skate.dashboard.metric_history import MetricHistory
 from skate.tune.experiment_summary import ExperimentSummary
+from tests.core.utils import wait_for_condition
 from tests.dashboard.fakes import FakeCluster, actor, obj
 
 pytestmark = pytest.mark.skate_only
@@ -30,10 +30,7 @@ def _client(cluster, metric_history=None, read_token=False):
 
 
 def _wait(fn, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not fn():
-        assert time.monotonic() < deadline, f"{fn} not true within {timeout}s"
-        time.sleep(0.01)
+    wait_for_condition(fn, timeout=timeout, retry_interval_ms=10)
 
 
 # -- logs ---------------------------------------------------------------------------------
