@@ -79,9 +79,12 @@ def test_a_serve_deployments_replicas_and_requests(head):
 
 def test_an_actors_output_reaches_a_live_tail_and_the_stream_closes(head):
     out = head.driver(TALKER + textwrap.dedent("""
+        import sys
         skate.get(talker.say.remote("first words"))
-        print("ACTOR", talker._actor_id.hex())
-    """)).stdout  # the actor's own line may come after, forwarded to the driver
+        # one write: print() writes the text and its newline separately, and the actor's
+        # forwarded line can land between the two
+        sys.stdout.write(f"ACTOR {talker._actor_id.hex()}\\n")
+    """)).stdout
     actor_id = re.search(r"^ACTOR ([0-9a-f]+)$", out, re.M).group(1)
     dash = head.info["dashboard_pid"]
     wait_until(lambda: "first words" in head.get(f"/api/logs/file?actor_id={actor_id}")["lines"])
