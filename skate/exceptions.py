@@ -182,7 +182,10 @@ class OutOfDiskError(ObjectStoreFullError):
 
 
 class OutOfMemoryError(RayError):
-    """The object could not be stored: memory and spill space are exhausted."""
+    """The node's memory monitor killed the worker running the task, because the node ran
+    low on memory, and the task is not retried (Ray's ``OutOfMemoryError``). The message
+    has the node's memory figures; give the task more memory headroom (fewer tasks at a
+    time, e.g. more ``num_cpus`` each) or set ``SKATE_MEMORY_USAGE_THRESHOLD``."""
 
 
 class WorkerCrashedError(RayError):

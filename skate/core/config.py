@@ -110,6 +110,64 @@ def address_from_env() -> str | None:
     return value or None
 
 
+#: The memory monitor's defaults (Ray's ``memory_usage_threshold`` and
+#: ``memory_monitor_refresh_ms``).
+DEFAULT_MEMORY_USAGE_THRESHOLD = 0.95
+DEFAULT_MEMORY_MONITOR_REFRESH_MS = 250
+
+
+def _env_number(names: tuple, default, kind):
+    """The first of ``names`` set in the environment, as ``kind``; ``default`` if none is."""
+    for name in names:
+        raw = os.environ.get(name)
+        if raw is not None and raw.strip() != "":
+            try:
+                return kind(raw)
+            except ValueError:
+                raise ValueError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
+    return default
+
+
+def memory_usage_threshold() -> float:
+    """The fraction of the node's memory limit past which its memory monitor kills a worker:
+    SKATE_MEMORY_USAGE_THRESHOLD, else Ray's RAY_memory_usage_threshold (default 0.95)."""
+    return _env_number(("SKATE_MEMORY_USAGE_THRESHOLD", "RAY_memory_usage_threshold"),
+                       DEFAULT_MEMORY_USAGE_THRESHOLD, float)
+
+
+def memory_monitor_refresh_ms() -> int:
+    """How often (ms) the node's memory monitor reads its memory use; 0 turns it off:
+    SKATE_MEMORY_MONITOR_REFRESH_MS, else Ray's RAY_memory_monitor_refresh_ms (default 250)."""
+    return _env_number(("SKATE_MEMORY_MONITOR_REFRESH_MS", "RAY_memory_monitor_refresh_ms"),
+                       DEFAULT_MEMORY_MONITOR_REFRESH_MS, int)
+
+
+@dataclass(frozen=True)
+class MemoryMonitorConfig:
+    """The node manager's memory monitor (``node_manager/memory_monitor.py``)."""
+
+    usage_threshold: float = DEFAULT_MEMORY_USAGE_THRESHOLD
+    """Kill a worker when used / limit goes above this fraction, in [0, 1]."""
+    refresh_ms: int = DEFAULT_MEMORY_MONITOR_REFRESH_MS
+    """Milliseconds between two readings of the node's memory; 0: no monitor."""
+
+    def __post_init__(self):
+        if not 0.0 <= self.usage_threshold <= 1.0:
+            raise ValueError(f"the memory usage threshold (SKATE_MEMORY_USAGE_THRESHOLD) must "
+                             f"be in [0, 1], got {self.usage_threshold}")
+        if self.refresh_ms < 0:
+            raise ValueError(f"the memory monitor's refresh (SKATE_MEMORY_MONITOR_REFRESH_MS) "
+                             f"must be >= 0 ms (0 turns it off), got {self.refresh_ms}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.refresh_ms > 0
+
+    @classmethod
+    def from_env(cls) -> "MemoryMonitorConfig":
+        return cls(memory_usage_threshold(), memory_monitor_refresh_ms())
+
+
 def default_memory(object_store_memory: int) -> int:
     """The ``memory`` resource a node advertises: 70% of what RAM is free, less its store."""
     import psutil

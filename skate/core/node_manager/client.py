@@ -34,16 +34,17 @@ class NodeManagerClient(Client):
     # -- leases ------------------------------------------------------------------------
     def request_lease(self, request: dict, env_vars: dict | None, dedicated: bool,
                       strategy: Any, preferred_node: str | None, spilled: bool,
-                      callback: Callback, tag: Any = None) -> None:
+                      callback: Callback, tag: Any = None, retriable: bool = True) -> None:
         """Ask for a worker; the reply is a protocol.LeaseGrant, a protocol.Spill, None
         (the request was cancelled) or an error (unschedulable, workers cannot start).
-        ``tag`` names the request for ``cancel_tagged_lease``."""
-        if tag is None:
+        ``tag`` names the request for ``cancel_tagged_lease``; ``retriable``: its tasks are
+        retried if the worker dies (the memory monitor kills such workers first)."""
+        if tag is None and retriable:
             self.conn.call_async(m.REQUEST_LEASE, request, env_vars, dedicated, strategy,
                                  preferred_node, spilled, callback=callback)
         else:
             self.conn.call_async(m.REQUEST_LEASE, request, env_vars, dedicated, strategy,
-                                 preferred_node, spilled, tag, callback=callback)
+                                 preferred_node, spilled, tag, retriable, callback=callback)
 
     def cancel_tagged_lease(self, tag: Any) -> bool:
         """One-way: drop this connection's unanswered request of ``tag``."""
@@ -69,6 +70,14 @@ class NodeManagerClient(Client):
 
     def kill_worker(self, worker_id: str) -> bool:
         return self.conn.notify(m.KILL_WORKER, worker_id)
+
+    def worker_exit_cause(self, worker_id: str,
+                          timeout: float | None = None) -> tuple[str, str, bool] | None:
+        """Why this node killed ``worker_id`` on its own: ``(kind, message, retry)``, kind
+        ``"OUT_OF_MEMORY"`` (the memory monitor; ``retry``: the task may be retried), or
+        None when it did not (it crashed, or was never known here). Asked only after a
+        worker was lost."""
+        return self.conn.call(m.WORKER_EXIT_CAUSE, worker_id, timeout=timeout)
 
     # -- info --------------------------------------------------------------------------
     def resources(self, timeout: float | None = None) -> tuple[dict, dict]:

@@ -26,6 +26,8 @@ class RequestLease(NamedTuple):
     spilled: bool  # another node manager sent it here
     now: float
     tag: Any = None  # the requester's name for it, to cancel this one (CancelTagged)
+    retriable: bool = True  # its tasks are retried if the worker dies (the memory monitor's
+    # victims are chosen among retriable leases first)
 
 
 class CancelTagged(NamedTuple):

@@ -153,6 +153,8 @@ class Lease:
     gpu_ids: list = field(default_factory=list)
     blocked: bool = False  # its worker waits in get: its CPUs are lent to the node
     tag: Any = None  # the requester's name for the request (CancelTagged)
+    retriable: bool = True  # its tasks are retried if its worker dies (the memory monitor)
+    granted_at: float = 0.0  # when it was granted (the memory monitor kills the newest first)
 
 
 @dataclass(slots=True, eq=False)
@@ -228,7 +230,8 @@ class Leases:
         lease = Lease(self._next_lease, units, env_key(ev.env_vars), ev.env_vars, ev.dedicated,
                       ev.requester, ev.rid, ev.now,
                       strategy=None if stay else ev.strategy,  # the spread was decided: final
-                      preferred_node=ev.preferred_node, stay=stay, tag=ev.tag)
+                      preferred_node=ev.preferred_node, stay=stay, tag=ev.tag,
+                      retriable=ev.retriable)
         self._next_lease += 1
         out: list = []
         if self._route(lease, ev.now, out, fresh=True):
@@ -556,6 +559,7 @@ class Leases:
             w = idle.pop()
             res.subtract(available, units)
             lease.gpu_ids = gpus
+            lease.granted_at = now
             lease.worker = w
             w.lease = lease
             self.leases[lease.lease_id] = lease

@@ -28,6 +28,7 @@ from skate.core import kill_points, rpc
 from skate.core import resources as res
 from skate.core.config import (
     IDLE_WORKER_TIMEOUT_S,
+    MemoryMonitorConfig,
     NodeConfig,
     log_rotation_max_bytes,
     token_from_env,
@@ -37,6 +38,7 @@ from skate.core.ids import random_id
 from skate.core.node_manager import leases as ls
 from skate.core.node_manager import placement
 from skate.core.node_manager.introspection import NodeIntrospection
+from skate.core.node_manager.memory_monitor import MemoryMonitor
 from skate.core.node_manager.object_handlers import ObjectStoreHandlers
 from skate.core.node_manager.worker_logs import WorkerLogs
 from skate.core.node_manager.worker_pool import WorkerPool, WorkerProc, worker_argv
@@ -99,6 +101,7 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
             m.PREPARE_BUNDLE: self.h_prepare_bundle,
             m.RETURN_BUNDLE: self.h_return_bundle,
             m.KILL_WORKER: self.h_kill_worker,
+            m.WORKER_EXIT_CAUSE: self.h_worker_exit_cause,
             m.RESOURCES: self.h_resources,
             m.NODE_INFO: self.h_node_info,
             m.SCHEDULER_STATE: self.h_scheduler_state,
@@ -145,6 +148,8 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         })
         if self.pool.zygote is None:  # with a zygote, once it is ready (workers with its
             self._prestart()          # modules imported); leases meanwhile start their own
+        self.memory_monitor = MemoryMonitor(self, MemoryMonitorConfig.from_env())
+        self.memory_monitor.start()
 
     def _prestart(self) -> None:
         """Fill the pool of idle workers; with a zygote (it calls this once ready), idle
@@ -277,9 +282,10 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
 
     # -- leases ----------------------------------------------------------
     def h_request_lease(self, conn, rid, request: dict, env_vars, dedicated, strategy=None,
-                        preferred_node=None, spilled=False, tag=None):
+                        preferred_node=None, spilled=False, tag=None, retriable=True):
         self._feed(ls.RequestLease(conn, rid, res.to_units(request), env_vars, dedicated,
-                                   strategy, preferred_node, spilled, time.monotonic(), tag))
+                                   strategy, preferred_node, spilled, time.monotonic(), tag,
+                                   retriable))
         return rpc.DEFER
 
     def h_cancel_tagged_lease(self, conn, rid, tag):
@@ -315,6 +321,10 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         if w is not None:
             self.pool.kill(w)
         return w is not None
+
+    def h_worker_exit_cause(self, conn, rid, worker_id):
+        """(kind, message, retry) if this node killed ``worker_id`` itself, else None."""
+        return self.memory_monitor.exit_cause(worker_id)
 
     def _heartbeat(self) -> None:
         """Report what is free here; get the cluster's view back (also our liveness signal)."""

@@ -60,6 +60,7 @@ BLOCKED = "blocked"
 PREPARE_BUNDLE = "prepare_bundle"
 RETURN_BUNDLE = "return_bundle"
 KILL_WORKER = "kill_worker"
+WORKER_EXIT_CAUSE = "worker_exit_cause"  # why this node killed a worker (memory monitor)
 RESOURCES = "resources"
 NODE_INFO = "node_info"
 SCHEDULER_STATE = "scheduler_state"

@@ -59,6 +59,14 @@ all fail the same way; any other error (the node manager died) is asked
 again later. A lost connection retries the task up to ``max_retries`` times
 (-1: forever); an application error only if ``retry_exceptions`` says so.
 
+Out of memory. A worker the node's memory monitor killed is not a crash
+(Ray 2.x's retry policy): the shell asks that node manager why the worker
+went (only then, on the failure path) and hands the cause to ``settle``. The
+task fails with OutOfMemoryError when ``max_retries`` is 0 or the monitor
+said not to retry (it was its caller's last task running there); otherwise
+it runs again after ``oom_retry_delay`` (1 s doubling to 60 s) without
+spending ``max_retries``: such retries are counted in ``oom_retries``.
+
 Invariants (checked by ``validate``):
 
 * per key, ``0 <= requested <= MAX_LEASE_REQUESTS_PER_KEY``, and the SPREAD
@@ -105,12 +113,20 @@ REQUEST_LEASE = "request_lease"  #: (REQUEST_LEASE, request): send it (the shell
 RETURN_LEASE = "return_lease"  #: (RETURN_LEASE, raylet, lease_id, kill)
 RETRY_LATER = "retry_later"  #: (RETRY_LATER, key): call retry_lease(key) in RETRY_LEASE_S
 FAIL = "fail"  #: (FAIL, task, error): fail its returns (after the lock is let go)
+#: A killed worker's cause, as its node manager tells it (``worker_exit_cause``)
+OUT_OF_MEMORY = "OUT_OF_MEMORY"
+#: Retries of tasks the memory monitor killed: 1 s, doubling, at most 60 s (Ray's)
+OOM_RETRY_BASE_S = 1.0
+OOM_RETRY_MAX_S = 60.0
 
 # -- verdicts: of ``replied`` (DONE: hand the returns over; REQUEUED; FAILED: ask ``settle``)
 # and of ``settle`` (RETRY with attempt + 1; COMPLETE: hand the user's error over;
-# CANCELLED: fail with TaskCancelledError; CRASHED: fail with ``crash_error``)
+# CANCELLED: fail with TaskCancelledError; CRASHED: fail with ``crash_error``; OOM_RETRY:
+# attempt + 1 and oom_retries + 1, queued again after ``oom_retry_delay``; OOM: fail with
+# ``oom_error``)
 DONE, REQUEUED, FAILED = "done", "requeued", "failed"
 RETRY, COMPLETE, CANCELLED, CRASHED = "retry", "complete", "cancelled", "crashed"
+OOM_RETRY, OOM = "oom_retry", "oom"
 
 
 @dataclass
@@ -140,6 +156,7 @@ class TaskRecord:
     worker: Lease | None = None  # while in flight
     done: bool = False
     parent_task: bytes | None = None  # the task that submitted it (for the task history)
+    oom_retries: int = 0  # attempts after the memory monitor killed it (not max_retries')
 
 
 class Lease:
@@ -168,9 +185,9 @@ class Request:
     """One lease request in flight (or waiting to be sent by the shell)."""
 
     __slots__ = ("key", "state", "address", "node", "hops", "preferred", "sent", "raylet",
-                 "abandoned")
+                 "abandoned", "retriable")
 
-    def __init__(self, state, address, node, hops, preferred, now):
+    def __init__(self, state, address, node, hops, preferred, now, retriable=True):
         self.key: tuple = state.key
         self.state: KeyState = state
         self.address: str | None = address  # None: our own node manager
@@ -180,6 +197,9 @@ class Request:
         self.sent: float = now
         self.raylet = None  # the client the shell sent it through
         self.abandoned = False  # its node died while it waited; asked elsewhere
+        # the next task's max_retries != 0, told to the node manager (its memory monitor
+        # kills workers of retriable leases first), as Ray's lease carries its task's spec
+        self.retriable: bool = retriable
 
 
 class KeyState:
@@ -431,8 +451,9 @@ class Submission:
     def _request(self, k: KeyState, address: str | None, node: str | None, hops: int,
                  now: float, out: list) -> None:
         # locality: ask for a worker near the arguments of the task next in line
-        preferred = k.queue[0].preferred_node if k.queue else None
-        req = Request(k, address, node, hops, preferred, now)
+        head = k.queue[0] if k.queue else None
+        req = Request(k, address, node, hops, head.preferred_node if head else None, now,
+                      head.max_retries != 0 if head else True)
         if node is not None:  # another node: watched, in case that node hangs
             self.remote_requests[id(req)] = req
         if k.spread:
@@ -519,17 +540,21 @@ class Submission:
 
 
 def retries_left(task: TaskRecord) -> bool:
-    return task.max_retries == -1 or task.attempt < task.max_retries
+    return task.max_retries == -1 or task.attempt - task.oom_retries < task.max_retries
 
 
-def settle(task: TaskRecord, ok: bool, value) -> str:
-    """What to do with a task whose push FAILED: RETRY, COMPLETE, CANCELLED or CRASHED.
+def settle(task: TaskRecord, ok: bool, value, cause: tuple | None = None) -> str:
+    """What to do with a task whose push FAILED: RETRY, COMPLETE, CANCELLED, CRASHED,
+    OOM_RETRY or OOM. ``cause``: why its worker's node manager killed the worker, if it did
+    (``(kind, message, retry)``, asked only when the connection was lost).
 
     Called without the lock: deciding on an application error may unpickle it.
     """
     if not ok:
         if task.cancelled:
             return CANCELLED
+        if cause is not None and cause[0] == OUT_OF_MEMORY:
+            return OOM_RETRY if task.max_retries != 0 and cause[2] else OOM
         return RETRY if retries_left(task) else CRASHED
     if not task.cancelled and _retry_app_error(task, value[1]):
         return RETRY
@@ -546,6 +571,20 @@ def _retry_app_error(task: TaskRecord, returns) -> bool:
     err = serialization.loads(r[2], r[3]) if r[0] == INLINE else None
     cause = getattr(err, "cause", err)
     return isinstance(cause, tuple(rx))
+
+
+def oom_retry_delay(task: TaskRecord) -> float:
+    """Seconds before the next attempt of a task the memory monitor killed (``oom_retries``
+    already counts this kill): 1, 2, 4, ... at most 60."""
+    return min(OOM_RETRY_BASE_S * 2 ** max(task.oom_retries - 1, 0), OOM_RETRY_MAX_S)
+
+
+def oom_error(task: TaskRecord, cause: tuple) -> exc.OutOfMemoryError:
+    """The error of a task the memory monitor killed, not to be retried."""
+    why = "max_retries=0" if task.max_retries == 0 else "it was its caller's last task there"
+    return exc.OutOfMemoryError(
+        f"Task {task.fn_name} (id {task.task_id.hex()}) failed: {cause[1]} It was tried "
+        f"{task.attempt + 1} time(s) and is not retried ({why}).")
 
 
 def crash_error(task: TaskRecord, node_id: str, node_died: bool, reason) -> BaseException:

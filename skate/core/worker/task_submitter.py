@@ -17,7 +17,10 @@ the lock, and the next push goes out before the results are handed over.
 A task waits here until its top-level ObjectRef arguments exist, then is
 queued under its key. A worker that dies mid-task fails the push with
 ConnectionClosed: the task is retried (``max_retries``) or fails with
-WorkerCrashedError (NodeDiedError when its node died).
+WorkerCrashedError (NodeDiedError when its node died). Before deciding, the
+node manager that granted the lease is asked whether it killed the worker
+itself (``worker_exit_cause``: its memory monitor); if so the task is retried
+after a delay or fails with OutOfMemoryError (``submission.settle``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from skate.core.worker.submission import (
     CANCELLED,
     COMPLETE,
     DONE,
+    OOM,
+    OOM_RETRY,
     PUSH,
     REQUEST_LEASE,
     REQUEUED,
@@ -54,6 +59,8 @@ from skate.core.worker.submission import (
     Submission,
     TaskRecord,
     crash_error,
+    oom_error,
+    oom_retry_delay,
     retries_left,
     settle,
 )
@@ -177,7 +184,8 @@ class TaskSubmitter:
         req.raylet = raylet
         k = req.state
         raylet.request_lease(k.resources, k.env_vars, False, k.strategy, req.preferred,
-                             req.hops > 0, callback=lambda ok, v: self._answered(req, ok, v))
+                             req.hops > 0, callback=lambda ok, v: self._answered(req, ok, v),
+                             retriable=req.retriable)
 
     def _answered(self, req: Request, ok: bool, value) -> None:
         out: list = []
@@ -239,7 +247,8 @@ class TaskSubmitter:
 
     def _settle(self, task: TaskRecord, w: Lease, ok: bool, value) -> None:
         """A push ended with the connection lost (``value``: the error) or the user's error."""
-        verdict = settle(task, ok, value)
+        cause = self._exit_cause(w) if not ok and not task.cancelled else None
+        verdict = settle(task, ok, value, cause)
         if verdict is RETRY:
             # this attempt failed: its own record ends with the reason (an error reply, or
             # the connection's error)
@@ -253,9 +262,36 @@ class TaskSubmitter:
             self._complete(task, value[1])
         elif verdict is CANCELLED:
             self._finish_all(task, exc.TaskCancelledError(task.task_id.hex()))
+        elif verdict is OOM_RETRY:
+            assert cause is not None  # only a cause makes this verdict
+            self._event((task, task.attempt, FAILED, _now(), value))
+            task.attempt += 1
+            task.oom_retries += 1
+            for oid in task.return_ids:
+                self.core.objects.reset_pending(oid)
+            delay = oom_retry_delay(task)
+            log.warning("%s Task %s is retried in %.0f s.", cause[1], task.fn_name, delay)
+            t = threading.Timer(delay, self._requeue, (task,))
+            t.daemon = True
+            t.start()
+        elif verdict is OOM:
+            assert cause is not None
+            self._finish_all(task, oom_error(task, cause))
         else:  # CRASHED
             died = self.core.node_is_dead(w.node_id)
             self._finish_all(task, crash_error(task, w.node_id, died, value))
+
+    def _exit_cause(self, w: Lease) -> tuple | None:
+        """Whether ``w``'s node manager killed it itself, and why (the failure path only)."""
+        try:
+            return w.raylet.worker_exit_cause(w.worker_id, timeout=2.0)
+        except Exception:  # that node manager is gone too, or predates the question
+            return None
+
+    def _requeue(self, task: TaskRecord) -> None:
+        """An OOM retry's delay is over (the task may have been cancelled meanwhile)."""
+        if not task.cancelled and not task.done:
+            self._enqueue(task)
 
     def _complete(self, task: TaskRecord, returns) -> None:
         task.done = True
