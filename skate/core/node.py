@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from skate.core.config import SHM_DIR, TEMP_DIR, WORKER_PRELOAD_ENV, NodeConfig
 from skate.core.ids import random_id
+from skate.core.leftovers import hold_session, mark_kept
 from skate.core.pids import alive as _alive
 from skate.exceptions import RaySystemError
 
@@ -35,6 +36,7 @@ class LocalNode:
     arena_path: str
     procs: list = field(default_factory=list)
     token: str = ""
+    lock_fd: int = -1  # this process's share in owning the session folder (leftovers.py)
 
     def stop(self, timeout: float = 5.0) -> None:
         for p in self.procs:
@@ -56,6 +58,9 @@ class LocalNode:
             except OSError:
                 pass
         shutil.rmtree(self.session_dir, ignore_errors=True)
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
 
 def new_session_dir(path: str | None = None) -> str:
@@ -118,6 +123,9 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
     if token:
         check_token(token)  # before anything is made
     session_dir = new_session_dir(session_dir)
+    lock_fd = hold_session(session_dir)
+    if not owner_pid:
+        mark_kept(session_dir)  # `skate start`: its folder outlives its processes
     token = (save_token(session_dir, token) if token else None) or read_token(session_dir) \
         or new_token(session_dir)
     node_id = random_id(14).hex()
@@ -157,7 +165,7 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                     f"{os.path.join(session_dir, 'logs')}.")
             p.stdout.close()
     except BaseException:
-        node = LocalNode(session_dir, gcs_address, "", node_id, arena, procs)
+        node = LocalNode(session_dir, gcs_address, "", node_id, arena, procs, lock_fd=lock_fd)
         node.stop(timeout=1)
         raise
     finally:
@@ -165,7 +173,7 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
         raylet_err.close()
     return LocalNode(session_dir, gcs_address,
                      f"unix:{os.path.join(session_dir, 'raylet.sock')}", node_id, arena, procs,
-                     token)
+                     token, lock_fd)
 
 
 def start_worker_node(gcs_address: str, resources: dict, object_store_memory: int,
@@ -174,6 +182,9 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
     """Start a node manager that joins the cluster whose control store is ``gcs_address``."""
     node_id = random_id(14).hex()
     base = parent_dir or new_session_dir()
+    lock_fd = hold_session(base)
+    if not owner_pid and not parent_dir:
+        mark_kept(base)
     session_dir = os.path.join(base, f"n{node_id[:6]}")
     for sub in ("", "sockets", "logs", "spill"):
         os.makedirs(os.path.join(session_dir, sub), exist_ok=True)
@@ -191,7 +202,7 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
             start_new_session=True)
     node = LocalNode(session_dir, gcs_address, f"unix:{os.path.join(session_dir, 'raylet.sock')}",
-                     node_id, arena, [proc], token)
+                     node_id, arena, [proc], token, lock_fd)
     assert proc.stdout is not None  # started with stdout=PIPE
     line = proc.stdout.readline()
     proc.stdout.close()

@@ -30,6 +30,7 @@ from skate.core.control_store.nodes import Nodes
 from skate.core.control_store.persistence import Persistence
 from skate.core.control_store.placement_groups import PlacementGroups
 from skate.core.control_store.tasks import TaskTable
+from skate.core.leftovers import hold_session, leave_session
 from skate.core.pids import alive as _alive
 from skate.core.protocol import LeaseGrant, Spill, is_spill
 from skate.core.rpc import methods as m
@@ -451,6 +452,7 @@ def main(argv=None) -> None:
                         level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     rpc.set_token(token_from_env())
+    lock = hold_session(args.session_dir)  # for life: this session is not a leftover
     cs = ControlStore(args.address, args.owner_pid, args.tcp,
                       os.path.join(args.session_dir, "gcs.sqlite3"))
     signal.signal(signal.SIGTERM, lambda *a: cs.stopping.set())
@@ -458,6 +460,9 @@ def main(argv=None) -> None:
     sys.stdout.flush()
     _detach_stdout()
     cs.run()
+    if cs.db is not None:
+        cs.db.close()
+    leave_session(lock, args.session_dir)  # the last of the session's processes removes it
     os._exit(0)
 
 

@@ -35,6 +35,7 @@ from skate.core.config import (
 )
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import random_id
+from skate.core.leftovers import hold_session, leave_session, reap
 from skate.core.node_manager import leases as ls
 from skate.core.node_manager import placement
 from skate.core.node_manager.introspection import NodeIntrospection
@@ -436,12 +437,6 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
                 conn.close()
         self.store.close()
         self.worker_logs.close_all()
-        owner = self.cfg.owner_pid
-        if owner and not _alive(owner):
-            # a private node whose driver was killed: nobody else will clean its session up
-            import shutil
-
-            shutil.rmtree(self.cfg.session_dir, ignore_errors=True)
         path = rpc.unix_path(self.address)
         assert path is not None  # a node manager always listens on a Unix socket
         try:
@@ -472,13 +467,21 @@ def main(argv=None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, lambda *a: nm.stopping.set())
     rpc.set_token(token_from_env())
+    # for life: this session is not a leftover (a joined node's folder is in its parent's)
+    root = cfg.session_dir if cfg.is_head else os.path.dirname(cfg.session_dir)
+    lock = hold_session(root)
     nm = NodeManager(cfg)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     fd = os.open(os.devnull, os.O_WRONLY)  # nobody reads our stdout after "ready"
     os.dup2(fd, 1)
     os.close(fd)
+    # what sessions that died together left on this machine, once we are up
+    threading.Thread(target=reap, kwargs={"keep": (root,)}, name="reap", daemon=True).start()
     nm.run()
+    # a private node whose driver was killed: the last of its session's processes to stop
+    # removes the session (the driver's own stop does, when it stops normally)
+    leave_session(lock, root)
     os._exit(0)
 
 

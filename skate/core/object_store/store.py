@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from skate.core.leftovers import create_arena
 from skate.core.object_store.allocator import Allocator
 
 log = logging.getLogger(__name__)
@@ -44,12 +45,13 @@ class ObjectStore:
         self.arena_path = arena_path
         self.spill_dir = spill_dir
         os.makedirs(spill_dir, exist_ok=True)
-        fd = os.open(arena_path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = create_arena(arena_path)  # locked while we live: see leftovers.py
         try:
             os.ftruncate(fd, capacity)
             self._mm = mmap.mmap(fd, capacity)
         except BaseException:
             os.close(fd)
+            os.unlink(arena_path)
             raise
         self._fd = fd  # kept open: objects are sent to other nodes with sendfile from it
         self.alloc = Allocator(capacity)
