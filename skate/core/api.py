@@ -187,7 +187,8 @@ def init(address: str | None = None, *, num_cpus: int | None = None, num_gpus: i
                               worker_id="driver-" + os.urandom(6).hex(),
                               namespace=namespace or "anon-" + os.urandom(4).hex(),
                               log_to_driver=log_to_driver,
-                              job_config=job_config.to_dict() if job_config else None)
+                              job_config=job_config.to_dict() if job_config else None,
+                              gcs_reconnect_s=0)  # a private head never comes back
         except BaseException:
             node.stop()
             raise

@@ -95,6 +95,17 @@ def node_timeout_s() -> float:
     return float(os.environ.get("SKATE_NODE_TIMEOUT_S", 30.0))
 
 
+#: Set to 0 in a private node's processes: a driver's own head never comes back.
+GCS_RECONNECT_ENV = "SKATE_GCS_RECONNECT_TIMEOUT_S"
+
+
+def gcs_reconnect_timeout_s() -> float:
+    """How long node managers, workers and drivers wait for a restarted control store
+    (``skate start --head`` again) before they give up on it (Ray's
+    gcs_rpc_server_reconnect_timeout_s)."""
+    return float(os.environ.get(GCS_RECONNECT_ENV, 60.0))
+
+
 def cuda_visible_devices() -> str | None:
     return os.environ.get("CUDA_VISIBLE_DEVICES")
 

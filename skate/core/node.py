@@ -18,7 +18,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from skate.core.config import SHM_DIR, TEMP_DIR, WORKER_PRELOAD_ENV, NodeConfig
+from skate.core.config import (
+    GCS_RECONNECT_ENV,
+    SHM_DIR,
+    TEMP_DIR,
+    WORKER_PRELOAD_ENV,
+    NodeConfig,
+)
 from skate.core.ids import random_id
 from skate.core.leftovers import hold_session, mark_kept
 from skate.core.pids import alive as _alive
@@ -136,6 +142,8 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)))
     env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    if owner_pid:  # a private head is never restarted: its processes need not wait for one
+        env[GCS_RECONNECT_ENV] = "0"
     if worker_preload is not None:
         env[WORKER_PRELOAD_ENV] = ",".join(worker_preload)
     if reachable:  # other machines will join: every process listens on TCP too
@@ -146,12 +154,9 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
     gcs_err = open(os.path.join(logs, "gcs.err"), "ab")
     raylet_err = open(os.path.join(logs, f"raylet-{node_id[:8]}.err"), "ab")
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "skate.core.control_store", "--address", gcs_address,
-             "--session-dir", session_dir, "--owner-pid", str(owner_pid)]
-            + (["--tcp", f"{node_ip}:{gcs_port}"] if gcs_port is not None else []),
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=gcs_err, env=env,
-            start_new_session=True))
+        procs.append(_popen_control_store(session_dir, gcs_address, owner_pid,
+                                          f"{node_ip}:{gcs_port}" if gcs_port is not None
+                                          else None, gcs_err, env))
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "skate.core.node_manager", "--config", cfg.to_json()],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=raylet_err, env=env,
@@ -176,6 +181,41 @@ def start_head(resources: dict, object_store_memory: int, owner_pid: int = 0,
                      token, lock_fd)
 
 
+def _popen_control_store(session_dir: str, gcs_address: str, owner_pid: int, tcp: str | None,
+                         err, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "skate.core.control_store", "--address", gcs_address,
+         "--session-dir", session_dir, "--owner-pid", str(owner_pid)]
+        + (["--tcp", tcp] if tcp else []),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err, env=env,
+        start_new_session=True)
+
+
+def restart_control_store(info: dict) -> int:
+    """Start the control store of the running head ``info`` (``read_current()``'s) again,
+    its node manager having outlived it: same session, socket and TCP port; the node
+    managers, workers and drivers waiting for it reconnect, and it adopts the actors they
+    still run. Returns its pid; records it as the head's."""
+    session_dir = info["session_dir"]
+    tcp = info.get("tcp_address", "")
+    tcp = tcp[len("grpc:"):] if tcp.startswith("grpc:") else None
+    env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=read_token(session_dir) or "")
+    with open(os.path.join(session_dir, "logs", "gcs.err"), "ab") as err:
+        proc = _popen_control_store(session_dir, info["gcs_address"], 0, tcp, err, env)
+    assert proc.stdout is not None  # started with stdout=PIPE
+    line = proc.stdout.readline()
+    proc.stdout.close()
+    if line.strip() != b"ready":
+        raise RaySystemError(f"The control store did not start (exit code {proc.poll()}); "
+                             f"see {os.path.join(session_dir, 'logs')}.")
+    info = dict(info, pids=[proc.pid] + list(info["pids"][1:]))
+    tmp = CURRENT + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(info, f)
+    os.replace(tmp, CURRENT)
+    return proc.pid
+
+
 def start_worker_node(gcs_address: str, resources: dict, object_store_memory: int,
                       token: str, owner_pid: int = 0, node_ip: str = "127.0.0.1",
                       parent_dir: str | None = None, reachable: bool = False) -> LocalNode:
@@ -194,6 +234,8 @@ def start_worker_node(gcs_address: str, resources: dict, object_store_memory: in
                      arena_path=arena, node_ip=node_ip, owner_pid=owner_pid,
                      prestart_workers=max(1, min(int(resources.get("CPU", 1)), 8)), is_head=False)
     env = dict(os.environ, PYTHONUNBUFFERED="1", SKATE_TOKEN=token)
+    if owner_pid:
+        env[GCS_RECONNECT_ENV] = "0"
     if reachable:
         env["SKATE_NODE_TCP_HOST"] = node_ip
     with open(os.path.join(session_dir, "logs", f"raylet-{node_id[:8]}.err"), "ab") as err:

@@ -36,10 +36,9 @@ def _start(args) -> int:
         return 2
     if not args.head:
         return _join(args)
-    if read_current() is not None:
-        print("A Skate head is already running on this machine; `skate stop` it first.",
-              file=sys.stderr)
-        return 1
+    current = read_current()
+    if current is not None:
+        return _restart_control_store(args, current)
     custom = _resources_from(args)
     if custom is None:
         return 2
@@ -78,6 +77,33 @@ def _start(args) -> int:
         from skate.core.node import stop_current
 
         return _block(node, stop_current)
+    return 0
+
+
+def _restart_control_store(args, current: dict) -> int:
+    """``skate start --head`` while this machine's head is partly up: if its control store
+    alone died, start it again (the rest reconnects); else the head is running."""
+    import os
+
+    from skate.core.node import restart_control_store
+    from skate.core.pids import alive
+    from skate.exceptions import RaySystemError
+
+    pids = current.get("pids", [])
+    same = args.session_dir is None or \
+        os.path.realpath(args.session_dir) == os.path.realpath(current["session_dir"])
+    if not pids or alive(pids[0]) or not same:
+        print("A Skate head is already running on this machine; `skate stop` it first.",
+              file=sys.stderr)
+        return 1
+    try:
+        pid = restart_control_store(current)
+    except RaySystemError as e:
+        print(f"skate start: {e}", file=sys.stderr)
+        return 1
+    print(f"Restarted the control store of the running head (session "
+          f"{current['session_dir']}, pid {pid}); its nodes, workers and drivers reconnect.",
+          flush=True)
     return 0
 
 

@@ -41,7 +41,8 @@ class ActorCreated(NamedTuple):
 
 
 class ActorRestored(NamedTuple):
-    """A detached actor persisted before a head restart; it is recreated once a node joins."""
+    """An actor persisted before the control store restarted: adopted where it still runs
+    (``ActorAdopted``), else recreated once adoption is over (``AdoptionOver``)."""
 
     actor_id: bytes
     spec: dict
@@ -49,6 +50,26 @@ class ActorRestored(NamedTuple):
     name: str | None
     namespace: str
     num_restarts: int = 0
+    detached: bool = True
+    version: int = 0  # where its versions restart: above any from before (wait_actor)
+
+
+class ActorAdopted(NamedTuple):
+    """A node manager that outlived the control store reports a worker it leased for an
+    actor (at ``attempt``); the worker may still run it."""
+
+    actor_id: bytes
+    attempt: int
+    node_id: str
+    grant: LeaseGrant
+
+
+class AdoptionOver(NamedTuple):
+    """The surviving nodes had their time to report their actors; ``live_jobs``: the jobs
+    whose drivers came back. The restored actors nobody reported are recreated, and
+    non-detached ones of jobs that did not come back die."""
+
+    live_jobs: frozenset
 
 
 class LeaseGranted(NamedTuple):

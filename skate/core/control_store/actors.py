@@ -34,8 +34,15 @@ The states (:class:`~skate.core.protocol.ActorState`) and transitions:
 state             event                             next state        commands
 ================  ================================  ================  ====================
 (none)            ActorCreated                      PENDING_CREATION  RequestLease (home)
-(none)            ActorRestored                     RESTARTING        -- (waits a node)
-RESTARTING        NodeJoined (restored ones)        RESTARTING        RequestLease (home)
+(none)            ActorRestored                     RESTARTING        -- (awaits adoption)
+awaiting          ActorAdopted                      same (+ worker)   StartActor (the worker
+                                                                      says at once if it
+                                                                      runs the actor still)
+awaiting          AdoptionOver, or NodeJoined       RESTARTING        RequestLease (home)
+                  after it
+awaiting, not     AdoptionOver, its job not back    DEAD              NotifyWatchers
+detached
+(not awaiting)    ActorAdopted                      --                ReturnLease (stopped)
 waiting           LeaseSpilled                      same              RequestLease (there),
                                                                       or RetryLater past
                                                                       8 hops or to a node
@@ -57,9 +64,19 @@ any but DEAD      ActorExited                       DEAD              NotifyWatc
 ================  ================================  ================  ====================
 
 "waiting" is PENDING_CREATION or RESTARTING without a worker, "starting" the
-same with one. Every path to a new lease goes through "home" (the creator's
-node, else the head, else any node); with no node left the actor is DEAD.
-Detached actors also get ``Persist`` at creation and ``DropPersisted`` at death.
+same with one, "awaiting" a restored actor in ``awaiting_node``. Every path to a
+new lease goes through "home" (the creator's node, else the head, else any
+node); with no node left the actor is DEAD. Detached actors (every actor, with
+``persist_all``: a head that can be restarted) get ``Persist`` at creation and
+``DropPersisted`` at death.
+
+Why adoption. When the control store alone is killed and started again, node
+managers, workers and drivers keep running and reconnect. A restored actor may
+then still be alive in its worker: the node that holds the worker's lease
+reports it (``ActorAdopted``) and the actor is started there again, which the
+worker answers at once without constructing anything -- so it keeps its state.
+Until ``AdoptionOver`` (the server's timer) restored actors are not recreated
+anywhere else, since a node may still be on its way back.
 
 Why attempts. Replies arrive late: a grant may come after the actor was killed,
 a constructor's answer after its worker died and a restart began. Each lease
@@ -97,9 +114,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from skate.core.control_store.actor_events import (
+    ActorAdopted,
     ActorCreated,
     ActorExited,
     ActorRestored,
+    AdoptionOver,
     CancelLease,
     DropPersisted,
     JobFinished,
@@ -180,16 +199,18 @@ class Actor:
         }
 
     def fields(self) -> dict:
-        """What is persisted for a detached actor; ``ActorRestored`` takes it back."""
+        """What is persisted for an actor; ``ActorRestored`` takes it back."""
         return {"actor_id": self.actor_id, "spec": self.spec, "job_id": self.job_id,
-                "name": self.name, "namespace": self.namespace, "detached": True,
+                "name": self.name, "namespace": self.namespace, "detached": self.detached,
                 "num_restarts": self.num_restarts}
 
 
 class Actors:
     """The actor table and its lifecycle; see the module docstring for the protocol."""
 
-    def __init__(self) -> None:
+    def __init__(self, persist_all: bool = False) -> None:
+        # every actor is persisted (a head that can be restarted), else detached ones only
+        self.persist_all = persist_all
         self.actors: dict[bytes, Actor] = {}  # every actor ever made, DEAD ones included
         # (namespace, name) -> the live actor holding that name
         self.named: dict[tuple[str, str], bytes] = {}
@@ -199,11 +220,14 @@ class Actors:
         self.owned_by: dict[str, set[bytes]] = {}
         # node id -> is it the head: the nodes whose node manager is connected, in join order
         self.nodes: dict[str, bool] = {}
-        # restored actors (RESTARTING, no worker) to lease for once a node joins
+        # restored actors (RESTARTING, no worker): adopted, or leased for once adoption is
+        # over and a node is there
         self.awaiting_node: list[bytes] = []
+        self.adopting = False  # restored actors are awaiting adoption: none is leased yet
         self._handlers: dict[type, Callable[[Any], list]] = {
             NodeJoined: self._node_joined, NodeDied: self._node_died,
             ActorCreated: self._created, ActorRestored: self._restored,
+            ActorAdopted: self._adopted, AdoptionOver: self._adoption_over,
             LeaseGranted: self._granted, LeaseSpilled: self._spilled, LeaseLost: self._lost,
             LeaseFailed: self._lease_failed, RetryDue: self._retry_due,
             StartSucceeded: self._started, StartFailed: self._start_failed,
@@ -230,6 +254,13 @@ class Actors:
 
     def _node_joined(self, ev: NodeJoined) -> list:
         self.nodes[ev.node_id] = ev.is_head
+        if self.adopting:
+            return []  # its actors come as ActorAdopted; the rest wait for AdoptionOver
+        return self._schedule_awaiting()
+
+    def _schedule_awaiting(self) -> list:
+        if not self.nodes:
+            return []
         waiting, self.awaiting_node = self.awaiting_node, []
         commands: list = []
         for actor_id in waiting:  # detached actors from before a head restart come back
@@ -264,17 +295,42 @@ class Actors:
             self.owned_by.setdefault(owner, set()).add(a.actor_id)
         if a.name is not None:
             self.named[(a.namespace, a.name)] = a.actor_id
-        commands: list = [Persist(a.actor_id, a.fields())] if a.detached else []
+        commands: list = [Persist(a.actor_id, a.fields())] if self._persisted(a) else []
         return commands + self._schedule(a)
 
+    def _persisted(self, a: Actor) -> bool:
+        return a.detached or self.persist_all
+
     def _restored(self, ev: ActorRestored) -> list:
-        a = Actor(ev.actor_id, ev.spec, ev.job_id, ev.name, ev.namespace, True,
-                  state=RESTARTING, num_restarts=ev.num_restarts)
+        a = Actor(ev.actor_id, ev.spec, ev.job_id, ev.name, ev.namespace, ev.detached,
+                  state=RESTARTING, num_restarts=ev.num_restarts, version=ev.version)
         self.actors[a.actor_id] = a
         if a.name is not None:
             self.named[(a.namespace, a.name)] = a.actor_id
+        owner = ev.spec.get("owner_worker")
+        if owner and not a.detached:
+            self.owned_by.setdefault(owner, set()).add(a.actor_id)
         self.awaiting_node.append(a.actor_id)
+        self.adopting = True
         return []
+
+    def _adopted(self, ev: ActorAdopted) -> list:
+        a = self.actors.get(ev.actor_id)
+        if a is None or ev.actor_id not in self.awaiting_node:
+            # not restored (made just before the crash), or leased elsewhere already
+            return [ReturnLease(ev.node_id, ev.grant.lease_id, True)]
+        self.awaiting_node.remove(a.actor_id)
+        a.num_restarts = ev.attempt  # the worker's attempt is the truth
+        return self._granted(LeaseGranted(a.actor_id, ev.attempt, ev.node_id, ev.grant))
+
+    def _adoption_over(self, ev: AdoptionOver) -> list:
+        self.adopting = False
+        commands: list = []
+        for a in list(self.actors.values()):  # adopted or awaiting
+            if a.state != DEAD and not a.detached and a.job_id not in ev.live_jobs:
+                commands += self._kill(a, "its job's driver did not come back after the "
+                                          "control store restarted")
+        return commands + self._schedule_awaiting()
 
     def _granted(self, ev: LeaseGranted) -> list:
         a = self._current(ev.actor_id, ev.attempt)
@@ -449,7 +505,7 @@ class Actors:
             del self.named[(a.namespace, a.name)]
         if a.actor_id in self.awaiting_node:
             self.awaiting_node.remove(a.actor_id)
-        commands: list = [DropPersisted(a.actor_id)] if a.detached else []
+        commands: list = [DropPersisted(a.actor_id)] if self._persisted(a) else []
         return commands + [self._bump(a)]
 
     def _drop_worker(self, a: Actor) -> None:

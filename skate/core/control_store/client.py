@@ -35,8 +35,11 @@ class ControlStoreClient(Client):
         return self.conn.call(m.CLUSTER_RESOURCES, timeout=timeout)
 
     # -- jobs --------------------------------------------------------------------------
-    def register_job(self, driver_address: str, namespace: str, job_config: dict | None) -> str:
-        return self.conn.call(m.REGISTER_JOB, driver_address, namespace, job_config)
+    def register_job(self, driver_address: str, namespace: str, job_config: dict | None,
+                     job_id: str | None = None) -> str | None:
+        """A new job's id; with ``job_id``, rejoin a restarted control store as that job
+        (None: it has the job as ended)."""
+        return self.conn.call(m.REGISTER_JOB, driver_address, namespace, job_config, job_id)
 
     def get_job(self, job_id: str, timeout: float | None = None) -> dict | None:
         return self.conn.call(m.GET_JOB, job_id, timeout=timeout)

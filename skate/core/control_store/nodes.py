@@ -28,6 +28,7 @@ class Nodes:
     def register(self, node_id: str, info: dict, now: float) -> None:
         """Connects to the node's node manager (raises OSError if it cannot be reached)."""
         raylet = NodeManagerClient(rpc.connect(info["raylet_address"], name="gcs->raylet"))
+        raylet.hello_control_store()
         self.info[node_id] = dict(info, NodeID=node_id, Alive=True)
         self.available[node_id] = dict(info["Resources"])
         self.last_seen[node_id] = now

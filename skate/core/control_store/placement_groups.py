@@ -167,7 +167,9 @@ class PlacementGroups:
     def wait(self, pg_id, conn, rid):
         g = self.groups.get(pg_id)
         if g is None:
-            raise ValueError(f"No placement group {pg_id.hex()}.")
+            raise ValueError(f"No placement group {pg_id.hex()} (if the head's control store "
+                             f"was restarted since it was made: groups are not kept across "
+                             f"a restart).")
         if g.state == CREATED:
             return g.info()
         if g.state == REMOVED:

@@ -43,6 +43,10 @@ log = logging.getLogger("skate.control_store")
 #: this timeout only catches hung ones, so it is generous: a loaded 2-core machine can
 #: starve a process for seconds.
 NODE_TIMEOUT_S = node_timeout_s()
+#: After a restart, how long the nodes that outlived the old control store have to come
+#: back and report their actors before the unreported ones are recreated (they retry
+#: every 0.1 s).
+ADOPTION_WINDOW_S = 3.0
 
 
 class ControlStore:
@@ -61,7 +65,7 @@ class ControlStore:
         self.lock = threading.RLock()  # every table below is read and written under it
         self.owner_pid = owner_pid
         self.nodes = Nodes()  # the actor machine's node table follows its live nodes
-        self.actors = Actors()
+        self.actors = Actors(persist_all=not owner_pid)  # a `skate start` head's, restartable
         self.watchers: dict[bytes, list] = {}  # actor id -> [(conn, rid)] of wait_actor calls
         self.kv: dict[tuple, bytes] = {}
         self.jobs: dict[str, dict] = {}
@@ -146,18 +150,36 @@ class ControlStore:
         assert self.db is not None  # called only when persistence is on
         self.kv.update(self.db.load_kv())
         self._next_job = int(self.db.get_meta("next_job") or 1)
+        # each start of the control store on this database is an epoch; a restored actor's
+        # versions start above any it had before, so a watcher that reconnects hears of it
+        epoch = int(self.db.get_meta("epoch") or 0) + 1
+        self.db.set_meta("epoch", str(epoch))
         records = self.db.load_actors()
         for f in records:
             self._feed(ev.ActorRestored(f["actor_id"], f["spec"], f["job_id"], f["name"],
-                                        f["namespace"], f.get("num_restarts", 0)))
+                                        f["namespace"], f.get("num_restarts", 0),
+                                        f.get("detached", True), epoch << 32))
         if records:
-            log.info("restored %d detached actor(s) from %s", len(records), "the database")
+            log.info("restored %d actor(s) from the database", len(records))
+            # the nodes that outlived the old control store report their actors meanwhile
+            timer = threading.Timer(ADOPTION_WINDOW_S, self._adoption_over)
+            timer.daemon = True
+            timer.start()
 
     # -- nodes and jobs --------------------------------------------------
     def h_register_node(self, conn, rid, node_id, info):
+        """A node joins, or comes back after this control store restarted with the actors
+        it still runs (``info["actors"]``: (actor id, attempt, lease grant)); False if it was
+        declared dead (it must stop: its actors were recreated elsewhere)."""
+        known = self.nodes.info.get(node_id)
+        if known is not None and not known["Alive"]:
+            return False
         conn.peer_info["node_id"] = node_id
-        self.nodes.register(node_id, info, time.monotonic())
+        self.nodes.register(node_id, {k: v for k, v in info.items() if k != "actors"},
+                            time.monotonic())
         self._feed(ev.NodeJoined(node_id, bool(info.get("is_head"))))
+        for actor_id, attempt, grant in info.get("actors", ()):
+            self._feed(ev.ActorAdopted(actor_id, attempt, node_id, LeaseGrant.read(grant)))
         return True
 
     def h_get_nodes(self, conn, rid):
@@ -178,9 +200,18 @@ class ControlStore:
             for n in self.nodes.silent(time.monotonic(), NODE_TIMEOUT_S):
                 self._node_died(n, f"no heartbeat for {NODE_TIMEOUT_S:.0f} s")
 
-    def h_register_job(self, conn, rid, driver_address, namespace, job_config=None):
-        job_id = f"{self._next_job:08x}"
-        self._next_job += 1
+    def h_register_job(self, conn, rid, driver_address, namespace, job_config=None,
+                       job_id=None):
+        """A new job's id; or, given ``job_id``, a driver back after this control store
+        restarted (None: that job ended here, the driver must give up)."""
+        if job_id is not None:
+            known = self.jobs.get(job_id)
+            if known is not None and not known["alive"]:
+                return None
+            self._next_job = max(self._next_job, int(job_id, 16) + 1)
+        else:
+            job_id = f"{self._next_job:08x}"
+            self._next_job += 1
         if self.db is not None:
             self.db.set_meta("next_job", str(self._next_job))
         conn.peer_info["job_id"] = job_id
@@ -250,7 +281,8 @@ class ControlStore:
             found = self.actors.find_named(namespace, name)
             if found is not None:
                 return ("exists", found.info(), found.spec["meta"])
-        self._feed(ev.ActorCreated(actor_id, spec, job_id, name, namespace, detached))
+        if actor_id not in self.actors.actors:  # else: a call sent again after a reconnect
+            self._feed(ev.ActorCreated(actor_id, spec, job_id, name, namespace, detached))
         return ("created", self.actors.actors[actor_id].info(), None)
 
     def h_worker_died(self, conn, rid, worker_id, owner_gone=True):
@@ -374,12 +406,19 @@ class ControlStore:
             conn.reply(rid, c.info)
 
     def _persist(self, c: ev.Persist) -> None:
+        # none is dropped while it stops, so they come back with a restart
         if self.db is not None and not self.stopping.is_set():
             self.db.save_actor(c.actor_id, c.fields)
 
     def _drop_persisted(self, c: ev.DropPersisted) -> None:
         if self.db is not None and not self.stopping.is_set():
             self.db.drop_actor(c.actor_id)
+
+    def _adoption_over(self) -> None:
+        with self.lock:
+            if not self.stopping.is_set():
+                live = frozenset(j for j, rec in self.jobs.items() if rec["alive"])
+                self._feed(ev.AdoptionOver(live))
 
     def _retry_later(self, c: ev.RetryLater) -> None:
         if self.stopping.is_set():

@@ -27,6 +27,10 @@ class NodeManagerClient(Client):
                         pid: int) -> dict:
         return self.conn.call(m.REGISTER_DRIVER, address, log_to_driver, worker_id, pid)
 
+    def hello_control_store(self) -> bool:
+        """One-way, the control store's first word: its leases outlive its connection."""
+        return self.conn.notify(m.HELLO_CONTROL_STORE)
+
     def set_worker_name(self, name: str) -> bool:
         """One-way: the worker now runs an actor of this class (its log prefix)."""
         return self.conn.notify(m.SET_WORKER_NAME, name)

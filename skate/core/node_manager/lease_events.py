@@ -95,8 +95,13 @@ class ClusterView(NamedTuple):
 
 
 class RequesterGone(NamedTuple):
+    """A requester's connection closed: its requests are dropped and its leases end --
+    except, with ``keep_granted``, the leases (the control store's, for actors: it is
+    coming back, and adopts them)."""
+
     requester: Any
     now: float
+    keep_granted: bool = False
 
 
 class Prestart(NamedTuple):

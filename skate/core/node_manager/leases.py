@@ -369,10 +369,23 @@ class Leases:
         out: list = []
         who = ev.requester
         for lease in list(self.leases.values()):
-            if lease.requester == who:  # it may have pushed work there: the worker goes too
-                self._return(lease, True, ev.now, out)
+            if lease.requester == who and not (ev.keep_granted and lease.worker is not None):
+                self._return(lease, True, ev.now, out)  # it may have pushed work there
         self.pending = [p for p in self.pending if p.requester != who]
         self._schedule(ev.now, out)
+        return out
+
+    def actor_leases(self) -> list:
+        """The granted leases of actors (``tag`` (actor id, attempt), from the control
+        store): [(actor id, attempt, LeaseGrant wire tuple)], for a restarted control store
+        to adopt."""
+        out = []
+        for lease in self.leases.values():
+            w, tag = lease.worker, lease.tag
+            if w is not None and lease.dedicated and isinstance(tag, tuple) and len(tag) == 2 \
+                    and not w.killed:
+                out.append((tag[0], tag[1], (lease.lease_id, w.worker_id, w.address,
+                                             list(lease.gpu_ids), self.node_id)))
         return out
 
     def _prestart(self, ev: Prestart) -> list:

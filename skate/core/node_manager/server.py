@@ -30,6 +30,7 @@ from skate.core.config import (
     IDLE_WORKER_TIMEOUT_S,
     MemoryMonitorConfig,
     NodeConfig,
+    gcs_reconnect_timeout_s,
     log_rotation_max_bytes,
     token_from_env,
 )
@@ -48,6 +49,7 @@ from skate.core.object_store.stream import StreamServer
 from skate.core.object_store.transfer import TransferClient, TransferServer
 from skate.core.pids import alive as _alive
 from skate.core.rpc import methods as m
+from skate.core.rpc.reconnecting import ReconnectingConnection, Refused
 from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger("skate.node_manager")
@@ -93,6 +95,7 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         self.handlers: dict[str, Callable[..., Any]] = {  # method -> h_<method>(conn, rid, ..)
             m.REGISTER_WORKER: self.h_register_worker,
             m.REGISTER_DRIVER: self.h_register_driver,
+            m.HELLO_CONTROL_STORE: self.h_hello_control_store,
             m.SET_WORKER_NAME: self.h_set_worker_name,
             m.REQUEST_LEASE: self.h_request_lease,
             m.CANCEL_LEASE_REQUEST: self.h_cancel_lease_request,
@@ -138,15 +141,18 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         self.transfer_client = TransferClient(rpc.current_token(), cfg.node_id)
         self._peer_nodes: dict[str, rpc.Connection] = {}  # node id -> its node manager
         self._peer_nodes_lock = threading.Lock()  # taken alone, never with self.lock
-        self.gcs = ControlStoreClient(_connect_retry(cfg.gcs_address, "raylet->gcs"))
-        self.gcs.register_node(cfg.node_id, {
+        self._node_info = {
             "NodeManagerAddress": cfg.node_ip, "raylet_address": self.address,
             "Resources": cfg.resources, "object_store_memory": self.store.capacity,
             "arena_path": cfg.arena_path, "is_head": cfg.is_head,
             "session_dir": cfg.session_dir,
             "transfer_address": self.transfer_server.address,
             "stream_address": self.stream_server.address,
-        })
+        }
+        # a `skate start` head's control store may be restarted: wait for it meanwhile
+        self.gcs = ControlStoreClient(_connect_retry(
+            cfg.gcs_address, "raylet->gcs", gcs_reconnect_timeout_s(), self._reregister))
+        self.gcs.register_node(cfg.node_id, self._node_info)
         if self.pool.zygote is None:  # with a zygote, once it is ready (workers with its
             self._prestart()          # modules imported); leases meanwhile start their own
         self.memory_monitor = MemoryMonitor(self, MemoryMonitorConfig.from_env())
@@ -232,8 +238,10 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
                 for c, r in self.store_waiters.pop(oid, []):
                     c.reply(r, None)
             now = time.monotonic()
-            # leases held by a departed submitter end; its requests are dropped
-            self._feed(ls.RequesterGone(conn, now))
+            # leases held by a departed submitter end; its requests are dropped -- but the
+            # actors of a control store that may come back keep their workers (adopted)
+            gcs = conn.peer_info.get("role") == "gcs" and not self.gcs.closed
+            self._feed(ls.RequesterGone(conn, now, keep_granted=gcs))
             role = conn.peer_info.get("role")
             if role == "worker":
                 self._feed(ls.WorkerGone(conn.peer_info["worker_id"], now))
@@ -266,6 +274,9 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         conn.reply(rid, {"node_id": self.cfg.node_id})  # before the grant of its first lease
         self._execute(commands)
         return rpc.DEFER
+
+    def h_hello_control_store(self, conn, rid):
+        conn.peer_info["role"] = "gcs"
 
     def h_register_driver(self, conn, rid, address, log_to_driver, worker_id="", pid=None):
         conn.peer_info.update(role="driver", address=address, worker_id=worker_id, pid=pid)
@@ -327,8 +338,20 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
         """(kind, message, retry) if this node killed ``worker_id`` itself, else None."""
         return self.memory_monitor.exit_cause(worker_id)
 
+    def _reregister(self, conn: rpc.Connection) -> None:
+        """Back on a restarted control store: join again, with the actors we still run."""
+        with self.lock:
+            actors = self.sched.actor_leases()
+        if not ControlStoreClient(conn).register_node(self.cfg.node_id,
+                                                      dict(self._node_info, actors=actors)):
+            raise Refused("the control store declared this node dead")
+        log.warning("registered again with the control store (%d actor(s) to adopt)",
+                    len(actors))
+
     def _heartbeat(self) -> None:
         """Report what is free here; get the cluster's view back (also our liveness signal)."""
+        if not self.gcs.conn.up:  # the control store is restarting
+            return
         def got(ok, value):
             if not ok:
                 return
@@ -445,12 +468,14 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
             pass
 
 
-def _connect_retry(address: str, name: str, timeout: float = 15.0) -> rpc.Connection:
+def _connect_retry(address: str, name: str, reconnect_s: float, on_reconnect,
+                   timeout: float = 15.0) -> ReconnectingConnection:
     """The control store may still be starting (they start side by side)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return rpc.connect(address, name=name)
+            return ReconnectingConnection(address, name=name, timeout_s=reconnect_s,
+                                          on_reconnect=on_reconnect)
         except OSError:
             if time.monotonic() > deadline:
                 raise

@@ -8,8 +8,14 @@ making one per call costs an allocation; callers that talk often keep one.
 
 from __future__ import annotations
 
+from typing import Union
+
 from skate.core.rpc import methods
 from skate.core.rpc.connection import Connection
+from skate.core.rpc.reconnecting import ReconnectingConnection
+
+#: What a client talks through: a connection, or the link to a server that may restart.
+Link = Union[Connection, ReconnectingConnection]
 
 
 class Client:
@@ -17,7 +23,7 @@ class Client:
 
     __slots__ = ("conn",)
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Link):
         self.conn = conn
 
     @property

@@ -116,6 +116,11 @@ class Connection:
                                         daemon=True)
         self._reader.start()
 
+    @property
+    def up(self) -> bool:
+        """Usable now (as ``ReconnectingConnection.up``: a plain connection never comes back)."""
+        return not self.closed
+
     # -- sending ---------------------------------------------------------
     def _send(self, msg) -> None:
         body = _dumps(msg, 5)

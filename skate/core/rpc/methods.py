@@ -51,6 +51,7 @@ SHUTDOWN = "shutdown"
 # -- a node manager (node_manager/server.py, object_handlers.py) ----------------------------
 REGISTER_WORKER = "register_worker"
 REGISTER_DRIVER = "register_driver"
+HELLO_CONTROL_STORE = "hello_control_store"
 SET_WORKER_NAME = "set_worker_name"
 REQUEST_LEASE = "request_lease"
 CANCEL_LEASE_REQUEST = "cancel_lease_request"

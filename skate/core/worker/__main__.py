@@ -43,6 +43,7 @@ def main() -> None:
                       capacity=a.capacity)
     ex.core = core
     kill_points.reached("registered")
+    assert isinstance(core.raylet.conn, rpc.Connection)  # a node manager is not restarted
     core.raylet.conn.on_close = lambda c: os._exit(0)
     code = 0
     try:

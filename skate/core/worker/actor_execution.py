@@ -74,6 +74,9 @@ class ActorExecution:
 
         actor_id, payload, gpu_ids, resources, num_restarts, (job_id, namespace), meta = \
             ActorStart.read(args)
+        if self.actor is not None and self.actor_id == actor_id:  # adopted while it was made
+            conn.reply(rid, os.getpid())
+            return
         core = self.core
         if job_id != core.job_id:
             self._enter_job(job_id)

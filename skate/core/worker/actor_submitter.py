@@ -111,6 +111,10 @@ class ActorSubmitter:
                     self.pid = info.get("pid")
                     self.state = ActorState.ALIVE
                     self._flush()
+            elif state == ActorState.ALIVE and self.conn is not None:
+                # the same worker still: a restarted control store adopted it
+                self.state = ActorState.ALIVE
+                self._flush()
             elif state in (ActorState.RESTARTING, ActorState.PENDING_CREATION):
                 self.state = state
         self._watch()

@@ -20,7 +20,12 @@ import warnings
 
 from skate import exceptions as exc
 from skate.core import ids, metrics, rpc, serialization
-from skate.core.config import INLINE_THRESHOLD, actor_task_events_enabled, task_events_enabled
+from skate.core.config import (
+    INLINE_THRESHOLD,
+    actor_task_events_enabled,
+    gcs_reconnect_timeout_s,
+    task_events_enabled,
+)
 from skate.core.control_store.client import ControlStoreClient
 from skate.core.ids import short_name
 from skate.core.node_manager.client import NodeManagerClient
@@ -30,6 +35,7 @@ from skate.core.ownership_codes import FAILED, READY
 from skate.core.protocol import INLINE
 from skate.core.resources import plain_request
 from skate.core.rpc import methods as m
+from skate.core.rpc.reconnecting import ReconnectingConnection, Refused
 from skate.core.worker.actor_submitter import ActorSubmitter
 from skate.core.worker.client import WorkerClient
 from skate.core.worker.object_reads import ObjectReads, _wire_value
@@ -62,7 +68,8 @@ class CoreWorker(ObjectReads):
     def __init__(self, *, mode: str, session_dir: str, raylet_address: str, gcs_address: str,
                  node_id: str, node_ip: str, worker_id: str, namespace: str = "",
                  log_to_driver: bool = False, handlers: dict | None = None, arena_path: str = "",
-                 capacity: int = 0, job_config: dict | None = None):
+                 capacity: int = 0, job_config: dict | None = None,
+                 gcs_reconnect_s: float | None = None):
         self.mode = mode
         self.worker_id = worker_id
         self.node_id = node_id
@@ -109,8 +116,14 @@ class CoreWorker(ObjectReads):
         lost = self._on_cluster_lost if mode == "driver" else None
         self.raylet = NodeManagerClient(rpc.connect(raylet_address, handler=self._handle,
                                                     name=f"{mode}->raylet", on_close=lost))
-        self.gcs = ControlStoreClient(rpc.connect(gcs_address, handler=self._handle,
-                                                  name=f"{mode}->gcs", on_close=lost))
+        # the control store of a `skate start` head may be restarted: calls wait for it (up
+        # to gcs_reconnect_s, default from config) and a driver rejoins with its job
+        self._job_config = job_config
+        self.gcs = ControlStoreClient(ReconnectingConnection(
+            gcs_address, handler=self._handle, name=f"{mode}->gcs",
+            timeout_s=gcs_reconnect_timeout_s() if gcs_reconnect_s is None else gcs_reconnect_s,
+            on_reconnect=self._rejoin if mode == "driver" else None,
+            on_lost=self._on_control_store_lost if mode == "driver" else None))
         if mode == "driver":
             info = self.raylet.register_driver(self.address, log_to_driver, worker_id,
                                                os.getpid())
@@ -156,13 +169,22 @@ class CoreWorker(ObjectReads):
         """Calls to the node manager at ``address`` (another node's, for a spill or a free)."""
         return NodeManagerClient(self.peer(address))
 
-    def _on_cluster_lost(self, conn) -> None:
-        """A driver's connection to its node manager or the control store closed while it
-        was connected: that node (or the head) is gone, so waiting work fails, clearly."""
+    def _rejoin(self, conn: rpc.Connection) -> None:
+        """A driver back on a restarted control store: its job again, by the same id."""
+        if ControlStoreClient(conn).register_job(self.address, self.namespace,
+                                                 self._job_config, self.job_id) is None:
+            raise Refused(f"the control store has job {self.job_id} as ended")
+        log.warning("rejoined the restarted control store as job %s", self.job_id)
+
+    def _on_control_store_lost(self) -> None:
+        self._on_cluster_lost(None, "control store")
+
+    def _on_cluster_lost(self, conn, what: str = "node manager of this driver's node") -> None:
+        """A driver's connection to its node manager closed, or the control store did not
+        come back, while it was connected: that node (or the head) is gone, so waiting
+        work fails, clearly."""
         if not getattr(self, "connected", False) or self.node_lost is not None:
             return
-        what = "control store" if conn is getattr(getattr(self, "gcs", None), "conn", None) \
-            else "node manager of this driver's node"
         self.node_lost = exc.NodeDiedError(
             f"The {what} is gone (killed, or its head stopped): tasks that need a worker "
             f"cannot run. Restart this driver once the cluster is back (a head restarted with "

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from skate import exceptions as exc
 from skate.core import ids, kill_points, rpc, serialization
 from skate.core.config import omp_threads_are_ours
-from skate.core.protocol import RUNNING
+from skate.core.protocol import RUNNING, ActorStart
 from skate.core.rpc import methods as m
 from skate.core.worker.actor_execution import (
     ActorExecution,
@@ -94,6 +94,9 @@ class Executor(ActorExecution):
         return self._actor_call(conn, rid, spec)
 
     def h_start_actor(self, conn, rid, start):
+        if self.actor is not None and self.actor_id == ActorStart.read(start).actor_id:
+            # a restarted control store adopting the actor this worker already runs
+            return os.getpid()
         kill_points.reached("create_actor")
         self._enqueue((self._create_actor, conn, rid, start))
         return rpc.DEFER

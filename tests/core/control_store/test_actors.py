@@ -3,9 +3,11 @@
 import pytest
 
 from skate.core.control_store.actor_events import (
+    ActorAdopted,
     ActorCreated,
     ActorExited,
     ActorRestored,
+    AdoptionOver,
     CancelLease,
     DropPersisted,
     JobFinished,
@@ -371,14 +373,63 @@ def test_killed_while_waiting_withdraws_its_lease_request():
     assert kinds(m.feed(KillRequested(C, True))) == [NotifyWatchers, KillWorker]
 
 
-def test_restored_actors_wait_for_a_node():
+SPEC = {"class_name": "C", "payload": b"p", "meta": {}, "resources": {}, "max_restarts": 2}
+
+
+def test_restored_actors_wait_for_adoption_then_a_node():
     m = Machine(nodes=())
-    spec = {"class_name": "C", "payload": b"p", "meta": {}, "resources": {}, "max_restarts": 0}
-    assert m.feed(ActorRestored(A, spec, "job1", "d", "ns")) == []
+    assert m.feed(ActorRestored(A, SPEC, "job1", "d", "ns", version=1 << 32)) == []
     assert m.state() == ActorState.RESTARTING and m.actors.find_named("ns", "d") is not None
-    (req,) = m.feed(NodeJoined("head", True))
+    assert m.feed(NodeJoined("head", True)) == []  # it may still be reported: not yet
+    (req,) = m.feed(AdoptionOver(frozenset()))
     assert req.node_id == "head" and req.attempt == 0
     assert m.feed(NodeJoined("n2", False)) == []  # asked once only
+
+    m2 = Machine(nodes=())
+    m2.feed(ActorRestored(A, SPEC, "job1", None, "ns"))
+    assert m2.feed(AdoptionOver(frozenset())) == []  # no node yet: it waits for one
+    (req,) = m2.feed(NodeJoined("head", True))
+    assert req.node_id == "head"
+
+
+def test_a_restored_actor_is_adopted_where_it_still_runs():
+    m = Machine(nodes=())
+    m.feed(ActorRestored(A, SPEC, "job1", "d", "ns", num_restarts=0, version=1 << 32))
+    m.feed(NodeJoined("n2", False))
+    grant = LeaseGrant(7, "w9", "unix:/w9", [], "n2")
+    (start,) = m.feed(ActorAdopted(A, 1, "n2", grant))  # its worker was at attempt 1
+    assert isinstance(start, StartActor) and (start.worker_id, start.attempt) == ("w9", 1)
+    (note,) = m.feed(StartSucceeded(A, 1, 100))  # the worker: "I run it already"
+    assert note.info["state"] == "ALIVE" and note.info["address"] == "unix:/w9"
+    assert note.info["version"] > 1 << 32  # above the watchers' versions from before
+    assert m.feed(AdoptionOver(frozenset())) == []  # adopted: nothing to recreate
+    # a second report of it (or of an actor never restored) stops that worker
+    assert m.feed(ActorAdopted(A, 1, "n2", LeaseGrant(8, "w8", "unix:/w8", [], "n2"))) == [
+        ReturnLease("n2", 8, True)]
+    assert m.feed(ActorAdopted(B, 0, "n2", LeaseGrant(9, "w7", "u", [], "n2"))) == [
+        ReturnLease("n2", 9, True)]
+
+
+def test_after_adoption_actors_of_jobs_that_did_not_come_back_die():
+    m = Machine(nodes=())
+    m.feed(ActorRestored(A, SPEC, "gone-job", None, "ns", detached=False))
+    m.feed(ActorRestored(B, SPEC, "back-job", None, "ns", detached=False))
+    m.feed(ActorRestored(C, SPEC, "gone-job", "kept", "ns", detached=True))
+    m.feed(NodeJoined("head", True))
+    m.feed(ActorAdopted(B, 0, "head", LeaseGrant(1, "w1", "unix:/w1", [], "head")))
+    commands = m.feed(AdoptionOver(frozenset({"back-job"})))
+    assert m.state(A) == ActorState.DEAD and "did not come back" in \
+        m.actors.get(A).death_cause
+    assert m.state(B) == ActorState.RESTARTING  # adopted, its start is on its way
+    assert [c.actor_id for c in commands if isinstance(c, RequestLease)] == [C]  # recreated
+
+
+def test_a_head_that_can_restart_persists_every_actor():
+    m = Machine()
+    m.actors.persist_all = True
+    assert kinds(m.create()) == [Persist, RequestLease]
+    assert kinds(m.feed(KillRequested(A, True))) == [DropPersisted, NotifyWatchers,
+                                                     CancelLease]
 
 
 def test_versions_grow_with_every_change():
