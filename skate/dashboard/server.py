@@ -24,6 +24,9 @@ import time
 log = logging.getLogger("skate.dashboard")
 
 
+#: How long the cluster may be unreachable before the dashboard leaves.
+GIVE_UP_S = 75.0
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m skate.dashboard",
                                 description="Skate's dashboard and jobs API.")
@@ -100,15 +103,21 @@ def main(argv=None) -> int:
     runner.start()
     app = create_app(Context(cluster, history, runner, token, config.read_token,
                              skate.__version__, metric_history))
+    # h11, not httptools: its bound on a request's head (64 KiB here) keeps a client from
+    # making the dashboard buffer an endless header; its speed does not matter here
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
-                                           lifespan="off", timeout_graceful_shutdown=2))
+                                           lifespan="off", timeout_graceful_shutdown=2,
+                                           http="h11", h11_max_incomplete_event_size=64 << 10))
 
     def leave(why: str) -> None:
         log.info("exiting: %s", why)
         server.should_exit = True
 
+    # the head's control store may be restarted under a running cluster, which waits up to
+    # a minute for it (SKATE_GCS_RECONNECT_TIMEOUT_S): so does the dashboard, a bit longer
     sampler = Sampler(cluster, history, metric_history,
                       on_lost=lambda: leave("the cluster is unreachable"),
+                      give_up=max(5, int(GIVE_UP_S / config.sample_interval_s)),
                       after_sample=trim_memory)
     sampler.start()
     if config.owner_pid:

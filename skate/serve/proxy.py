@@ -22,6 +22,7 @@ import time
 
 from skate.serve import routing_client
 from skate.serve.coalesce import Coalescer
+from skate.serve.http_limits import bounded_head_protocol
 from skate.serve.http_util import ResponseHead
 from skate.serve.replica import MODEL_ID_HEADER
 from skate.serve.router import BackPressureError, RequestTimeoutError
@@ -104,9 +105,11 @@ class Proxy:
         async def main():
             self._client = routing_client.client_for(loop)
             self._coalescer = Coalescer(loop)
+            # a head past twice the header limit is refused while it arrives (http_limits)
             config = uvicorn.Config(self, lifespan="off", log_level="warning",
                                     access_log=False, timeout_keep_alive=90, loop="none",
-                                    proxy_headers=False)
+                                    proxy_headers=False,
+                                    http=bounded_head_protocol(2 * MAX_HEADER_BYTES) or "auto")
             self._server = uvicorn.Server(config)
             serving = loop.create_task(self._server.serve([sock]))
             while not self._server.started:

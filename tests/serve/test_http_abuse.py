@@ -5,6 +5,7 @@ import struct
 import time
 
 import httpx
+import psutil
 import pytest
 
 from skate import serve
@@ -59,6 +60,32 @@ def test_oversized_malformed_and_hostile_requests_get_clear_answers(serve_url):
                 pass  # answered and closed before the rest was sent
             assert s.recv(64).startswith(b"HTTP/1.1 413")
         assert httpx.post(f"{serve_url}/", content=b"x" * 1000).text == "1000"
+
+
+def _listener_pid(port: int) -> int:
+    (pid,) = {c.pid for c in psutil.net_connections("tcp")
+              if c.status == psutil.CONN_LISTEN and c.laddr.port == port}
+    return pid
+
+
+def test_an_endless_header_is_refused_while_it_arrives(serve_url):
+    port = _port(serve_url)
+    with deployed(echo_size.bind(), "endless"):
+        proxy = psutil.Process(_listener_pid(port))
+        before = proxy.memory_info().rss
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+            sent = 0
+            try:
+                for _ in range(200):  # up to 200 MiB of one header line, never ended
+                    s.sendall(b"a" * (1 << 20))
+                    sent += 1
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused and closed long before
+            assert s.recv(64).startswith(b"HTTP/1.1 431")
+        assert sent < 200
+        assert (proxy.memory_info().rss - before) / 2**20 < 32  # never buffered it
+        assert httpx.post(f"{serve_url}/", content=b"x" * 10).text == "10"
 
 
 def test_slow_clients_do_not_hold_up_others(serve_url):

@@ -36,9 +36,25 @@ def record(obj, fields=None) -> dict:
     return {name: getattr(obj, name) for name in names}
 
 
+#: The largest request body read (a job's entrypoint, metadata and runtime_env): a client
+#: cannot make the dashboard hold more than this per request.
+MAX_BODY_BYTES = 4 << 20
+
+
 async def json_body(request: Request, default=None):
-    """The request's JSON body (``default`` when empty); malformed JSON is a 400."""
-    raw = await request.body()
+    """The request's JSON body (``default`` when empty); malformed JSON is a 400, one past
+    ``MAX_BODY_BYTES`` a 413 (refused before it is read when its length is declared)."""
+    too_big = ApiError(413, f"The request body is larger than {MAX_BODY_BYTES >> 20} MiB.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise too_big
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise too_big
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     if not raw.strip():
         return default
     import json
