@@ -1,5 +1,6 @@
-"""Short runs of the chaos suite's serve, tune and rllib scenarios (benchmarks/chaos/): each
-script checks its own figures and exits 1 on a failed check (slow stage)."""
+"""Short runs of the chaos suite's serve, tune, rllib, sgd and head scenarios
+(benchmarks/chaos/): each script checks its own figures and exits 1 on a failed check
+(slow stage)."""
 
 import json
 import os
@@ -43,3 +44,10 @@ def test_training_resumes_after_a_worker_kill_on_the_same_loss_curve():
     pytest.importorskip("torch")
     r = _run("sgd_worker_kill.py", "--epochs", "6", "--kill-epoch", "3")
     assert r["killed"]["resumed_from"] == 3 and r["killed"]["losses"] == r["quiet"]["losses"]
+
+
+def test_a_restarted_control_store_loses_none_of_the_running_work():
+    r = _run("head_restart.py", "--tasks", "6000", "--calls", "1000", "--kills", "1",
+             "--port", "6396")
+    assert r["kills"] == 1 and r["ok"]
+    assert all(r["chaos"][k] for k in ("tasks_ok", "detached_calls_ok", "own_calls_ok"))
