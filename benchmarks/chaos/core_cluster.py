@@ -98,8 +98,10 @@ class Killer:
     """kill -9 a random worker every ``worker_s``, a whole node every ``node_s`` (then add
     a replacement); never the recorder's process."""
 
-    def __init__(self, cluster, worker_s: float, node_s: float, spare: set, seed: int):
+    def __init__(self, cluster, worker_s: float, node_s: float, spare: set, seed: int,
+                 store_args: dict | None = None):
         self.cluster, self.worker_s, self.node_s, self.spare = cluster, worker_s, node_s, spare
+        self.store_args = store_args or {}  # for the replacement nodes
         self.rng = random.Random(seed)
         self.worker_kills = self.node_kills = 0
         self._stop = threading.Event()
@@ -118,7 +120,8 @@ class Killer:
                     self.cluster.remove_node(victim, allow_graceful=False)
                     self.cluster.add_node(num_cpus=1, resources={
                         k: v for k, v in resources.items() if k not in ("CPU",) and
-                        not k.startswith(("node:", "memory", "object_store"))})
+                        not k.startswith(("node:", "memory", "object_store"))},
+                        **self.store_args)
                     self.node_kills += 1
                     next_node = time.monotonic() + self.node_s
                 if now >= next_worker:
@@ -202,6 +205,8 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=400)
     p.add_argument("--objects", type=int, default=40)
     p.add_argument("--object-mb", type=int, default=1)
+    p.add_argument("--store-mb", type=int, default=0,
+                   help="each node's object store (default: Skate's, 30%% of RAM)")
     p.add_argument("--worker-kill-s", type=float, default=2.0)
     p.add_argument("--node-kill-s", type=float, default=10.0)
     p.add_argument("--deadline", type=float, default=600.0, help="per phase, seconds")
@@ -211,18 +216,20 @@ def main(argv=None) -> int:
     if args.long:
         args.tasks, args.calls, args.objects = args.tasks * 10, args.calls * 10, \
             args.objects * 10
+    # three default stores (30% of RAM each) would hold more than the machine has
+    store = {"object_store_memory": args.store_mb << 20} if args.store_mb else {}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
-                                                            "resources": {"head": 1}})
+                                                            "resources": {"head": 1}, **store})
     failures: list = []
     try:
         for _ in range(2):
-            cluster.add_node(num_cpus=1)
+            cluster.add_node(num_cpus=1, **store)
         cluster.wait_for_nodes()
         cluster.connect()
         recorder = Recorder.options(resources={"head": 0.01}).remote()
         spare = {skate.get(recorder.pid.remote())}
         quiet = run_workload(args, recorder, "quiet", args.deadline)
-        with Killer(cluster, args.worker_kill_s, args.node_kill_s, spare, args.seed) as k:
+        with Killer(cluster, args.worker_kill_s, args.node_kill_s, spare, args.seed, store) as k:
             chaos = run_workload(args, recorder, "chaos", args.deadline)
         leaked = cpus_back()
         failures = quiet["failures"] + chaos["failures"] + [f"killer: {e}" for e in k.errors]

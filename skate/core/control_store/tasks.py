@@ -11,7 +11,7 @@ is the latest by time, except that an ended attempt stays ended.
 
 An attempt is one record (a retried task has several, as in Ray). The table is
 bounded per job (``max_per_job``, default 100,000): when a job is over, its
-oldest *finished* attempts go first (then the oldest of any state), and
+first *finished* attempts go first (then the oldest of any state), and
 ``dropped[job]`` counts them -- so memory never grows without bound, and a
 listing says how much history it lacks. The last dropped keys are remembered
 (``forgotten``, bounded too), so a batch that comes late for one of them (a
@@ -22,7 +22,8 @@ Pure and synchronous (no clock, no I/O): the control store calls it under its
 lock; tests feed it events.
 
 Invariants (``validate()``): ``order[job]`` lists exactly that job's keys, oldest
-first; ``len(order[job]) <= max_per_job``; each record's ``state`` is one of
+first; ``ended[job]`` exactly its ended ones, in the order they ended;
+``len(order[job]) <= max_per_job``; each record's ``state`` is one of
 ``STATES`` and its ``events`` are sorted by time; no kept key is forgotten.
 """
 
@@ -122,6 +123,11 @@ class TaskTable:
         # an event went from 3 us to 95 us once 300,000 had passed through a 100,000 bound).
         self.order: dict[str, collections.OrderedDict] = collections.defaultdict(
             collections.OrderedDict)
+        # job -> its ended attempts, in the order they ended: the first to drop, found without
+        # walking the unfinished ones (a nested workload's parents stay open below them, and
+        # that walk made every record past the bound cost the whole table)
+        self.ended: dict[str, collections.OrderedDict] = collections.defaultdict(
+            collections.OrderedDict)
         self.dropped: collections.Counter = collections.Counter()  # job -> records dropped
         # the keys dropped last (bounded): a late batch for one of them (a worker's RUNNING
         # after the owner's FINISHED let it go) must not bring back a ghost that never ends
@@ -161,6 +167,8 @@ class TaskTable:
                 if rec.job_id != job:  # first seen without its job (a worker's event came first)
                     del self.order[job][key]
                     self.order[rec.job_id][key] = None
+                    if self.ended[job].pop(key, False) is None:
+                        self.ended[rec.job_id][key] = None
                     self._bound(rec.job_id)
                     if key not in records:
                         continue
@@ -175,13 +183,16 @@ class TaskTable:
             if rec.state in ENDED and state not in ENDED:
                 continue  # a late RUNNING from the worker does not reopen an ended attempt
             if state in ENDED or t >= rec.state_t:
+                if state in ENDED and rec.state not in ENDED:
+                    self.ended[rec.job_id][key] = None
                 rec.state, rec.state_t = state, t
 
     def _bound(self, job: str) -> None:
-        keys = self.order[job]
+        keys, ended = self.order[job], self.ended[job]
         while len(keys) > self.max_per_job:
-            victim = next((k for k in keys if self.records[k].state in ENDED), None)
-            if victim is None:
+            if ended:
+                victim = ended.popitem(last=False)[0]
+            else:
                 victim = next(iter(keys))
             del keys[victim]
             del self.records[victim]
@@ -266,6 +277,9 @@ class TaskTable:
                 assert k in self.records and self.records[k].job_id == job, f"{k}: bad order"
                 seen.add(k)
         assert seen == set(self.records), "records and order disagree"
+        for job, ended in self.ended.items():
+            assert set(ended) == {k for k in self.order.get(job, ()) if
+                                  self.records[k].state in ENDED}, f"job {job}: ended set"
         for k, rec in self.records.items():
             assert rec.state in STATES, f"{k}: state {rec.state}"
             times = [t for _, t in rec.events]

@@ -78,6 +78,23 @@ def test_history_is_bounded_oldest_finished_first():
     assert len(table.select()) == 4
 
 
+def test_the_attempts_that_ended_first_go_first_past_open_ones():
+    # a nested workload: parents submitted first stay open while their children end
+    table = TaskTable(max_per_job=4)
+    table.add([(b"p1", 0, p.RUNNING, 1.0, OWNER), (b"p2", 0, p.RUNNING, 1.1, OWNER),
+               (b"c1", 0, p.RUNNING, 2.0, OWNER), (b"c2", 0, p.RUNNING, 2.1, OWNER)])
+    table.add([(b"c2", 0, p.FINISHED, 3.0, OWNER)])  # c2 ends before c1
+    table.add([(b"c1", 0, p.FAILED, 3.5, OWNER)])
+    table.add([(b"c3", 0, p.RUNNING, 4.0, OWNER)])
+    table.validate()
+    assert sorted(r["task_id"] for r in table.select()) == sorted(
+        t.hex() for t in (b"p1", b"p2", b"c1", b"c3"))  # c2, the first to end, went
+    table.add([(b"c4", 0, p.RUNNING, 5.0, OWNER)])
+    table.validate()
+    assert b"c1".hex() not in {r["task_id"] for r in table.select()}
+    assert table.dropped["01"] == 2
+
+
 def test_filters_limit_and_summary():
     table = TaskTable()
     for i in range(5):
