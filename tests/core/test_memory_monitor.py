@@ -15,7 +15,7 @@ import pytest
 
 import skate
 from skate.core.node_manager.memory_monitor import MemoryReader
-from skate.exceptions import OutOfMemoryError
+from skate.exceptions import ActorDiedError, OutOfMemoryError
 from tests.core.utils import wait_for_condition, wait_for_file
 
 pytestmark = pytest.mark.skate_only  # Ray's threshold would be the machine's 0.95
@@ -62,20 +62,13 @@ def _attempts(path):
 def grow(attempts_file=None, grow_on_attempts=1_000_000):
     """Allocate (and touch) STEP bytes at a time up to CAP; the attempts that it should not
     grow on return at once."""
-    import time
 
     if attempts_file is not None:
         with open(attempts_file, "a") as f:
             f.write("attempt\n")
         if _attempts(attempts_file) > grow_on_attempts:
             return "done"
-    chunks = []
-    while len(chunks) * STEP < CAP:
-        chunk = bytearray(STEP)
-        chunk[::4096] = b"\x01" * len(range(0, STEP, 4096))  # resident, page by page
-        chunks.append(chunk)
-        time.sleep(0.02)  # paced: the monitor reads every 100 ms
-    return "survived"
+    return _grow_here()
 
 
 @skate.remote
@@ -128,4 +121,35 @@ def test_a_task_killed_beside_its_callers_other_task_is_retried(node, tmp_path):
     finally:
         open(release, "w").close()
     assert skate.get(holder, timeout=60) == "held"
+    wait_for_condition(_cpus_back, timeout=30)
+
+
+@skate.remote(max_restarts=0)
+class Grower:
+    def grow(self):
+        return _grow_here()
+
+    def ping(self):
+        return "pong"
+
+
+def _grow_here():
+    import time
+
+    chunks = []
+    while len(chunks) * STEP < CAP:
+        chunk = bytearray(STEP)
+        chunk[::4096] = b"\x01" * len(range(0, STEP, 4096))  # resident, page by page
+        chunks.append(chunk)
+        time.sleep(0.02)  # paced: the monitor reads every 100 ms
+    return "survived"
+
+
+def test_an_actor_killed_for_memory_says_so_in_its_death(node):
+    actor = Grower.remote()
+    assert skate.get(actor.ping.remote(), timeout=60) == "pong"
+    with pytest.raises(ActorDiedError):
+        skate.get(actor.grow.remote(), timeout=120)
+    with pytest.raises(ActorDiedError, match="low on memory"):
+        skate.get(actor.ping.remote(), timeout=60)
     wait_for_condition(_cpus_back, timeout=30)

@@ -95,9 +95,11 @@ class ControlStoreClient(Client):
         return self.conn.call(m.CREATE_ACTOR, actor_id, spec, job_id, name, namespace, detached,
                               get_if_exists)
 
-    def worker_died(self, worker_id: str, owner_gone: bool = True) -> bool:
-        """One-way: a node manager saw a worker exit."""
-        return self.conn.notify(m.WORKER_DIED, worker_id, owner_gone)
+    def worker_died(self, worker_id: str, owner_gone: bool = True,
+                    why: str | None = None) -> bool:
+        """One-way: a node manager saw a worker exit (``why``: it killed it, e.g. its memory
+        monitor, and says so)."""
+        return self.conn.notify(m.WORKER_DIED, worker_id, owner_gone, why)
 
     def actor_exited(self, actor_id: bytes, why: str, timeout: float | None = None) -> None:
         self.conn.call(m.ACTOR_EXITED, actor_id, why, timeout=timeout)

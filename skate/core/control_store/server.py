@@ -285,8 +285,8 @@ class ControlStore:
             self._feed(ev.ActorCreated(actor_id, spec, job_id, name, namespace, detached))
         return ("created", self.actors.actors[actor_id].info(), None)
 
-    def h_worker_died(self, conn, rid, worker_id, owner_gone=True):
-        self._feed(ev.WorkerGone(worker_id, "the process exited"))
+    def h_worker_died(self, conn, rid, worker_id, owner_gone=True, why=None):
+        self._feed(ev.WorkerGone(worker_id, why or "the process exited"))
         if owner_gone:
             self._feed(ev.OwnerDied(worker_id))
 

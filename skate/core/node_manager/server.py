@@ -192,8 +192,11 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
                 if w is not None:
                     self.pool.kill(w)
             elif kind is ls.NotifyWorkerDied:
+                monitor = getattr(self, "memory_monitor", None)  # made last in __init__
+                cause = monitor.exit_cause(c.worker_id) if monitor is not None else None
                 try:
-                    self.gcs.worker_died(c.worker_id, c.owner_died)
+                    self.gcs.worker_died(c.worker_id, c.owner_died,
+                                         cause[1] if cause is not None else None)
                 except rpc.ConnectionClosed:
                     pass
             elif kind is ls.Warn:
