@@ -34,7 +34,7 @@ RUNNING_DRIVER = """
 
     @skate.remote
     def slow(x):
-        time.sleep(3)
+        time.sleep(3)  # the workload: a task still running when the control store dies
         return x * 2
 
     detached = Counter.options(name="counter", lifetime="detached").remote()
