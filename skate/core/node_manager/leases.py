@@ -53,29 +53,19 @@ pool's size (and any with a runtime_env) are stopped after
 ``idle_timeout_s``; with the zygote up, idle task workers it did not fork are
 replaced by forked ones (they have its modules imported).
 
-GPUs. A lease for a fraction of a GPU takes that fraction of one GPU id; a
-lease for whole GPUs takes that many fully free ids. Other amounts (1.5) can
-never fit. ``gpu_free`` holds each id's free fraction in units.
-
-Bundles. ``PrepareBundle`` moves a placement group bundle's resources out of
-the free pool and adds the group's resources (``CPU_group_<i>_<pg>`` ...) to
-both total and free; leases in the group draw from those. ``ReturnBundle``
-kills the leases using any of the bundle's group resources (as Ray does) and
-gives its resources back.
-
-Blocked workers. A leased worker that waits in ``get`` lends its CPUs to the
-node (``Blocked(worker, True)``) so nested tasks cannot deadlock; when it
-resumes it takes them back even if they are in use meanwhile (CPU
-oversubscribed for a while, as in Ray).
+Resources. The sums (total, free, GPU ids by fraction, prepared placement
+group bundles, CPUs lent by blocked workers) are kept by
+``node_resources.NodeResources`` (``self.resources``), whose docstring has
+their rules. Here: ``ReturnBundle`` kills the leases using any of the
+bundle's group resources (as Ray does) before the bundle is freed; a leased
+worker that waits in ``get`` (``Blocked(worker, True)``) lends its CPUs to
+the node so nested tasks cannot deadlock, and takes them back when it
+resumes.
 
 Invariants (``validate()`` checks them; tests call it after every event):
 
-* per resource: ``available + sum(granted units, less the CPUs lent by
-  blocked leases) + sum(prepared bundles' units) == total``;
-* no resource is negative, except CPU after a blocked worker resumed while
-  its lent CPUs were granted to others;
-* a GPU's free fraction is in [0, UNIT], and ``UNIT - gpu_free[g]`` is the
-  share of ``g`` the granted leases hold;
+* the resource books balance with what the granted leases hold
+  (``NodeResources.validate``);
 * a granted lease's worker is registered, not idle and not killed, and its
   ``lease`` is that lease; an idle worker has no lease, is registered and
   listed once, under its own env key; a pending request has no worker;
@@ -115,6 +105,7 @@ from skate.core.node_manager.lease_events import (  # noqa: F401 - re-exported: 
     WorkerGone,
     WorkerRegistered,
 )
+from skate.core.node_manager.node_resources import NodeResources, held_by
 from skate.core.node_manager.start_policy import StartBackoff, Watchdog
 from skate.core.protocol import SPILL, LeaseGrant, Spill
 from skate.exceptions import WorkerStartupError
@@ -195,16 +186,9 @@ class Leases:
         self.prestart_workers = prestart_workers
         self.idle_timeout_s = idle_timeout_s
         self._new_worker_id = new_worker_id
-        # total == the node's resources + the group resources of prepared bundles
-        self.total: dict = dict(total)
-        # see the first invariant; may go negative only for CPU (a resumed blocked worker)
-        self.available: dict = dict(total)
-        # gpu id -> free fraction in [0, UNIT]; UNIT - free == what granted leases hold of it
-        self.gpu_free: dict[int, int] = {i: res.UNIT for i in range(num_gpus)}
+        self.resources = NodeResources(total, num_gpus)
         self.pending: list[Lease] = []  # in arrival order; every one has worker None
         self.leases: dict[int, Lease] = {}  # granted: lease id -> lease, its worker set
-        # (group hex, index) -> (units taken from available, group units added to total)
-        self.bundles: dict[tuple, tuple] = {}
         # every worker started and not yet seen gone: starting, idle, leased or killed
         self.workers: dict[str, Worker] = {}
         self.idle: dict[str, list[Worker]] = {}  # env key -> idle workers (registered, no lease)
@@ -226,7 +210,7 @@ class Leases:
 
     def _request(self, ev: RequestLease) -> list:
         units = ev.units
-        stay = ev.spilled and ev.strategy == "SPREAD" and self._fits_total(units)
+        stay = ev.spilled and ev.strategy == "SPREAD" and self.resources.fits_total(units)
         lease = Lease(self._next_lease, units, env_key(ev.env_vars), ev.env_vars, ev.dedicated,
                       ev.requester, ev.rid, ev.now,
                       strategy=None if stay else ev.strategy,  # the spread was decided: final
@@ -275,10 +259,10 @@ class Leases:
         out: list = []
         if ev.blocked:
             if cpu:
-                self.available["CPU"] = self.available.get("CPU", 0) + cpu
+                self.resources.lend_cpu(cpu)
             self._schedule(ev.now, out)
         elif cpu:
-            self.available["CPU"] = self.available.get("CPU", 0) - cpu
+            self.resources.take_back_cpu(cpu)
         return out
 
     def _registered(self, ev: WorkerRegistered) -> list:
@@ -315,40 +299,25 @@ class Leases:
         return out
 
     def _prepare_bundle(self, ev: PrepareBundle) -> list:
-        key = (ev.pg_hex, ev.bundle_index)
-        if key in self.bundles:
-            return [Answer(ev.requester, ev.rid, True)]
-        units = res.to_units(ev.bundle)
-        if not res.fits(units, self.available):
+        if not self.resources.prepare_bundle((ev.pg_hex, ev.bundle_index), ev.bundle,
+                                             ev.bundle_index, ev.pg_hex):
             return [Answer(ev.requester, ev.rid, False)]
-        res.subtract(self.available, units)
-        group = res.to_units(res.bundle_resources(ev.bundle, ev.bundle_index, ev.pg_hex))
-        res.add(self.total, group)
-        res.add(self.available, group)
-        self.bundles[key] = (units, group)
         out: list = []
         self._schedule(ev.now, out)
         out.append(Answer(ev.requester, ev.rid, True))
         return out
 
     def _return_bundle(self, ev: ReturnBundle) -> list:
-        entry = self.bundles.pop((ev.pg_hex, ev.bundle_index), None)
-        if entry is None:
+        key = (ev.pg_hex, ev.bundle_index)
+        group = self.resources.bundle_group(key)
+        if group is None:
             return []
-        units, group = entry
         out: list = []
         # whatever runs on this bundle ends with it (as in Ray)
         for lease in list(self.leases.values()):
             if any(k in group for k in lease.units):
                 self._return(lease, True, ev.now, out)
-        for k, v in group.items():  # shared keys (CPU_group_<g>) lose this bundle's share
-            for table in (self.total, self.available):
-                left = table.get(k, 0) - v
-                if left > 0:
-                    table[k] = left
-                else:
-                    table.pop(k, None)
-        res.add(self.available, units)
+        self.resources.return_bundle(key)
         self._schedule(ev.now, out)
         return out
 
@@ -358,7 +327,7 @@ class Leases:
         out: list = []
         keep = []
         for lease in self.pending:
-            if res.fits(lease.units, self.available) and lease.infeasible_since is None \
+            if self.resources.fits_now(lease.units) and lease.infeasible_since is None \
                     and not lease.held or self._route(lease, ev.now, out):
                 keep.append(lease)
         self.pending = keep
@@ -419,28 +388,7 @@ class Leases:
 
     def validate(self) -> None:
         """Raise AssertionError if an invariant of the module docstring does not hold."""
-        held: dict = {}
-        for lease in self.leases.values():
-            units = lease.units
-            if lease.blocked and "CPU" in units:
-                units = {k: v for k, v in units.items() if k != "CPU"}
-            res.add(held, units)
-        for units, _ in self.bundles.values():
-            res.add(held, units)
-        for k in set(self.total) | set(self.available) | set(held):
-            have = self.available.get(k, 0) + held.get(k, 0)
-            assert have == self.total.get(k, 0), \
-                f"{k}: available {self.available.get(k, 0)} + held {held.get(k, 0)} != " \
-                f"total {self.total.get(k, 0)}"
-            assert k == "CPU" or self.available.get(k, 0) >= 0, f"{k} is negative"
-        gpu_used = dict.fromkeys(self.gpu_free, 0)
-        for lease in self.leases.values():
-            need = lease.units.get("GPU", 0)
-            for g in lease.gpu_ids:
-                gpu_used[g] += need if need < res.UNIT else res.UNIT
-        for g, free in self.gpu_free.items():
-            assert 0 <= free <= res.UNIT, f"GPU {g} free fraction {free}"
-            assert res.UNIT - free == gpu_used[g], f"GPU {g}: free {free}, held {gpu_used[g]}"
+        self.resources.validate(*held_by(self.leases.values()))
         idle_ids: set = set()
         for key, lst in self.idle.items():
             for w in lst:
@@ -465,12 +413,12 @@ class Leases:
 
     def _route(self, lease: Lease, now: float, out: list, fresh: bool = False) -> bool:
         """Keep the request here (True), or answer it with a spill / an error (False)."""
-        if lease.stay and (fresh or res.fits(lease.units, self.available)):
+        if lease.stay and (fresh or self.resources.fits_now(lease.units)):
             return True
         others = len(self.cluster_view) - (self.node_id in self.cluster_view)
         if not others and lease.strategy is None and lease.preferred_node is None \
                 and not lease.stay:
-            fits = self._fits_total(lease.units)
+            fits = self.resources.fits_total(lease.units)
             decision = placement.Decision(placement.HERE if fits else None, infeasible=not fits)
         else:
             view = self._local_view()
@@ -517,9 +465,9 @@ class Leases:
             lease.warned = True
             out.append(Warn(lease.requester, (
                 f"A task or actor needs {{{res.describe(lease.units)}}} but no node has that "
-                f"much in total (this node: {{{res.describe(self.total)}}}), so it cannot be "
-                f"scheduled. It stays pending until a node with enough resources joins; lower "
-                f"its resource request or start Skate with more resources "
+                f"much in total (this node: {{{res.describe(self.resources.total)}}}), so it "
+                f"cannot be scheduled. It stays pending until a node with enough resources "
+                f"joins; lower its resource request or start Skate with more resources "
                 f"(skate.init(num_cpus=..., resources=...)).")))
         return True
 
@@ -528,7 +476,7 @@ class Leases:
         view = dict(self.cluster_view)
         mine = view.get(self.node_id)
         view[self.node_id] = placement.NodeView(
-            dict(self.total), dict(self.available), True,
+            dict(self.resources.total), dict(self.resources.available), True,
             mine.address if mine else self.address,
             mine.transfer_address if mine else self.transfer_address,
             mine.stream_address if mine else self.stream_address)
@@ -537,14 +485,9 @@ class Leases:
     def _spill(self, lease: Lease, view: dict, node: str) -> SpillTo:
         return SpillTo(lease.requester, lease.rid, Spill(SPILL, view[node].address, node))
 
-    def _fits_total(self, units: dict) -> bool:
-        need = units.get("GPU", 0)
-        gpus_could_fit = need <= res.UNIT or need % res.UNIT == 0
-        return gpus_could_fit and res.fits(units, self.total)
-
     def _schedule(self, now: float, out: list) -> None:
         """Grant what fits to idle workers; start workers for what fits and has none."""
-        available = self.available
+        available = self.resources.available
         waiting_for_worker: dict[str, int] = {}
         # what is left once the requests already waiting for a worker start have theirs: a
         # worker is started only for a request that could run now, not for every queued one
@@ -565,12 +508,12 @@ class Leases:
                         waiting_for_worker.get(lease.env_key, 0) + 1
                 still.append(lease)
                 continue
-            gpus = self._take_gpus(units.get("GPU", 0))
+            gpus = self.resources.take_gpus(units.get("GPU", 0))
             if gpus is None:
                 still.append(lease)
                 continue
             w = idle.pop()
-            res.subtract(available, units)
+            self.resources.take(units)
             lease.gpu_ids = gpus
             lease.granted_at = now
             lease.worker = w
@@ -600,33 +543,9 @@ class Leases:
         w.culled = culled
         out.append(KillWorker(w.worker_id))
 
-    def _take_gpus(self, need: int) -> list | None:
-        if need == 0:
-            return []
-        if need < res.UNIT:
-            for gid, free in sorted(self.gpu_free.items()):
-                if free >= need:
-                    self.gpu_free[gid] -= need
-                    return [gid]
-            return None
-        k = need // res.UNIT
-        whole = [g for g, free in sorted(self.gpu_free.items()) if free == res.UNIT][:k]
-        if len(whole) < k:
-            return None
-        for g in whole:
-            self.gpu_free[g] = 0
-        return whole
-
     def _return(self, lease: Lease, kill: bool, now: float, out: list) -> None:
         del self.leases[lease.lease_id]
-        units = lease.units
-        if lease.blocked and "CPU" in units:
-            units = {k: v for k, v in units.items() if k != "CPU"}  # lent already
-        res.add(self.available, units)
-        need = lease.units.get("GPU", 0)
-        per = need if need < res.UNIT else res.UNIT
-        for g in lease.gpu_ids:
-            self.gpu_free[g] += per
+        self.resources.give_back(lease.units, lease.gpu_ids, lease.blocked)
         w = lease.worker
         assert w is not None  # a granted lease has its worker
         w.lease = None
@@ -672,7 +591,7 @@ class Leases:
         starting = self.starting()
         stalled = {}
         for lease in self.pending:
-            if lease.held or not res.fits(lease.units, self.available):
+            if lease.held or not self.resources.fits_now(lease.units):
                 continue
             if starting.get(lease.env_key) or self.backoff.ready_at(lease.env_key) > now:
                 continue

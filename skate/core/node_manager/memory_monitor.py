@@ -23,7 +23,7 @@ The pieces, in the order of a check:
   *before* it kills it (``exit_cause``), so an owner that saw its push break
   and asks (``NodeManagerClient.worker_exit_cause``, only on that failure
   path) always finds the answer; the owner decides from it whether the task
-  is retried (``worker/submission.py``).
+  is retried (``worker/task_retries.py``).
 
 Trade-offs. The node manager does not see tasks, only leases, so "the task
 that started last" is the lease granted last, and "retriable" is what the

@@ -371,14 +371,15 @@ class NodeManager(ObjectStoreHandlers, NodeIntrospection):
                     self._feed(ls.ClusterView(view, time.monotonic()))
 
         with self.lock:
-            avail = res.from_units({k: v for k, v in self.sched.available.items() if v > 0})
-            total = res.from_units(self.sched.total)
+            books = self.sched.resources
+            avail = res.from_units({k: v for k, v in books.available.items() if v > 0})
+            total = res.from_units(books.total)
         self.gcs.cluster_view(self.cfg.node_id, avail, total, callback=got)
 
     # -- info --------------------------------------------------------------
     def h_resources(self, conn, rid):
-        avail = self.sched.available
-        return (res.from_units(self.sched.total),
+        avail = self.sched.resources.available
+        return (res.from_units(self.sched.resources.total),
                 res.from_units({k: v for k, v in avail.items() if v > 0}))
 
     def h_node_info(self, conn, rid):
@@ -505,8 +506,12 @@ def main(argv=None) -> None:
     os.dup2(fd, 1)
     os.close(fd)
     # what sessions that died together left on this machine, once we are up
-    threading.Thread(target=reap, kwargs={"keep": (root,)}, name="reap", daemon=True).start()
+    reaper = threading.Thread(target=reap, kwargs={"keep": (root,)}, name="reap", daemon=True)
+    reaper.start()
     nm.run()
+    # a short session must not stop before its reap has run: that is when leftovers go
+    # (bounded: the driver's stop waits 5 s before it kills us)
+    reaper.join(3.0)
     # a private node whose driver was killed: the last of its session's processes to stop
     # removes the session (the driver's own stop does, when it stops normally)
     leave_session(lock, root)

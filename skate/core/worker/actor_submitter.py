@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from skate import exceptions as exc
 from skate.core import rpc
@@ -27,6 +28,10 @@ from skate.core.protocol import FAILED, FINISHED, SUBMITTED_TO_WORKER, ActorStat
 from skate.core.worker.client import WorkerClient
 
 log = logging.getLogger(__name__)
+
+# How long calls sent to an actor the control store reports dead wait for their replies
+# on a connection that stays open (see ActorSubmitter._die).
+DEAD_GRACE_S = 5.0
 
 
 @dataclass
@@ -40,10 +45,23 @@ class ActorCall:
     retries_left: int
     seq: int = 0
     refs: list | None = None  # top-level ObjectRef arguments, resolved before sending
+    conn: Any = None  # the connection it was sent on (its closing settles the call)
     error: BaseException | None = None  # an argument failed: the call fails unsent
 
 
 class ActorSubmitter:
+    """Calls from this process to one actor (see the module docstring).
+
+    State, under ``lock``: ``queue`` holds calls not sent yet, in order (waiting for
+    their arguments, a connection, or ALIVE); ``inflight`` the calls sent and not
+    answered, each on the connection in its ``conn`` (the current one, or an older one
+    not seen closing yet); ``_awaiting_verdict`` calls the actor's dead process never
+    answered, until the control store says why it died (at most ``DEAD_GRACE_S``). A
+    call is in at most one of the three, and in none once its returns are completed or
+    failed. Once ``state`` is DEAD, ``queue`` and ``_awaiting_verdict`` are empty and
+    nothing is sent again; ``inflight`` empties as its connections close.
+    """
+
     def __init__(self, core, actor_id: bytes, max_task_retries: int, class_name: str,
                  max_restarts: int = 0):
         self.core = core
@@ -65,6 +83,9 @@ class ActorSubmitter:
         self.death_cause: str | None = None
         self.queue: collections.deque[ActorCall] = collections.deque()
         self.inflight: dict[bytes, ActorCall] = {}
+        # calls its dead process never answered, held until the control store says why it
+        # died (so that the error names exit_actor(), a kill, ...): see _on_conn_closed
+        self._awaiting_verdict: list[ActorCall] = []
         self.pid = None
         self._watching = False
         self._watch()
@@ -97,6 +118,7 @@ class ActorSubmitter:
             if state == ActorState.DEAD:
                 self._die(info.get("death_cause") or "the actor died")
                 return
+            self._fail_lost(self._awaiting_verdict)  # it came back after all: they were lost
             if state == ActorState.ALIVE and info["address"] != self.address:
                 try:
                     # the core's handler: a generator method's items arrive on it
@@ -106,11 +128,15 @@ class ActorSubmitter:
                 except OSError:
                     conn = None
                 if conn is not None:
-                    self.conn = conn
+                    old, self.conn = self.conn, conn
                     self.address = info["address"]
                     self.pid = info.get("pid")
                     self.state = ActorState.ALIVE
                     self._flush()
+                    if old is not None and not old.closed:
+                        # the last incarnation is gone: its last replies may still be unread
+                        # (its closing settles the rest), but it must not stay open for ever
+                        _later(old.close)
             elif state == ActorState.ALIVE and self.conn is not None:
                 # the same worker still: a restarted control store adopted it
                 self.state = ActorState.ALIVE
@@ -120,23 +146,31 @@ class ActorSubmitter:
         self._watch()
 
     def _on_conn_closed(self, conn) -> None:
+        """``conn`` closed: the calls sent on it and not answered are retried, failed, or
+        held for the control store's verdict. Not only the current connection: an actor
+        restarted quickly may be ALIVE on a new one before the old one is seen closing."""
         with self.lock:
-            if conn is not self.conn:
+            if conn is self.conn:
+                self.conn = None
+                self.address = None
+                if self.state != ActorState.DEAD:
+                    self.state = ActorState.RESTARTING
+            # pop, not clear: replies on another connection may be popping meanwhile
+            calls = [c for c in list(self.inflight.values()) if c.conn is conn]
+            calls = sorted((c for c in calls if self.inflight.pop(c.task_id, None) is c),
+                           key=lambda c: c.seq)
+            if self.state == ActorState.DEAD:  # its replies are read; the rest never comes
+                for call in calls:
+                    self._fail(call, self.dead_error(call.method))
                 return
-            self.conn = None
-            self.address = None
-            if self.state != ActorState.DEAD:
-                self.state = ActorState.RESTARTING
-            retry = []
-            for call in sorted(self.inflight.values(), key=lambda c: c.seq):
+            retry: list[ActorCall] = []
+            verdict: list[ActorCall] = []  # fail naming the control store's death cause
+            for call in calls:
                 if call.retries_left != 0:
                     call.retries_left -= 1 if call.retries_left > 0 else 0
                     retry.append(call)
                 elif not self._restarts_left():
-                    self._fail(call, exc.ActorDiedError(
-                        f"The actor {self.class_name} died while running {call.method} and has "
-                        f"no restarts left (max_restarts={self.max_restarts}).",
-                        self.actor_id.hex()))
+                    verdict.append(call)
                 else:
                     # Ray's distinction: it comes back for later calls, this one is lost
                     self._fail(call, exc.ActorUnavailableError(
@@ -144,23 +178,52 @@ class ActorSubmitter:
                         f"{call.method}; the call was not retried "
                         f"(max_task_retries={self.max_task_retries}). If the actor has restarts "
                         f"left it comes back for later calls.", self.actor_id.hex()))
-            self.inflight.clear()
             self.queue.extendleft(reversed(retry))
+            if retry and self.conn is not None:
+                self._flush()  # already ALIVE on a new connection: send them there
+            if verdict:
+                self._awaiting_verdict.extend(verdict)
+                _later(self._no_verdict)
         self._watch()
+
+    def _no_verdict(self) -> None:
+        """The control store said nothing within DEAD_GRACE_S (it may be cut off too)."""
+        with self.lock:
+            self._fail_lost(self._awaiting_verdict)
+
+    def _fail_lost(self, calls: list[ActorCall]) -> None:
+        """Calls whose actor's process died while they ran, and which it did not answer."""
+        for call in calls:
+            self._fail(call, exc.ActorDiedError(
+                f"The actor {self.class_name} died while running {call.method} and has "
+                f"no restarts left (max_restarts={self.max_restarts}).", self.actor_id.hex()))
+        calls.clear()
 
     def _restarts_left(self) -> bool:
         return self.max_restarts == -1 or self.num_restarts < self.max_restarts
 
     def _die(self, cause: str) -> None:
+        """DEAD: unsent calls fail now. Sent ones may have been answered: an actor that
+        ends itself replies to its last calls first, but the control store's word can
+        reach this process before those replies are read off the actor's connection. So
+        they fail only when that connection closes (its replies read, in order), or after
+        ``DEAD_GRACE_S`` if it stays open (a node cut off)."""
         self.state = ActorState.DEAD
         self.death_cause = cause
-        calls = sorted(self.inflight.values(), key=lambda c: c.seq) + list(self.queue)
-        self.inflight.clear()
+        queued = self._awaiting_verdict + list(self.queue)
+        self._awaiting_verdict.clear()
         self.queue.clear()
-        for call in calls:
+        for call in queued:
             self._fail(call, self.dead_error(call.method))
-        if self.conn is not None:
-            self.conn.close()
+        # calls on a closed connection were settled when it closed (close() marks it closed
+        # before it calls _on_conn_closed, which then takes this lock after us)
+        conn = self.conn
+        if conn is None:
+            return
+        if not conn.closed and any(c.conn is conn for c in list(self.inflight.values())):
+            _later(conn.close)
+        else:
+            conn.close()
 
     def dead_error(self, method: str) -> exc.ActorDiedError:
         return exc.ActorDiedError(
@@ -217,6 +280,7 @@ class ActorSubmitter:
             self._send(self.queue.popleft(), conn)
 
     def _send(self, call: ActorCall, conn) -> None:
+        call.conn = conn
         self.inflight[call.task_id] = call
         spec = (call.task_id, call.method, call.args_blob, call.deps, call.return_ids,
                 self.core.address)
@@ -254,3 +318,10 @@ class ActorSubmitter:
             self._event((call.task_id, 0, FAILED, time.time(), error))
         self.core.fail_returns(call.return_ids, error)
         call.held = []
+
+
+def _later(fn) -> None:
+    """Call ``fn`` in DEAD_GRACE_S (on a timer thread; rare: only when an actor dies)."""
+    timer = threading.Timer(DEAD_GRACE_S, fn)
+    timer.daemon = True
+    timer.start()

@@ -20,7 +20,7 @@ ConnectionClosed: the task is retried (``max_retries``) or fails with
 WorkerCrashedError (NodeDiedError when its node died). Before deciding, the
 node manager that granted the lease is asked whether it killed the worker
 itself (``worker_exit_cause``: its memory monitor); if so the task is retried
-after a delay or fails with OutOfMemoryError (``submission.settle``).
+after a delay or fails with OutOfMemoryError (``task_retries.settle``).
 """
 
 from __future__ import annotations
@@ -42,15 +42,10 @@ from skate.core.protocol import (
     LeaseGrant,
 )
 from skate.core.worker.submission import (
-    CANCELLED,
-    COMPLETE,
     DONE,
-    OOM,
-    OOM_RETRY,
     PUSH,
     REQUEST_LEASE,
     REQUEUED,
-    RETRY,
     RETRY_LATER,
     RETRY_LEASE_S,
     RETURN_LEASE,
@@ -58,6 +53,13 @@ from skate.core.worker.submission import (
     Request,
     Submission,
     TaskRecord,
+)
+from skate.core.worker.task_retries import (
+    CANCELLED,
+    COMPLETE,
+    OOM,
+    OOM_RETRY,
+    RETRY,
     crash_error,
     oom_error,
     oom_retry_delay,

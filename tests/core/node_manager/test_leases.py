@@ -70,7 +70,7 @@ def test_grant_from_an_idle_worker():
     assert isinstance(grant, ls.Grant) and grant.rid == 7
     assert grant.grant.worker_id == "w0" and grant.grant.address == "addr-w0"
     assert grant.grant.node_id == "here" and grant.grant.gpu_ids == []
-    assert books.available["CPU"] == U(CPU=3)["CPU"]
+    assert books.resources.available["CPU"] == U(CPU=3)["CPU"]
 
 
 def test_workers_start_only_for_requests_that_fit_now():
@@ -93,7 +93,7 @@ def test_a_returned_lease_keeps_or_kills_its_worker():
     assert [x.worker_id for x in books.idle[""]] == [w]
     (g,) = request(books, rid=2, CPU=1)
     assert feed(books, ls.LeaseReturned(g.grant.lease_id, True, 2.0)) == [ls.KillWorker(w)]
-    assert not books.idle[""] and books.available == books.total
+    assert not books.idle[""] and books.resources.available == books.resources.total
     # the worker's exit afterwards: the control store hears of it, nothing else changes
     gone = feed(books, ls.WorkerGone(w, 3.0, -9))
     assert gone == [ls.NotifyWorkerDied(w, True)]
@@ -119,11 +119,11 @@ def test_a_blocked_worker_lends_its_cpus_and_takes_them_back():
     granted = register(books, started, now=1.0)
     assert [g.rid for g in of(ls.Grant, granted)] == [2]
     feed(books, ls.Blocked(w, False, 2.0))  # resumes: CPU oversubscribed for a while
-    assert books.available["CPU"] == -res.UNIT
+    assert books.resources.available["CPU"] == -res.UNIT
     assert feed(books, ls.Blocked(w, False, 2.0)) == []  # repeated: no change
     lease = books.workers[w].lease
     feed(books, ls.LeaseReturned(lease.lease_id, False, 3.0))
-    assert books.available["CPU"] == 0
+    assert books.resources.available["CPU"] == 0
 
 
 def test_fractional_and_whole_gpus():
@@ -136,18 +136,18 @@ def test_fractional_and_whole_gpus():
     (c,) = request(books, rid=3, CPU=1, GPU=1)
     assert c.grant.gpu_ids == [1]
     assert request(books, rid=4, CPU=1, GPU=1) == []  # no whole GPU free: it waits
-    assert books.gpu_free == {0: 0, 1: 0}
+    assert books.resources.gpu_free == {0: 0, 1: 0}
     out = feed(books, ls.LeaseReturned(c.grant.lease_id, False, 1.0))  # ... granted now
     assert [(g.rid, g.grant.gpu_ids) for g in of(ls.Grant, out)] == [(4, [1])]
-    assert not books._fits_total(U(GPU=1.5))  # never fits: not a fraction, not whole
+    assert not books.resources.fits_total(U(GPU=1.5))  # never fits: not a fraction, not whole
 
 
 def test_bundles_prepare_and_return_killing_their_leases():
     books = make(cpu=4)
     answer = feed(books, ls.PrepareBundle("gcs", 5, "pg", 0, {"CPU": 3}, 0.0))
     assert answer == [ls.Answer("gcs", 5, True)]
-    assert books.available["CPU"] == U(CPU=1)["CPU"]
-    assert books.total["CPU_group_0_pg"] == U(CPU=3)["CPU"]
+    assert books.resources.available["CPU"] == U(CPU=1)["CPU"]
+    assert books.resources.total["CPU_group_0_pg"] == U(CPU=3)["CPU"]
     assert feed(books, ls.PrepareBundle("gcs", 6, "pg", 0, {"CPU": 3}, 0.0)) == \
         [ls.Answer("gcs", 6, True)]  # already held: answered again
     assert feed(books, ls.PrepareBundle("gcs", 7, "pg", 1, {"CPU": 2}, 0.0)) == \
@@ -156,7 +156,7 @@ def test_bundles_prepare_and_return_killing_their_leases():
     (g,) = request(books, **res.request_in_group({"CPU": 2}, "pg", 0))
     assert g.grant.worker_id == w
     assert feed(books, ls.ReturnBundle("pg", 0, 1.0)) == [ls.KillWorker(w)]
-    assert books.total == books.available == U(CPU=4) and not books.leases
+    assert books.resources.total == books.resources.available == U(CPU=4) and not books.leases
 
 
 def view(**nodes):
@@ -289,7 +289,7 @@ def test_a_leased_worker_dying_returns_its_lease():
     request(books, rid=1, CPU=1)
     out = feed(books, ls.WorkerGone(w, 1.0))
     assert out == [ls.NotifyWorkerDied(w, True)]
-    assert books.available == books.total and not books.leases
+    assert books.resources.available == books.resources.total and not books.leases
     assert feed(books, ls.WorkerGone(w, 1.1, -9)) == []  # its second signal: nothing
 
 
@@ -307,10 +307,10 @@ def test_validate_catches_a_broken_invariant():
     idle_worker(books)
     request(books, CPU=1, GPU=0.5)
     books.validate()
-    books.available["CPU"] += 1
+    books.resources.available["CPU"] += 1
     with pytest.raises(AssertionError, match="CPU"):
         books.validate()
-    books.available["CPU"] -= 1
-    books.gpu_free[0] = res.UNIT
+    books.resources.available["CPU"] -= 1
+    books.resources.gpu_free[0] = res.UNIT
     with pytest.raises(AssertionError, match="GPU 0"):
         books.validate()

@@ -11,6 +11,7 @@ from skate import exceptions as exc
 from skate.core import serialization
 from skate.core.protocol import BOUNCED, NEED_FUNCTION
 from skate.core.worker import submission as sm
+from skate.core.worker import task_retries as tr
 from skate.core.worker.submission import Submission, TaskRecord
 
 pytestmark = pytest.mark.skate_only  # a unit test of Skate internals
@@ -265,31 +266,31 @@ def test_connection_lost_retries_then_crashes():
     d.grant()
     for attempt in range(3):
         assert d.reply(value=ConnectionError("lost"), ok=False) == sm.FAILED
-        verdict = sm.settle(t, False, ConnectionError("lost"))
+        verdict = tr.settle(t, False, ConnectionError("lost"))
         if attempt < 2:
-            assert verdict == sm.RETRY
+            assert verdict == tr.RETRY
             t.attempt += 1
             d.enqueue(t)
             d.grant()  # the lost worker was dropped: a new lease
         else:
-            assert verdict == sm.CRASHED
-    assert isinstance(sm.crash_error(t, "n", False, "lost"), exc.WorkerCrashedError)
-    assert isinstance(sm.crash_error(t, "n", True, "lost"), exc.NodeDiedError)
+            assert verdict == tr.CRASHED
+    assert isinstance(tr.crash_error(t, "n", False, "lost"), exc.WorkerCrashedError)
+    assert isinstance(tr.crash_error(t, "n", True, "lost"), exc.NodeDiedError)
     forever = d.task(max_retries=-1, attempt=1000)
-    assert sm.settle(forever, False, None) == sm.RETRY
+    assert tr.settle(forever, False, None) == tr.RETRY
     forever.cancelled = True
-    assert sm.settle(forever, False, None) == sm.CANCELLED
+    assert tr.settle(forever, False, None) == tr.CANCELLED
 
 
 def test_retry_exceptions():
     meta, bufs = serialization.dumps(KeyError("k"))
     raised = ok_reply(app_error=True, returns=[("i", serialization.KIND_ERROR, meta, bufs)])
     d = Driver()
-    assert sm.settle(d.task(), True, raised) == sm.COMPLETE  # not asked for
-    assert sm.settle(d.task(retry_exceptions=True), True, raised) == sm.RETRY
-    assert sm.settle(d.task(retry_exceptions=[KeyError]), True, raised) == sm.RETRY
-    assert sm.settle(d.task(retry_exceptions=[ValueError]), True, raised) == sm.COMPLETE
-    assert sm.settle(d.task(retry_exceptions=True, attempt=3), True, raised) == sm.COMPLETE
+    assert tr.settle(d.task(), True, raised) == tr.COMPLETE  # not asked for
+    assert tr.settle(d.task(retry_exceptions=True), True, raised) == tr.RETRY
+    assert tr.settle(d.task(retry_exceptions=[KeyError]), True, raised) == tr.RETRY
+    assert tr.settle(d.task(retry_exceptions=[ValueError]), True, raised) == tr.COMPLETE
+    assert tr.settle(d.task(retry_exceptions=True, attempt=3), True, raised) == tr.COMPLETE
 
 
 def test_exiting_worker_dropped_and_returned_with_kill():

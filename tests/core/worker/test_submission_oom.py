@@ -7,14 +7,15 @@ import pytest
 
 from skate import exceptions as exc
 from skate.core.worker import submission as sm
+from skate.core.worker import task_retries as tr
 from skate.core.worker.submission import Submission, TaskRecord
 
 pytestmark = pytest.mark.skate_only
 
 KEY = ((("CPU", 1.0),), "None", None)
 LOST = ConnectionError("lost")
-OOM_RETRY = (sm.OUT_OF_MEMORY, "Task was killed due to the node running low on memory.", True)
-OOM_LAST = (sm.OUT_OF_MEMORY, "Task was killed due to the node running low on memory.", False)
+OOM_RETRY = (tr.OUT_OF_MEMORY, "Task was killed due to the node running low on memory.", True)
+OOM_LAST = (tr.OUT_OF_MEMORY, "Task was killed due to the node running low on memory.", False)
 
 
 def task(max_retries=3, **kw) -> TaskRecord:
@@ -25,14 +26,14 @@ def task(max_retries=3, **kw) -> TaskRecord:
 
 
 def test_without_a_cause_a_lost_worker_is_a_crash():
-    assert sm.settle(task(), False, LOST, None) == sm.RETRY
-    assert sm.settle(task(max_retries=0), False, LOST, None) == sm.CRASHED
+    assert tr.settle(task(), False, LOST, None) == tr.RETRY
+    assert tr.settle(task(max_retries=0), False, LOST, None) == tr.CRASHED
 
 
 def test_an_oom_kill_with_max_retries_0_fails_with_out_of_memory():
     t = task(max_retries=0)
-    assert sm.settle(t, False, LOST, OOM_RETRY) == sm.OOM
-    err = sm.oom_error(t, OOM_RETRY)
+    assert tr.settle(t, False, LOST, OOM_RETRY) == tr.OOM
+    err = tr.oom_error(t, OOM_RETRY)
     assert isinstance(err, exc.OutOfMemoryError) and isinstance(err, exc.RayError)
     assert "running low on memory" in str(err) and "max_retries=0" in str(err)
     assert "grow" in str(err) and t.task_id.hex() in str(err)
@@ -41,35 +42,35 @@ def test_an_oom_kill_with_max_retries_0_fails_with_out_of_memory():
 def test_an_oom_kill_is_retried_without_spending_max_retries():
     t = task(max_retries=1)
     for _ in range(5):  # Ray 2.x: as long as the monitor says so, not max_retries times
-        assert sm.settle(t, False, LOST, OOM_RETRY) == sm.OOM_RETRY
+        assert tr.settle(t, False, LOST, OOM_RETRY) == tr.OOM_RETRY
         t.attempt += 1
         t.oom_retries += 1
-    assert sm.retries_left(t)  # a crash now still has its one retry
-    assert sm.settle(t, False, LOST, None) == sm.RETRY
+    assert tr.retries_left(t)  # a crash now still has its one retry
+    assert tr.settle(t, False, LOST, None) == tr.RETRY
     t.attempt += 1
-    assert not sm.retries_left(t)
-    assert sm.settle(t, False, LOST, None) == sm.CRASHED
+    assert not tr.retries_left(t)
+    assert tr.settle(t, False, LOST, None) == tr.CRASHED
 
 
 def test_forever_retries_too():
-    assert sm.settle(task(max_retries=-1), False, LOST, OOM_RETRY) == sm.OOM_RETRY
+    assert tr.settle(task(max_retries=-1), False, LOST, OOM_RETRY) == tr.OOM_RETRY
 
 
 def test_the_callers_last_task_there_is_not_retried():
     t = task(max_retries=-1)
-    assert sm.settle(t, False, LOST, OOM_LAST) == sm.OOM
-    assert "last task" in str(sm.oom_error(t, OOM_LAST))
+    assert tr.settle(t, False, LOST, OOM_LAST) == tr.OOM
+    assert "last task" in str(tr.oom_error(t, OOM_LAST))
 
 
 def test_a_cancelled_task_is_cancelled_whatever_killed_it():
     t = task()
     t.cancelled = True
-    assert sm.settle(t, False, LOST, OOM_RETRY) == sm.CANCELLED
+    assert tr.settle(t, False, LOST, OOM_RETRY) == tr.CANCELLED
 
 
 def test_an_unknown_cause_is_a_crash():
-    assert sm.settle(task(max_retries=0), False, LOST, ("SOMETHING_ELSE", "m", True)) == \
-        sm.CRASHED
+    assert tr.settle(task(max_retries=0), False, LOST, ("SOMETHING_ELSE", "m", True)) == \
+        tr.CRASHED
 
 
 def test_retry_delays_double_from_one_second_to_a_minute():
@@ -77,7 +78,7 @@ def test_retry_delays_double_from_one_second_to_a_minute():
     delays = []
     for n in range(1, 10):
         t.oom_retries = n
-        delays.append(sm.oom_retry_delay(t))
+        delays.append(tr.oom_retry_delay(t))
     assert delays == [1, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
