@@ -9,9 +9,13 @@
 True
 >>> algo.stop()
 
-Algorithms: PPO (:mod:`skate.rllib.ppo`), DQN (:mod:`skate.rllib.dqn`), on shared machinery —
+Algorithms: PPO (:mod:`skate.rllib.ppo`), DQN (:mod:`skate.rllib.dqn`), IMPALA
+(:mod:`skate.rllib.impala`), APPO (:mod:`skate.rllib.appo`), SAC (:mod:`skate.rllib.sac`), BC
+and MARWIL from recorded experience (:mod:`skate.rllib.marwil`, :mod:`skate.rllib.offline`), on
+shared machinery —
 :mod:`skate.rllib.algorithm` (runners, metrics, checkpoints),
-:mod:`skate.rllib.env_runner`, :mod:`skate.rllib.module`,
+:mod:`skate.rllib.env_runner`, :mod:`skate.rllib.module`, multi-agent environments
+(:mod:`skate.rllib.multi_agent_env`) and their runners (:mod:`skate.rllib.multi_agent_runner`),
 :mod:`skate.rllib.postprocessing`. See docs/rllib.md.
 """
 
@@ -21,9 +25,18 @@ import importlib
 # does before it starts a worker) must not import torch, which takes 1.5-2 s.
 _EXPORTS = {
     "Algorithm": "skate.rllib.algorithm", "AlgorithmConfig": "skate.rllib.config",
+    "APPO": "skate.rllib.appo", "APPOConfig": "skate.rllib.appo",
+    "IMPALA": "skate.rllib.impala", "IMPALAConfig": "skate.rllib.impala",
+    "SAC": "skate.rllib.sac", "SACConfig": "skate.rllib.sac",
+    "BC": "skate.rllib.marwil", "BCConfig": "skate.rllib.marwil",
+    "MARWIL": "skate.rllib.marwil", "MARWILConfig": "skate.rllib.marwil",
     "DQN": "skate.rllib.dqn", "DQNConfig": "skate.rllib.dqn",
     "EnvRunner": "skate.rllib.env_runner", "register_env": "skate.rllib.env_runner",
     "RLModule": "skate.rllib.module", "PPO": "skate.rllib.ppo", "PPOConfig": "skate.rllib.ppo",
+    "MultiAgentEnv": "skate.rllib.multi_agent_env",
+    "ParallelPettingZooEnv": "skate.rllib.multi_agent_env",
+    "MultiAgentEnvRunner": "skate.rllib.multi_agent_runner",
+    "PolicySpec": "skate.rllib.multi_agent_runner",
     "ALGORITHMS": "skate.rllib.registry", "algorithm_class": "skate.rllib.registry",
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 SECTIONS = {
     "environment": {"env": None, "env_config": {}, "clip_actions": True,
@@ -28,6 +29,9 @@ SECTIONS = {
     "fault_tolerance": {"restart_failed_env_runners": True,
                         "max_num_env_runner_restarts": 1000},
     "framework": {"framework": "torch"},
+    "multi_agent": {"policies": None, "policy_mapping_fn": None, "policies_to_train": None},
+    "offline_data": {"input_": None, "output": None, "output_max_rows_per_file": 100_000,
+                     "dataset_num_iters_per_learner": None},
 }
 
 
@@ -154,6 +158,83 @@ class AlgorithmConfig:
     def fault_tolerance(self, **kwargs) -> "AlgorithmConfig":
         return self._set("fault_tolerance", kwargs)
 
+    def multi_agent(self, *, policies=None, policy_mapping_fn=None, policies_to_train=None,
+                    **ignored) -> "AlgorithmConfig":
+        """Several agents, each trained by the policy ``policy_mapping_fn(agent_id,
+        episode)`` names: ``policies`` is a set of ids or ``{id: PolicySpec() or None}``;
+        ``policies_to_train`` (default: all) are trained, the others only act.
+
+        >>> from skate.rllib import PPOConfig
+        >>> cfg = PPOConfig().multi_agent(policies={"a", "b"},
+        ...                               policy_mapping_fn=lambda aid, ep, **kw: aid)
+        >>> sorted(cfg.policies), cfg.is_multi_agent
+        (['a', 'b'], True)
+        """
+        unknown = set(ignored) - {"count_steps_by", "policy_map_capacity"}
+        if unknown:
+            raise TypeError(f"multi_agent() got an unknown setting {sorted(unknown)[0]!r}; "
+                            f"valid settings: policies, policy_mapping_fn, policies_to_train")
+        if policies is not None:
+            if isinstance(policies, (set, frozenset, list, tuple)):
+                policies = {pid: None for pid in policies}
+            if not isinstance(policies, dict) or not policies or \
+                    not all(isinstance(k, str) for k in policies):
+                raise ValueError(f"policies must be a non-empty set of policy ids (strings) or "
+                                 f"a dict of id -> PolicySpec, got {policies!r}")
+            self._values["policies"] = policies
+        if policy_mapping_fn is not None:
+            if not callable(policy_mapping_fn):
+                raise TypeError("policy_mapping_fn must be callable (agent_id, episode, "
+                                "**kwargs) -> policy id")
+            self._values["policy_mapping_fn"] = policy_mapping_fn
+        if policies_to_train is not None:
+            if callable(policies_to_train) or isinstance(policies_to_train, str):
+                raise TypeError("policies_to_train must be a list or set of policy ids")
+            self._values["policies_to_train"] = sorted(policies_to_train)
+        pols, train = self._values["policies"], self._values["policies_to_train"]
+        if pols is not None and train is not None and set(train) - set(pols):
+            raise ValueError(f"policies_to_train names {sorted(set(train) - set(pols))}, "
+                             f"which are not in policies {sorted(pols)}")
+        return self
+
+    def offline_data(self, **kwargs) -> "AlgorithmConfig":
+        """Where experience is recorded (``output``: a folder every env runner writes JSON
+        lines to) or read from (``input_``: such a folder, for BC and MARWIL); see
+        skate/rllib/offline.py for the format.
+
+        >>> from skate.rllib import PPOConfig
+        >>> PPOConfig().offline_data(output="/tmp/cartpole-steps").output
+        '/tmp/cartpole-steps'
+        """
+        if "input" in kwargs:
+            kwargs["input_"] = kwargs.pop("input")
+        for k in ("input_", "output"):
+            v = kwargs.get(k)
+            if v is not None and not isinstance(v, (str, os.PathLike)):
+                raise TypeError(f"offline_data({k}=...) takes a folder path, got "
+                                f"{type(v).__name__}")
+            if v is not None:
+                kwargs[k] = os.fspath(v)
+        n = kwargs.get("output_max_rows_per_file")
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            raise ValueError(f"output_max_rows_per_file must be an int >= 1, got {n!r}")
+        return self._set("offline_data", kwargs)
+
+    @property
+    def is_multi_agent(self) -> bool:
+        return self._values["policies"] is not None
+
+    def mapping_fn(self):
+        """The policy mapping function (every agent to the only policy when none is set)."""
+        fn, policies = self._values["policy_mapping_fn"], self._values["policies"]
+        if fn is None:
+            if len(policies) > 1:
+                raise ValueError("several policies need a policy_mapping_fn(agent_id, episode) "
+                                 "saying which policy each agent uses")
+            only = next(iter(policies))
+            return lambda agent_id, episode, **kw: only
+        return fn
+
     def framework(self, framework: str = "torch", **_ignored) -> "AlgorithmConfig":
         if framework != "torch":
             raise ValueError(f"framework {framework!r} is not supported; Skate's rllib uses "
@@ -192,6 +273,10 @@ class AlgorithmConfig:
                 getattr(self, section)(**{key: v})
             elif section == "framework":
                 self.framework(v)
+            elif section == "offline_data":
+                self.offline_data(**{key: v})
+            elif section == "multi_agent":
+                self.multi_agent(**{key: v})
             else:
                 self._values[key] = v
         return self

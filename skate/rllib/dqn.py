@@ -184,12 +184,7 @@ class DQN(Algorithm):
     config_class = DQNConfig
     module_class = QModule
 
-    @classmethod
-    def default_config_for(cls, env) -> DQNConfig:
-        """DQNConfig with settings tuned for ``env`` when there are some (else defaults)."""
-        cfg = DQNConfig().environment(env)
-        return cfg.update_from_dict(TUNED.get(env, {})) if isinstance(env, str) else cfg
-
+    TUNED = TUNED
     learner_class = DQNLearner
 
     def module_config(self, c) -> dict:

@@ -17,6 +17,7 @@ import difflib
 
 import numpy as np
 
+import skate
 from skate.rllib.numpy_policy import NumpyPolicy
 from skate.rllib.postprocessing import RunningMeanStd
 
@@ -100,6 +101,25 @@ def _identity(x):
     return x
 
 
+def torch_policy(module, explore: bool, epsilon: float = 0.0) -> tuple:
+    """(act, value, env_actions) of ``module`` in torch, over numpy arrays (see
+    ``EnvRunner._policy``)."""
+    import torch
+
+    forward = module.forward_exploration if explore else module.forward_inference
+
+    def act(obs):
+        out = forward({"obs": torch.as_tensor(obs, dtype=torch.float32), "epsilon": epsilon})
+        logp, vf = out.get("action_logp"), out.get("vf_preds")
+        return (out["actions"].numpy(), None if logp is None else logp.numpy(),
+                None if vf is None else vf.numpy())
+
+    def value(obs):
+        return module.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+
+    return act, value, lambda actions: module.env_actions(torch.from_numpy(actions))
+
+
 class EnvRunner:
     """Steps ``num_envs`` environments with the policy it was last sent."""
 
@@ -136,12 +156,17 @@ class EnvRunner:
         # such steps are marked invalid and never trained on
         self.next_step_reset = self.env.metadata.get("autoreset_mode") == AutoresetMode.NEXT_STEP
         self._resetting = np.zeros(self.num_envs, bool)
-        self._torch = torch
         self.ep_return = np.zeros(self.num_envs)
         self.ep_len = np.zeros(self.num_envs, dtype=np.int64)
         self.steps_lifetime = 0
         self.filter = (RunningMeanStd(obs_space.shape) if config.get("normalize_observations")
                        else None)
+        self.writer = None
+        if config.get("output"):  # offline_data(output=...): every sampled step recorded
+            from skate.rllib.offline import JsonLinesWriter
+
+            self.writer = JsonLinesWriter(config["output"], worker_index, (obs_space, act_space),
+                                          config.get("output_max_rows_per_file") or 100_000)
 
     def set_weights(self, weights: dict) -> None:
         self.module.set_state(weights)
@@ -157,20 +182,7 @@ class EnvRunner:
             act = (lambda obs: fast.explore(obs, rng)) if explore else \
                 (lambda obs: (fast.greedy(obs), None, None))
             return act, fast.value, fast.env_actions
-        torch, module = self._torch, self.module
-        forward = module.forward_exploration if explore else module.forward_inference
-
-        def act(obs):
-            out = forward({"obs": torch.as_tensor(obs, dtype=torch.float32),
-                           "epsilon": epsilon})
-            logp, vf = out.get("action_logp"), out.get("vf_preds")
-            return (out["actions"].numpy(), None if logp is None else logp.numpy(),
-                    None if vf is None else vf.numpy())
-
-        def value(obs):
-            return module.value(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-
-        return act, value, lambda actions: module.env_actions(torch.from_numpy(actions))
+        return torch_policy(self.module, explore, epsilon)
 
     def sample(self, weights: dict | None, steps_per_env: int, explore: bool = True,
                epsilon: float = 0.0, obs_filter: dict | None = None) -> dict:
@@ -250,11 +262,31 @@ class EnvRunner:
                  "truncateds": trunc_buf, "next_values": next_values, "valid": valid_buf,
                  "next_obs": next_obs_buf,
                  "episodes": episodes, "env_steps": int(valid_buf.sum())}
+        if self.writer is not None and explore:
+            self.writer.write(batch)
         if raw_buf is not None:
             delta = RunningMeanStd(self.filter.mean.shape)
             delta.update(raw_buf.reshape((-1,) + raw_buf.shape[2:]))
             batch["obs_filter_delta"] = delta.get_state()
         return batch
+
+    @skate.method(num_returns=2)
+    def sample_for_learner(self, weights: dict | None, version: int, steps_per_env: int,
+                           obs_filter: dict | None = None) -> tuple:
+        """(summary, batch) of ``sample`` as two objects, for asynchronous sampling: the
+        algorithm reads the small summary (episodes, env steps, the version of the
+        weights the batch was sampled with) and hands the batch's ref to a learner, so
+        the batch goes from this runner to the learner through the object store.
+        ``weights`` are loaded only when ``version`` is new (None: the runner steps the
+        algorithm's own module)."""
+        if weights is not None and version != getattr(self, "_version", None):
+            self.module.set_state(weights)
+            self._version = version
+        batch = self.sample(None, steps_per_env, obs_filter=obs_filter)
+        summary = {"episodes": batch.pop("episodes"), "env_steps": batch.pop("env_steps"),
+                   "weights_version": version,
+                   "obs_filter_delta": batch.pop("obs_filter_delta", None)}
+        return summary, batch
 
     def run_episodes(self, weights: dict | None, num_episodes: int,
                      obs_filter: dict | None = None) -> list:
@@ -272,4 +304,6 @@ class EnvRunner:
         return os.getpid()
 
     def stop(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
         self.env.close()

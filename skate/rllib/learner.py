@@ -269,6 +269,16 @@ class LearnerGroup:
         ref = skate.put(batch)
         return skate.get([a.update.remote(ref, **kwargs) for a in self.actors])
 
+    def update_async(self, *fragments, **kwargs) -> list:
+        """Every learner actor starts ``update_fragments(*fragments, **kwargs)`` (refs
+        among the fragments are read in the actor, from the object store); the calls'
+        refs, by rank. Actor calls run in order, so a later call sees this update."""
+        return [a.call.remote("update_fragments", *fragments, **kwargs) for a in self.actors]
+
+    def weights_async(self):
+        """A ref of rank 0's weights, after the updates already sent to it."""
+        return self.actors[0].call.remote("get_weights")
+
     @property
     def remote(self) -> bool:
         return self.local is None
@@ -314,5 +324,5 @@ class _LearnerActor:
     def update(self, batch: dict, **kwargs) -> dict:
         return self.learner.update(batch, **kwargs)
 
-    def call(self, method: str, *args):
-        return getattr(self.learner, method)(*args)
+    def call(self, method: str, *args, **kwargs):
+        return getattr(self.learner, method)(*args, **kwargs)

@@ -40,6 +40,59 @@ def compute_gae(rewards: np.ndarray, values: np.ndarray, next_values: np.ndarray
     return adv.astype(np.float32), (adv + values).astype(np.float32)
 
 
+def vtrace(behaviour_logp: np.ndarray, target_logp: np.ndarray, rewards: np.ndarray,
+           values: np.ndarray, next_values: np.ndarray, terminateds: np.ndarray,
+           truncateds: np.ndarray, gamma: float, clip_rho: float = 1.0,
+           clip_pg_rho: float | None = 1.0, clip_c: float = 1.0,
+           lambda_: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """V-trace (Espeholt et al., 2018): off-policy value targets ``vs`` and policy-gradient
+    advantages, ``[T, N]`` each, for steps taken by a behaviour policy ``mu`` and
+    valued for a target policy ``pi`` (``target_logp``, ``values`` and ``next_values``
+    are the learner's; ``next_values`` follows the convention of :func:`compute_gae`).
+
+    With ``rho_t = min(clip_rho, pi/mu)`` and ``c_t = lambda * min(clip_c, pi/mu)``:
+    ``vs_t = V_t + sum_k gamma^(k-t) (c_t ... c_(k-1)) rho_k delta_k`` over the rest of the
+    episode within the batch, ``delta_k = r_k + gamma V_(k+1) - V_k``, and the advantage
+    is ``min(clip_pg_rho, pi/mu) (r_t + gamma vs_(t+1) - V_t)``, where ``vs_(t+1)`` is
+    ``next_values[t]`` plus the successor's correction ``vs - V`` within an episode, and
+    ``next_values[t]`` alone at its end or the batch's last row (``clip_pg_rho=None``:
+    no importance weight, for a loss that applies its own ratio). On-policy with
+    ``lambda=1`` the targets are the discounted returns:
+
+    >>> import numpy as np
+    >>> lp = np.zeros((3, 1)); r = np.ones((3, 1)); v = np.zeros((3, 1))
+    >>> done = np.array([[False], [False], [True]]); cut = np.zeros((3, 1), bool)
+    >>> vs, adv = vtrace(lp, lp, r, v, v, done, cut, gamma=0.5)
+    >>> vs[:, 0].tolist(), adv[:, 0].tolist()
+    ([1.75, 1.5, 1.0], [1.75, 1.5, 1.0])
+    """
+    rewards = np.asarray(rewards, np.float64)
+    values = np.asarray(values, np.float64)
+    next_values = np.asarray(next_values, np.float64)
+    ratios = np.exp(np.asarray(target_logp, np.float64) - np.asarray(behaviour_logp,
+                                                                     np.float64))
+    rho = np.minimum(clip_rho, ratios)
+    c = lambda_ * np.minimum(clip_c, ratios)
+    terminated = np.asarray(terminateds, bool)
+    discount = gamma * (1.0 - terminated)
+    # the correction is carried back only within an episode
+    cont = ~(terminated | np.asarray(truncateds, bool))
+    deltas = rho * (rewards + discount * next_values - values)
+    corrections = np.zeros_like(rewards)
+    acc = np.zeros(rewards.shape[1:], np.float64)
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        acc = deltas[t] + discount[t] * cont[t] * c[t] * acc
+        corrections[t] = acc
+    vs = values + corrections
+    # the successor's target: its value plus its correction, within an episode
+    next_vs = next_values.copy()
+    next_vs[:-1] += cont[:-1] * corrections[1:]
+    advantages = rewards + discount * next_vs - values
+    if clip_pg_rho is not None:
+        advantages = np.minimum(clip_pg_rho, ratios) * advantages
+    return vs.astype(np.float32), advantages.astype(np.float32)
+
+
 def explained_variance(targets: np.ndarray, predictions: np.ndarray) -> float:
     """1 - Var[y - y_hat] / Var[y] (1 is perfect, 0 no better than the mean, may be < 0)."""
     var = float(np.var(targets))

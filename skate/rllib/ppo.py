@@ -75,7 +75,7 @@ class PPOLearner(Learner):
         data = self.tensors(batch, ("obs", "actions", "action_logp", "advantages",
                                     "value_targets"))
         n = data["obs"].shape[0]
-        mb = min(c.sgd_minibatch_size or c.minibatch_size, n)
+        mb = min(c.sgd_minibatch_size or c.minibatch_size or n, n)  # None: the whole batch
         epochs = c.num_sgd_iter or c.num_epochs
         order_rng = torch.Generator().manual_seed(seed)  # the same order on every rank
         coeffs = {"clip_param": c.clip_param, "vf_clip_param": c.vf_clip_param,
@@ -133,32 +133,37 @@ class PPO(Algorithm):
 
     config_class = PPOConfig
 
-    @classmethod
-    def default_config_for(cls, env) -> PPOConfig:
-        """PPOConfig with settings tuned for ``env`` when there are some (else defaults).
-
-        >>> PPO.default_config_for("CartPole-v1").num_envs_per_env_runner
-        32
-        """
-        cfg = PPOConfig().environment(env)
-        return cfg.update_from_dict(TUNED.get(env, {})) if isinstance(env, str) else cfg
-
+    TUNED = TUNED
     learner_class = PPOLearner
+
+    supports_multi_agent = True
 
     def setup_learner(self) -> None:
         c = self.algo_config
-        self.kl_coeff = c.kl_coeff if c.use_kl_loss else 0.0
+        self.kl_coeffs = {pid: c.kl_coeff if c.use_kl_loss else 0.0
+                          for pid in self.learner_groups}
 
     def learner_state(self) -> dict:
-        return {"kl_coeff": self.kl_coeff}
+        return {"kl_coeffs": dict(self.kl_coeffs)}
 
     def set_learner_state(self, state: dict) -> None:
-        self.kl_coeff = state["kl_coeff"]
+        # checkpoints before multi-agent had the one policy's coefficient
+        self.kl_coeffs = state.get("kl_coeffs") or {"default_policy": state["kl_coeff"]}
 
     def training_step(self) -> dict:
         c = self.algo_config
         # 1. rollout: every runner steps its environments with the current weights
         batches = self.sample(c.train_batch_size)
+        if not self.multi_agent:
+            return {"learners": {"default_policy": self.train_policy("default_policy", batches)}}
+        # each trained policy learns from its agents' experience (one column per runner)
+        return {"learners": {pid: self.train_policy(pid, own) for pid in self.learner_groups
+                             if (own := [b["policy_batches"][pid] for b in batches
+                                         if pid in b["policy_batches"]])}}
+
+    def train_policy(self, policy: str, batches: list) -> dict:
+        """Advantages, the policy's epochs x minibatches, and its metrics."""
+        c = self.algo_config
         # 2. advantages, per runner (each batch is time-major [T, N])
         flat: dict = {k: [] for k in ("obs", "actions", "action_logp", "vf_preds",
                                       "advantages", "value_targets")}
@@ -175,15 +180,18 @@ class PPO(Algorithm):
         data["advantages"] = normalize(data["advantages"]).astype(np.float32)
         # 3. epochs x minibatches of the clipped objective, on the learner(s)
         seed = int(torch.randint(0, 2 ** 31 - 1, (1,), generator=self.torch_rng))
-        metrics = mean_metrics(self.learn(data, seed=seed, kl_coeff=self.kl_coeff))
+        kl_coeff = self.kl_coeffs[policy]
+        metrics = mean_metrics(self.learn(data, policy, seed=seed, kl_coeff=kl_coeff))
         # 4. metrics, and the KL penalty moved towards its target
         if c.use_kl_loss and metrics:
             kl = metrics["mean_kl_loss"]
             if kl > 2.0 * c.kl_target:
-                self.kl_coeff *= 1.5
+                kl_coeff *= 1.5
             elif kl < 0.5 * c.kl_target:
-                self.kl_coeff *= 0.5
-        metrics["curr_kl_coeff"] = self.kl_coeff
+                kl_coeff *= 0.5
+            self.kl_coeffs[policy] = kl_coeff
+        metrics["curr_kl_coeff"] = kl_coeff
         metrics["vf_explained_var"] = explained_variance(data["value_targets"],
                                                          data["vf_preds"])
-        return {"learners": {"default_policy": metrics}}
+        metrics["num_module_steps_trained"] = len(data["obs"])
+        return metrics

@@ -1,6 +1,7 @@
 """The ``rllib`` command: RLlib's command line, over ``skate.rllib``.
 
     rllib train --algo PPO --env CartPole-v1 [--config JSON] [--stop JSON]
+                [--output DIR] [--input DIR]
                 [--num-env-runners N] [--checkpoint-freq N] [--no-checkpoint-at-end]
                 [--storage-path DIR] [--seed N] [--framework torch] [--address ADDR]
     rllib train -f tuned_example.yaml [the same options, which override the file]
@@ -20,6 +21,11 @@ used when it has one (``PPO.default_config_for``). ``--stop`` is a JSON object
 of result keys and thresholds (``{"training_iteration": 10}``; nested keys with
 slashes); the default is the environment's ``reward_threshold`` on
 ``env_runners/episode_return_mean``, capped at 200 iterations.
+
+``--output DIR`` records every step the env runners sample as JSON lines;
+``--algo BC --input DIR`` (or MARWIL) trains from such a recording without
+stepping the environment, evaluating in it every iteration, and stops on
+``evaluation/env_runners/episode_return_mean``.
 
 A tuned-example file (``-f``) is YAML: either Ray's form, one experiment name
 mapping to ``{run or algo, env, stop, config}``, or that mapping itself.
@@ -141,7 +147,8 @@ def _train(args) -> int:
     algo, algo_cls = _algorithm(algo)
     cfg, origin = build_config(algo_cls, env, spec["config"], config_source, args, label)
     check_env(cfg)
-    stop = StopCriteria(spec["stop"] or default_stop(env),
+    offline = getattr(algo_cls, "offline", False)
+    stop = StopCriteria(spec["stop"] or default_stop(env, offline),
                         stop_source if spec["stop"] else "the default stop")
     checkpoint_freq = args.checkpoint_freq if args.checkpoint_freq is not None \
         else (spec["checkpoint_freq"] or 0)
@@ -202,9 +209,14 @@ def _train(args) -> int:
         r = t.last_result
         er = r.get("env_runners") or {}
         met = stop.met(r)
-        print(f"Done: {t} ran {r.get('training_iteration', 0)} iterations, "
-              f"{_num(r.get('num_env_steps_sampled_lifetime', 0))} env steps in "
-              f"{_duration(r.get('time_total_s', took))}; episode return mean "
+        if offline:  # nothing sampled: the steps trained on, and the evaluation's returns
+            er = (r.get("evaluation") or {}).get("env_runners") or {}
+            steps = f"{_num(r.get('num_env_steps_trained_lifetime', 0))} recorded steps trained"
+        else:
+            steps = f"{_num(r.get('num_env_steps_sampled_lifetime', 0))} env steps"
+        print(f"Done: {t} ran {r.get('training_iteration', 0)} iterations, {steps} in "
+              f"{_duration(r.get('time_total_s', took))}; "
+              f"{'evaluation ' if offline else ''}episode return mean "
               f"{_num(er.get('episode_return_mean', math.nan))}"
               f"{'; stopped at ' + ' and '.join(met) if met else ''}.")
         print(f"Trial folder: {t.local_path}  (progress.csv, result.json, TensorBoard events)")
@@ -225,7 +237,7 @@ def find_checkpoint(path: str) -> str:
     trial or run folder)."""
     if not os.path.exists(path):
         raise UsageError(f"no such checkpoint: {path}")
-    from skate.rllib.algorithm import STATE_FILE
+    from skate.rllib.checkpoint import STATE_FILE
 
     if not os.path.isdir(path):
         raise UsageError(f"{path} is a file; a checkpoint is a folder holding {STATE_FILE}")
@@ -254,7 +266,7 @@ def _evaluate(args) -> int:
     path = find_checkpoint(args.checkpoint)
     if os.path.normpath(path) != os.path.normpath(args.checkpoint):
         print(f"Using the newest checkpoint there: {path}", flush=True)
-    from skate.rllib.algorithm import read_state
+    from skate.rllib.checkpoint import read_state
 
     try:
         state = read_state(path)
@@ -371,6 +383,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--storage-path", default=None, metavar="DIR",
                    help="where run folders go (default: $SKATE_RESULTS_DIR or "
                         "~/skate_results)")
+    t.add_argument("--input", default=None, metavar="DIR",
+                   help="recorded experience to train from (BC, MARWIL)")
+    t.add_argument("--output", default=None, metavar="DIR",
+                   help="record the experience sampled while training, as JSON lines")
     t.add_argument("--seed", type=int, default=None, help="random seed")
     t.add_argument("--framework", choices=["torch"], default=None,
                    help="deep-learning framework (torch only)")

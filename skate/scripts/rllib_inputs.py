@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 
 PROG = "rllib"
@@ -243,14 +244,36 @@ def build_config(algo_cls, env: str, settings: dict | None, source: str, args,
         raise UsageError(f"{source}: {e}") from None
     for flag, apply in (("--num-env-runners", lambda v: cfg.env_runners(num_env_runners=v)),
                         ("--seed", lambda v: cfg.debugging(seed=v)),
-                        ("--framework", lambda v: cfg.framework(v))):
+                        ("--framework", lambda v: cfg.framework(v)),
+                        ("--input", lambda v: cfg.offline_data(input_=os.path.abspath(v))),
+                        ("--output", lambda v: cfg.offline_data(output=os.path.abspath(v)))):
         value = getattr(args, flag[2:].replace("-", "_"), None)
         if value is not None:
             try:
                 apply(value)
             except (TypeError, ValueError) as e:
                 raise UsageError(f"{flag}: {e}") from None
+    if getattr(algo_cls, "offline", False):
+        check_offline_input(cfg, name)
     return cfg, origin
+
+
+def check_offline_input(cfg, name: str) -> None:
+    """An offline algorithm's recording is there, and its training is evaluated in the env
+    (an offline trial samples nothing, so evaluation is where its returns come from)."""
+    folder = cfg["input_"]
+    if not folder:
+        raise UsageError(f"{name} trains from recorded experience: pass --input FOLDER (record "
+                         f"one with `rllib train --algo PPO --env ... --output FOLDER`)")
+    from skate.rllib.offline import read_rows, read_spaces
+
+    try:
+        next(read_rows(folder))
+        read_spaces(folder)
+    except (ValueError, StopIteration) as e:
+        raise UsageError(f"--input: {e or f'{folder} holds no steps'}") from None
+    if not cfg["evaluation_interval"]:
+        cfg.evaluation(evaluation_interval=1)
 
 
 def check_env(cfg) -> None:
@@ -277,8 +300,9 @@ def check_env(cfg) -> None:
         raise UsageError(f"{env}: {e}") from None
 
 
-def default_stop(env) -> dict:
-    """The env spec's reward_threshold on the mean return, and a cap on iterations."""
+def default_stop(env, offline: bool = False) -> dict:
+    """The env spec's reward_threshold on the mean return (``offline``: the evaluation's),
+    and a cap on iterations."""
     stop = {}
     if isinstance(env, str):
         import gymnasium as gym
@@ -288,7 +312,8 @@ def default_stop(env) -> dict:
         except Exception:  # noqa: BLE001 - a name registered with register_env
             threshold = None
         if threshold is not None:
-            stop["env_runners/episode_return_mean"] = threshold
+            key = "env_runners/episode_return_mean"
+            stop["evaluation/" + key if offline else key] = threshold
     stop["training_iteration"] = ITERATION_CAP
     return stop
 

@@ -133,9 +133,15 @@ class LiveTable(Callback):
         steps_per_s = result.get("env_steps_per_s")
         if steps_per_s is None and result.get("time_this_iter_s"):
             steps_per_s = er.get("num_env_steps_sampled", 0) / result["time_this_iter_s"]
+        steps = result.get("num_env_steps_sampled_lifetime")
+        if not steps and "num_env_steps_trained_lifetime" in result:
+            # an offline algorithm samples nothing: its evaluation's returns, the recorded
+            # steps it trained on
+            er = (result.get("evaluation") or {}).get("env_runners") or {}
+            steps, steps_per_s = result["num_env_steps_trained_lifetime"], None
         values = (result.get("training_iteration"), er.get("episode_return_mean", math.nan),
                   er.get("episode_return_max", math.nan), er.get("episode_len_mean", math.nan),
-                  result.get("num_env_steps_sampled_lifetime"),
+                  steps,
                   None if steps_per_s is None else round(steps_per_s),
                   _duration(result.get("time_total_s", 0.0)))
         cells = [f"{'-' if v is None else _num(v):>{w}}" for v, (_, w) in zip(values, COLUMNS)]

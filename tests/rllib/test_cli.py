@@ -167,6 +167,45 @@ def test_list_names_every_algorithm(cli):
     lines = out.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == sorted(ALGORITHMS)
     assert "PPO" in ALGORITHMS and "Proximal Policy Optimization" in out.stdout
+    for name in ("APPO", "IMPALA", "SAC", "BC", "MARWIL"):
+        assert name in ALGORITHMS
+
+
+@pytest.mark.parametrize("algo,env,config", [
+    ("APPO", "CartPole-v1", '{"min_sample_timesteps_per_iteration": 500}'),
+    ("IMPALA", "CartPole-v1", '{"min_sample_timesteps_per_iteration": 500}'),
+    ("SAC", "Pendulum-v1", '{"min_sample_timesteps_per_iteration": 150, '
+                           '"num_steps_sampled_before_learning_starts": 100, '
+                           '"model": {"fcnet_hiddens": [32]}}')])
+def test_train_runs_the_newer_algorithms(cli, tmp_path, algo, env, config):
+    run = cli("train", "--algo", algo, "--env", env, "--stop", '{"training_iteration": 1}',
+              "--config", config, "--storage-path", str(tmp_path / "runs"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "stopped at training_iteration >= 1" in run.stdout, run.stdout
+    ckpt = checkpoint_of(run.stdout)
+    with open(os.path.join(ckpt, "algorithm_state.json")) as f:
+        assert json.load(f)["algorithm"] == algo
+
+
+def test_record_with_ppo_then_train_bc_from_the_recording(cli, tmp_path):
+    rec = tmp_path / "rec"
+    run = cli("train", "--algo", "PPO", "--env", "CartPole-v1", "--output", str(rec),
+              "--stop", '{"training_iteration": 2}', "--storage-path", str(tmp_path / "runs"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    steps = sum(1 for f in rec.glob("*.jsonl") for _ in open(f))
+    assert f"ran 2 iterations, {steps} env steps" in run.stdout  # every step recorded
+    run = cli("train", "--algo", "BC", "--env", "CartPole-v1", "--input", str(rec),
+              "--stop", '{"training_iteration": 2}', "--storage-path", str(tmp_path / "runs"))
+    assert run.returncode == 0, run.stdout + run.stderr
+    passes = 2 * -(-steps // 2000) * 2000  # a pass: every step, in minibatches of 2000
+    assert f"{passes} recorded steps trained" in run.stdout, run.stdout
+    assert "evaluation episode return mean" in run.stdout, run.stdout
+    evaluated = cli("evaluate", checkpoint_of(run.stdout), "--episodes", "1")
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert "Mean return over 1 episode:" in evaluated.stdout, evaluated.stdout
+    assert_one_line_error(cli("train", "--algo", "BC", "--env", "CartPole-v1"), 2, "--input")
+    assert_one_line_error(cli("train", "--algo", "MARWIL", "--env", "CartPole-v1", "--input",
+                              str(tmp_path / "none")), 2, "--input", "not a folder")
 
 
 def test_tuned_example_file_runs(cli, tmp_path):

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.skate_only
 pytest.importorskip("gymnasium")
 
 
-MODULES = ["config", "module", "postprocessing", "ppo", "dqn", "replay_buffer", "__init__"]
+MODULES = ["config", "module", "postprocessing", "algorithm", "checkpoint", "ppo", "dqn",
+           "impala", "appo", "sac", "replay_buffer", "multi_agent_env", "multi_agent_runner",
+           "offline", "__init__"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -149,7 +149,7 @@ def test_a_format_1_checkpoint_loads_with_the_same_policy(cluster, tmp_path):
     try:
         again = restored.get_module()._heads(torch.as_tensor(obs[None]))[0]
         torch.testing.assert_close(again, logits)
-        assert restored.kl_coeff == 0.35
+        assert restored.kl_coeffs == {"default_policy": 0.35}
         restored.train()
     finally:
         restored.stop()
