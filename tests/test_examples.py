@@ -16,8 +16,13 @@ EXAMPLES = sorted(
 pytestmark = pytest.mark.skate_only
 
 # Examples whose behaviour the library's own tests already cover end to end, and that
-# take 15-25 s each: they run in the slow stage.
-SLOW = {"examples/sgd/resume_after_failure.py", "examples/sgd/tune_asha.py"}
+# take 6-25 s each: they run in the slow stage, keeping the default one near 15 min.
+SLOW = {"examples/sgd/resume_after_failure.py", "examples/sgd/tune_asha.py",
+        # DQN's and SAC's learning runs: tests/rllib/test_dqn.py and test_sac.py learn too
+        "examples/rllib/dqn_cartpole.py", "examples/rllib/sac_pendulum.py",
+        # tests/tune (ASHA, Tuner.restore), tests/sgd (the CNN), tests/rllib (two learners)
+        "examples/tune/asha_torch.py", "examples/tune/tuner_restore.py",
+        "examples/sgd/cnn.py", "examples/rllib/two_learners.py"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.slow) if p in SLOW else p
