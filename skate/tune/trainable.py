@@ -26,6 +26,7 @@ import pickle
 import platform
 import shutil
 import socket
+import tempfile
 import time
 
 from skate.tune.checkpoint import Checkpoint, write_metadata
@@ -140,9 +141,16 @@ class Trainable:
                 "timestamp": time.time()}
 
     def save(self, checkpoint_dir: str | None = None) -> str:
-        """Save into ``checkpoint_dir`` (default: ``<trial dir>/checkpoint_<iteration>``)."""
+        """Save into ``checkpoint_dir`` and return it.
+
+        The default is ``<trial dir>/checkpoint_<iteration>`` under Tune, and a new temporary
+        folder outside it (as Ray does), never the working folder.
+        """
         if checkpoint_dir is None:
-            checkpoint_dir = os.path.join(self.logdir, f"checkpoint_{self._iteration:06d}")
+            name = f"checkpoint_{self._iteration:06d}"
+            trial_dir = self._info.get("trial_dir")
+            checkpoint_dir = (os.path.join(trial_dir, name) if trial_dir
+                              else tempfile.mkdtemp(prefix=name + "_"))
         tmp = checkpoint_dir + ".tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
