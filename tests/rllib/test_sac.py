@@ -146,14 +146,14 @@ def test_targets_move_tau_of_the_way_each_update():
 
 def test_temperature_rises_when_the_policy_is_too_sure():
     L = learner(target_entropy=5.0)  # far more entropy wanted than one action dim has
-    start = float(L.log_alpha)
+    start = L.log_alpha.item()
     for _ in range(5):
         L.update(as_batch(fixed_batch()))
-    assert float(L.log_alpha) > start
+    assert L.log_alpha.item() > start
     L = learner(target_entropy=-20.0)  # far less wanted: alpha falls
     for _ in range(5):
         L.update(as_batch(fixed_batch()))
-    assert float(L.log_alpha) < math.log(1.0)
+    assert L.log_alpha.item() < math.log(1.0)
 
 
 def greedy_return(algo, episodes=10):
