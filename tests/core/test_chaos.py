@@ -129,45 +129,46 @@ def test_objects_passed_between_tasks_survive_random_kills(cluster):
     assert_settled()
 
 
-@skate.remote(max_restarts=-1, max_task_retries=-1)
-class AsyncEcho:
-    async def echo(self, i):
-        work(20_000)
-        await asyncio.sleep(0)  # a yield point between calls, not a wait
-        return i
-
-
-@skate.remote(max_restarts=-1, max_task_retries=-1, max_concurrency=4)
-class ThreadedEcho:
-    def echo(self, i):
-        work(30_000)
-        return i
-
-
-@skate.remote(max_retries=-1)
-def stream(n):
-    for i in range(n):
-        yield i
-
-
-@skate.remote(max_retries=-1)
-def make_actor_and_call(i):
-    a = ThreadedEcho.remote()
-    result = skate.get(a.echo.remote(i))
-    skate.kill(a)
-    return result
-
-
-@skate.remote(max_retries=-1)
-def put_and_read(i):
-    ref = skate.put(np.full(50_000, i, dtype=np.int64))
-    return int(skate.get(ref).sum())
-
-
 @pytest.mark.slow
+# Its own deadlines allow 400 s: at 5 kills a second a worker often dies before it is up,
+# so on a slower machine progress slows sharply (here: 10 s alone, 45-54 s beside one
+# extra busy process).
+@pytest.mark.timeout(450)
 def test_everything_at_once_survives_random_kills(cluster):
     """Async and threaded actors, generators, actors made inside tasks, puts inside tasks —
     and afterwards no orphan actor (one whose creator was killed) still holds a lease."""
+    # Defined here, so workers get them by value: defined at module level, each new worker
+    # would import this test module (and pytest) first, slowing every start under the kills.
+    @skate.remote(max_restarts=-1, max_task_retries=-1)
+    class AsyncEcho:
+        async def echo(self, i):
+            work(20_000)
+            await asyncio.sleep(0)  # a yield point between calls, not a wait
+            return i
+
+    @skate.remote(max_restarts=-1, max_task_retries=-1, max_concurrency=4)
+    class ThreadedEcho:
+        def echo(self, i):
+            work(30_000)
+            return i
+
+    @skate.remote(max_retries=-1)
+    def stream(n):
+        for i in range(n):
+            yield i
+
+    @skate.remote(max_retries=-1)
+    def make_actor_and_call(i):
+        a = ThreadedEcho.remote()
+        result = skate.get(a.echo.remote(i))
+        skate.kill(a)
+        return result
+
+    @skate.remote(max_retries=-1)
+    def put_and_read(i):
+        ref = skate.put(np.full(50_000, i, dtype=np.int64))
+        return int(skate.get(ref).sum())
+
     a, t = AsyncEcho.remote(), ThreadedEcho.remote()
 
     def workload():

@@ -29,6 +29,12 @@ def trainable(config):
     if checkpoint:
         with checkpoint.as_directory() as d:
             step = json.load(open(os.path.join(d, "s.json")))["step"]
+    # The Ctrl-C test holds trials x >= 3 while a "hold" file sits in the storage folder, so
+    # they are still running when it interrupts the driver (the workload, not a wait).
+    hold = os.path.join(os.path.dirname(os.path.dirname(tune.get_context().get_trial_dir())),
+                        "hold")
+    while config["x"] >= 3 and os.path.exists(hold):
+        time.sleep(0.05)
     while step < 8:
         step += 1
         time.sleep(0.12)
@@ -139,13 +145,16 @@ def test_resume_after_kill_9_finishes_and_loses_nothing(start_regular, tmp_path,
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_experiment(start_regular, tmp_path):
-    exp, rc, out = _run_driver_until(tmp_path, "run", finished_trials=1, sig=signal.SIGINT)
+    hold = tmp_path / "hold"
+    hold.touch()  # trials x >= 3 wait: the experiment is surely running at the Ctrl-C
+    exp, rc, out = _run_driver_until(tmp_path, "run", finished_trials=2, sig=signal.SIGINT)
     assert rc == 0, out
     assert "interrupted" in out.lower()
     with open(os.path.join(exp, "experiment_state.json")) as f:
         statuses = [t["status"] for t in json.load(f)["trials"]]
-    assert "TERMINATED" in statuses and "RUNNING" not in statuses
+    assert statuses[:2] == ["TERMINATED"] * 2 and "RUNNING" not in statuses
     assert any(s == "PENDING" for s in statuses)
+    hold.unlink()
     analysis = tune.run(trainable, config={"x": tune.grid_search([1, 2, 3, 4, 5, 6])},
                         name="exp", storage_path=str(tmp_path), metric="score", mode="max",
                         resume=True, verbose=0)
