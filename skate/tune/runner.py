@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import threading
 import time
 import traceback
 
@@ -69,8 +71,11 @@ class Runner:
 
     def run(self) -> None:
         trials = self.controller.trials
+        ctrl_c = _CtrlC()
         try:
             while True:
+                if ctrl_c.pressed:
+                    raise KeyboardInterrupt
                 self._iteration += 1
                 self.callbacks.on_step_begin(iteration=self._iteration, trials=trials)
                 self._execute(self.controller.launch(self._total_resources()))
@@ -91,6 +96,7 @@ class Runner:
                            "tune.run(..., resume=True) or tune.Tuner.restore(%r).",
                            self.experiment_dir)
         finally:
+            ctrl_c.restore()
             self._release_everything()
             self._gauge_trials(trials)
             self._write_state(force=True)
@@ -360,3 +366,27 @@ def _error_text(error: BaseException) -> str:
     if "Traceback" not in text:
         text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return text
+
+
+class _CtrlC:
+    """The first Ctrl-C is noted, and the loop stops at its next step: a KeyboardInterrupt
+    raised wherever the main thread happens to be (inside a core call, say) could leave a
+    request half made. A second Ctrl-C interrupts at once. Installed only in place of
+    Python's default handler, from the main thread (as Ray Tune does)."""
+
+    def __init__(self):
+        self.pressed = False
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def restore(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            self._installed = False
