@@ -15,7 +15,8 @@ def test_first_ctrl_c_is_noted_a_second_interrupts_and_restore_puts_back_the_def
     ctrl_c = _CtrlC()
     try:
         assert not ctrl_c.pressed
-        os.kill(os.getpid(), signal.SIGINT)  # its handler runs in this (main) thread before the next line
+        # the handler runs in this (main) thread before the next line
+        os.kill(os.getpid(), signal.SIGINT)
         assert ctrl_c.pressed
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
