@@ -4,6 +4,7 @@ The experiment runs in a separate driver process, which the test kills; the
 test process then resumes it (``tune.run(resume=True)`` / ``Tuner.restore``).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -20,7 +21,7 @@ from skate import tune
 pytestmark = pytest.mark.skate_only
 
 TRAINABLE = '''
-import json, os, time
+import fcntl, json, os, time
 from skate import tune
 
 def trainable(config):
@@ -29,12 +30,13 @@ def trainable(config):
     if checkpoint:
         with checkpoint.as_directory() as d:
             step = json.load(open(os.path.join(d, "s.json")))["step"]
-    # The Ctrl-C test holds trials x >= 3 while a "hold" file sits in the storage folder, so
-    # they are still running when it interrupts the driver (the workload, not a wait).
+    # The Ctrl-C test holds trials x >= 3 while it keeps an exclusive lock on a "hold" file in
+    # the storage folder, so they are still running when it interrupts the driver.
     hold = os.path.join(os.path.dirname(os.path.dirname(tune.get_context().get_trial_dir())),
                         "hold")
-    while config["x"] >= 3 and os.path.exists(hold):
-        time.sleep(0.05)
+    if config["x"] >= 3 and os.path.exists(hold):
+        with open(hold) as f:
+            fcntl.flock(f, fcntl.LOCK_SH)  # blocks until the test lets go
     while step < 8:
         step += 1
         time.sleep(0.12)
@@ -145,16 +147,19 @@ def test_resume_after_kill_9_finishes_and_loses_nothing(start_regular, tmp_path,
 
 
 def test_ctrl_c_stops_cleanly_and_leaves_a_resumable_experiment(start_regular, tmp_path):
-    hold = tmp_path / "hold"
-    hold.touch()  # trials x >= 3 wait: the experiment is surely running at the Ctrl-C
-    exp, rc, out = _run_driver_until(tmp_path, "run", finished_trials=2, sig=signal.SIGINT)
+    hold = open(tmp_path / "hold", "w")
+    try:
+        fcntl.flock(hold, fcntl.LOCK_EX)  # trials x >= 3 wait: surely running at the Ctrl-C
+        exp, rc, out = _run_driver_until(tmp_path, "run", finished_trials=2, sig=signal.SIGINT)
+    finally:
+        hold.close()  # lets go of the lock
+    os.unlink(tmp_path / "hold")
     assert rc == 0, out
     assert "interrupted" in out.lower()
     with open(os.path.join(exp, "experiment_state.json")) as f:
         statuses = [t["status"] for t in json.load(f)["trials"]]
     assert statuses[:2] == ["TERMINATED"] * 2 and "RUNNING" not in statuses
     assert any(s == "PENDING" for s in statuses)
-    hold.unlink()
     analysis = tune.run(trainable, config={"x": tune.grid_search([1, 2, 3, 4, 5, 6])},
                         name="exp", storage_path=str(tmp_path), metric="score", mode="max",
                         resume=True, verbose=0)
